@@ -1,0 +1,3 @@
+from ts_eval.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""A deterministic stand-in generator for smoke runs and tests: it draws nothing from the prompt.
+
+Each image is a smooth colour field plus noise derived from the seed alone, so equal seeds give equal
+PNG bytes and runs are reproducible without any model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ts_eval.options import parse_options
+from ts_eval.records import ImageRequest
+
+
+class DummyGenerator:
+    name = "dummy"
+
+    def __init__(self, args: dict[str, str], device: str = "cpu", dtype: str = "fp32"):
+        opts = parse_options(args, {"resolution": 64, "batch_size": 64}, "model 'dummy'")
+        self.resolution = opts["resolution"]
+        self.batch_size = opts["batch_size"]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "config": {"resolution": self.resolution}, "checkpoint_sha256": None}
+
+    def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
+        return [self._image(r.seed) for r in requests]
+
+    def _image(self, seed: int) -> Image.Image:
+        rng = np.random.default_rng(seed)
+        size = self.resolution
+        base = rng.integers(0, 256, size=(2, 2, 3)).astype(np.float32)
+        ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
+        top = base[0, 0] * (1 - ramp[:, None]) + base[0, 1] * ramp[:, None]
+        bottom = base[1, 0] * (1 - ramp[:, None]) + base[1, 1] * ramp[:, None]
+        field = top[None, :, :] * (1 - ramp[:, None, None]) + bottom[None, :, :] * ramp[:, None, None]
+        noise = rng.normal(0.0, 8.0, size=field.shape)
+        return Image.fromarray(np.clip(field + noise, 0, 255).astype(np.uint8), "RGB")

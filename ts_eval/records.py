@@ -1,0 +1,97 @@
+"""Rows of the run directory (format `ts-eval/run@1`, see DESIGN.md), as dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One benchmark prompt. `prompt` is what the scorer judges; `generator_prompt` what the model sees."""
+
+    prompt_id: str
+    prompt: str
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    rewritten: str | None = None
+
+    @property
+    def generator_prompt(self) -> str:
+        return self.rewritten if self.rewritten is not None else self.prompt
+
+    def to_row(self) -> dict[str, Any]:
+        row = {"prompt_id": self.prompt_id, "prompt": self.prompt, "tags": list(self.tags),
+               "metadata": self.metadata}
+        if self.rewritten is not None:
+            row["rewritten_prompt"] = self.rewritten
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Prompt":
+        return cls(prompt_id=row["prompt_id"], prompt=row["prompt"], tags=tuple(row.get("tags", ())),
+                   metadata=row.get("metadata", {}), rewritten=row.get("rewritten_prompt"))
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What a generator is asked for: one image of one prompt with a fixed seed."""
+
+    prompt_id: str
+    prompt: str
+    sample_index: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    prompt_id: str
+    sample_index: int
+    seed: int
+    path: str  # relative to the run directory
+    sha256: str
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What a scorer is asked to judge: one image against the original (never rewritten) prompt."""
+
+    prompt: Prompt
+    sample_index: int
+    image_path: str  # absolute
+    image_sha256: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    prompt_id: str
+    sample_index: int
+    metric: str
+    value: float
+    reason: str | None = None
+    image_sha256: str | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        row = {"prompt_id": self.prompt_id, "sample_index": self.sample_index, "metric": self.metric,
+               "value": self.value}
+        if self.reason is not None:
+            row["reason"] = self.reason
+        if self.image_sha256 is not None:
+            row["image_sha256"] = self.image_sha256
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "Sample":
+        return cls(prompt_id=row["prompt_id"], sample_index=int(row["sample_index"]), metric=row["metric"],
+                   value=float(row["value"]), reason=row.get("reason"), image_sha256=row.get("image_sha256"))
+
+
+@dataclass
+class ScoredImage:
+    """A scorer's answer for one image: its metric rows, and for detector scorers the raw detections."""
+
+    samples: list[Sample]
+    detections: dict[str, Any] | None = None

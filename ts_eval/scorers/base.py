@@ -1,0 +1,25 @@
+"""The narrow interface every scorer implements."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from ts_eval.records import ScoredImage, ScoreRequest
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Built as `cls(args: dict[str, str], *, task, device, dtype, batch_size)` from `--scorer-arg k=v`.
+
+    `score` returns one ScoredImage per request, in order, each holding exactly one row per name in
+    `metrics`. Equal `describe()` output must mean equal scores: it keys the content cache.
+    """
+
+    name: str
+    metrics: tuple[str, ...]
+    batch_size: int
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version and every setting that changes a score (model, templates, thresholds)."""
+
+    def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]: ...

@@ -1,0 +1,34 @@
+"""A stand-in scorer for smoke runs and tests: a fixed pseudo-random value per (image bytes, prompt).
+
+It looks at no pixels; use it to exercise the harness, never to compare models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ts_eval.options import parse_options
+from ts_eval.records import Sample, ScoredImage, ScoreRequest
+
+
+class DummyScorer:
+    name = "dummy"
+
+    def __init__(self, args: dict[str, str], *, task, device: str = "cpu", dtype: str = "auto", batch_size: int = 64):
+        opts = parse_options(args, {"binary": task.metric == "correct"}, "scorer 'dummy'")
+        self.binary = opts["binary"]
+        self.metrics = (task.metric,)
+        self.batch_size = batch_size
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": "1", "metric": self.metrics[0], "binary": self.binary}
+
+    def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
+        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, self.metrics[0], self._value(r),
+                                    image_sha256=r.image_sha256)]) for r in requests]
+
+    def _value(self, request: ScoreRequest) -> float:
+        digest = hashlib.sha256(f"{request.image_sha256}\x1f{request.prompt.prompt}".encode()).digest()
+        unit = int.from_bytes(digest[:8], "big") / 2**64
+        return float(unit >= 0.5) if self.binary else round(unit, 6)

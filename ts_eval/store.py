@@ -1,0 +1,146 @@
+"""The run directory (format `ts-eval/run@1`): atomic writes, append-only progress files, resume.
+
+Progress rows are appended (and flushed) as work finishes, so a killed run loses at most the batch in
+flight; when a stage completes, its file is rewritten atomically in a canonical order, so a resumed run
+and an uninterrupted one end byte-identical whatever the order work finished in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from PIL import Image
+
+from ts_eval.errors import UsageError
+
+FORMAT = "ts-eval/run@1"
+
+MANIFEST = "manifest.json"
+PROMPTS = "prompts.jsonl"
+IMAGES = "images.jsonl"
+SAMPLES = "samples.jsonl"
+DETECTIONS = "detections.jsonl"
+SUMMARY = "summary.json"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    write_atomic(path, "".join(json_line(r) for r in rows).encode("utf-8"))
+
+
+def read_jsonl(path: Path, *, tolerate_torn_tail: bool = False) -> list[dict[str, Any]]:
+    """Read a JSONL file; a half-written last line (killed mid-append) is dropped when tolerated."""
+    if not path.exists():
+        return []
+    rows = []
+    lines = path.read_text(encoding="utf-8").split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
+            if tolerate_torn_tail and last:
+                break
+            raise UsageError(f"{path}: line {number} is not valid JSON") from None
+    return rows
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """PNG bytes without timestamps or other metadata, so equal pixels give equal files."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="PNG", optimize=False, compress_level=6)
+    return buffer.getvalue()
+
+
+class RunDir:
+    """Paths and file operations of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def exists(self) -> bool:
+        return self.file(MANIFEST).exists()
+
+    def image_relpath(self, prompt_id: str, sample_index: int) -> str:
+        return f"images/{prompt_id}/{sample_index:04d}.png"
+
+    # -- whole files ---------------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any]:
+        path = self.file(MANIFEST)
+        if not path.exists():
+            raise UsageError(f"{self.path} is not a run directory (no {MANIFEST})")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise UsageError(f"{path}: malformed JSON") from None
+        if manifest.get("format") != FORMAT:
+            raise UsageError(f"{path}: format {manifest.get('format')!r} is not {FORMAT}")
+        return manifest
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_json(self.file(MANIFEST), {"format": FORMAT, **{k: v for k, v in manifest.items() if k != "format"}})
+
+    def read_rows(self, name: str) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(name), tolerate_torn_tail=True)
+
+    def write_rows(self, name: str, rows: Iterable[dict[str, Any]]) -> None:
+        write_jsonl(self.file(name), rows)
+
+    # -- progress ------------------------------------------------------------------------------------
+    def append_rows(self, name: str, rows: Iterable[dict[str, Any]]) -> None:
+        """Append finished work; a torn tail from an earlier kill is cut first so every line stays whole."""
+        path = self.file(name)
+        text = "".join(json_line(r) for r in rows)
+        if not text:
+            return
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb+") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    data = path.read_bytes()
+                    handle.seek(0)
+                    handle.truncate(data.rfind(b"\n") + 1)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def save_image(self, image: Image.Image, prompt_id: str, sample_index: int) -> tuple[str, str]:
+        """Write one PNG atomically; returns (relative path, sha256)."""
+        data = png_bytes(image)
+        rel = self.image_relpath(prompt_id, sample_index)
+        write_atomic(self.path / rel, data)
+        return rel, hashlib.sha256(data).hexdigest()

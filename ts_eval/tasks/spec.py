@@ -1,0 +1,113 @@
+"""Load task specs from the bundled `tasks/` folder and any `--tasks-dir`; adding a benchmark is adding a file."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ts_eval.errors import UsageError
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def bundled_tasks_dir() -> Path:
+    """Inside a wheel the specs live at ts_eval/_tasks; in a source checkout at ./tasks."""
+    installed = _PACKAGE / "_tasks"
+    return installed if installed.is_dir() else _PACKAGE.parent / "tasks"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: int
+    path: Path
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def module(self):
+        """The benchmark family's Python half (prompt loading, aggregation)."""
+        return importlib.import_module(self.raw["python"])
+
+    @property
+    def metric(self) -> str:
+        return self.raw["metric"]
+
+    @property
+    def default_n_samples(self) -> int:
+        return int(self.raw.get("n_samples", 1))
+
+    @property
+    def default_scorer(self) -> tuple[str, dict[str, str]]:
+        scorer = self.raw.get("scorer") or {"name": "dummy"}
+        return scorer["name"], {k: str(v) for k, v in (scorer.get("args") or {}).items()}
+
+    @property
+    def splits(self) -> dict[str, str | None]:
+        return self.raw.get("splits") or {"all": None}
+
+    @property
+    def variants(self) -> dict[str, dict[str, Any]]:
+        return {str(k): v for k, v in self.raw["variants"].items()}
+
+    def variant(self, name: str | None) -> tuple[str, dict[str, Any]]:
+        name = str(name) if name is not None else str(self.raw["default_variant"])
+        if name not in self.variants:
+            raise UsageError(f"unknown variant '{name}' for task {self.name}; choose one of: "
+                             f"{', '.join(self.variants)}")
+        return name, self.variants[name]
+
+    def split_tag(self, split: str | None) -> tuple[str, str | None]:
+        split = split or self.raw.get("default_split", "all")
+        if split not in self.splits:
+            raise UsageError(f"unknown split '{split}' for task {self.name}; choose one of: {', '.join(self.splits)}")
+        return split, self.splits[split]
+
+    @property
+    def groups(self) -> list[str]:
+        return [g for section in self.raw["groups"].values() for g in section]
+
+    @property
+    def table(self) -> list[tuple[str, str]]:
+        return [(header, group) for header, group in self.raw["table"]]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def _spec_files(tasks_dir: Path | None) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in [bundled_tasks_dir(), *([Path(tasks_dir)] if tasks_dir else [])]:
+        if not folder.is_dir():
+            raise UsageError(f"tasks directory {folder} does not exist")
+        for path in sorted(folder.glob("*.yaml")):
+            found[_read(path)["name"]] = path  # a user's --tasks-dir overrides a bundled spec of the same name
+    return found
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"task spec {path} cannot be read: {str(exc).splitlines()[0]}") from None
+    missing = [k for k in ("name", "version", "python", "metric", "variants") if not isinstance(raw, dict) or k not in raw]
+    if missing:
+        raise UsageError(f"task spec {path} lacks required key(s): {', '.join(missing)}")
+    return raw
+
+
+def available_tasks(tasks_dir: Path | None = None) -> list[str]:
+    return sorted(_spec_files(tasks_dir))
+
+
+def load_task(name: str, tasks_dir: Path | None = None) -> TaskSpec:
+    files = _spec_files(tasks_dir)
+    if name not in files:
+        raise UsageError(f"unknown task '{name}'; choose one of: {', '.join(sorted(files))}")
+    raw = _read(files[name])
+    return TaskSpec(name=raw["name"], version=int(raw["version"]), path=files[name], raw=raw)
