@@ -55,6 +55,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 def add_scorer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scorer", help="scorer (default: the task's official one)")
     p.add_argument("--scorer-arg", action="append", metavar="K=V", help="scorer option (repeatable)")
+    p.add_argument("--detector", help="shorthand for --scorer-arg detector=NAME (GenEval: mmdet, hf, dummy)")
     p.add_argument("--batch-size", type=int, default=8, help="scorer batch size")
     p.add_argument("--no-cache", action="store_true", help="ignore the content-addressed score cache")
 
@@ -70,13 +71,20 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def scorer_args(args: argparse.Namespace) -> dict[str, str]:
+    found = key_values(getattr(args, "scorer_arg", None), "--scorer-arg")
+    if getattr(args, "detector", None):
+        found["detector"] = args.detector
+    return found
+
+
 def _run_options(args: argparse.Namespace):
     from ts_eval.evaluate import RunOptions
 
     return RunOptions(
         task=args.task, variant=args.variant, split=args.split, skill=args.skill, data=args.data,
         tasks_dir=args.tasks_dir, model=args.model, model_args=key_values(args.model_arg, "--model-arg"),
-        scorer=getattr(args, "scorer", None), scorer_args=key_values(getattr(args, "scorer_arg", None), "--scorer-arg"),
+        scorer=getattr(args, "scorer", None), scorer_args=scorer_args(args),
         n_samples=args.n_samples, limit=args.limit, seed=args.seed, out=args.out, overwrite=args.overwrite,
         batch_size=getattr(args, "batch_size", 8), device=args.device, dtype=args.dtype,
         prompt_rewrites=args.prompt_rewrites, cache=not getattr(args, "no_cache", False), progress=not args.quiet,
@@ -107,7 +115,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from ts_eval.evaluate import score, summarize_run
 
-    run_dir = score(args.run, scorer=args.scorer, scorer_args=key_values(args.scorer_arg, "--scorer-arg"),
+    run_dir = score(args.run, scorer=args.scorer, scorer_args=scorer_args(args),
                     batch_size=args.batch_size, device=args.device, dtype=args.dtype, cache=not args.no_cache,
                     progress=not args.quiet, tasks_dir=args.tasks_dir)
     summarize_run(run_dir, tasks_dir=args.tasks_dir)
