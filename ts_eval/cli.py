@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 from typing import Sequence
 
 import ts_eval
@@ -128,7 +129,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ts_eval.report.tables import render
     from ts_eval.tasks import load_task
 
-    summaries = [(run, summarize_run(_run_dir(run), resamples=args.resamples, tasks_dir=args.tasks_dir)) for run in args.runs]
+    summaries = [(Path(run).name, summarize_run(_run_dir(run), resamples=args.resamples, tasks_dir=args.tasks_dir))
+                 for run in args.runs]
     tasks = {s["task"] for _, s in summaries}
     if len(tasks) > 1:
         raise UsageError(f"runs of different tasks cannot share a table: {', '.join(sorted(tasks))}")

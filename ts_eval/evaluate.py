@@ -422,7 +422,8 @@ def _image_rows_checked(run: RunDir, prompts: list[Prompt], n_samples: int) -> l
 def run(task: str, **kwargs) -> dict[str, Any]:
     """Generate, score and summarise; returns the summary (also written to summary.json)."""
     options = RunOptions(task=task, **kwargs)
-    spec, prompts, run_dir, records = generate(options)
+    registry.scorer_class(options.scorer or load_task(task, options.tasks_dir).default_scorer[0])  # fail before generating
+    spec, prompts, run_dir, records = generate(options)  # the generator is freed before the scorer loads
     scorer = build_scorer(spec, options.scorer, options.scorer_args, device=options.device, dtype=options.dtype,
                           batch_size=options.batch_size)
     score_images(run_dir, spec, prompts, records, scorer, use_cache=options.cache, progress=options.progress)
