@@ -13,7 +13,8 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,11 @@ def _valid_images(run: RunDir) -> dict[tuple[str, int], ImageRecord]:
 
 def generate_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], generator, n_samples: int, seed: int,
                     *, progress: bool = True) -> list[ImageRecord]:
-    """Make every missing image; existing ones whose sha256 matches are kept."""
+    """Make every missing image; existing ones whose sha256 matches are kept.
+
+    PNG encoding and hashing of one batch run in threads while the model makes the next batch (zlib
+    releases the GIL), so the accelerator is not left waiting on the disk.
+    """
     done = _valid_images(run)
     todo = [ImageRequest(p.prompt_id, p.generator_prompt, k, image_seed(spec.name, p.prompt_id, k, seed))
             for p in prompts for k in range(n_samples) if (p.prompt_id, k) not in done]
@@ -236,19 +241,26 @@ def generate_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], generato
     bar = tqdm(total=len(prompts) * n_samples, initial=len(prompts) * n_samples - len(todo), desc="generate",
                unit="img", disable=not progress)
     batch = max(1, int(getattr(generator, "batch_size", 1)))
-    for start in range(0, len(todo), batch):
-        requests = todo[start:start + batch]
-        images = generator.generate(requests)
-        if len(images) != len(requests):
-            raise RuntimeError(f"generator {generator.name} returned {len(images)} images for {len(requests)} requests")
-        rows = []
-        for request, image in zip(requests, images):
-            rel, sha = run.save_image(image, request.prompt_id, request.sample_index)
-            record = ImageRecord(request.prompt_id, request.sample_index, request.seed, rel, sha)
-            done[(record.prompt_id, record.sample_index)] = record
-            rows.append(record.to_row())
-        run.append_rows(IMAGES, rows)
-        bar.update(len(requests))
+
+    def finish(pending: list[tuple[ImageRequest, Future]]) -> None:
+        records = [ImageRecord(r.prompt_id, r.sample_index, r.seed, *f.result()) for r, f in pending]
+        run.append_rows(IMAGES, [record.to_row() for record in records])
+        done.update({(record.prompt_id, record.sample_index): record for record in records})
+        bar.update(len(records))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: list[tuple[ImageRequest, Future]] = []
+        try:
+            for start in range(0, len(todo), batch):
+                requests = todo[start:start + batch]
+                images = generator.generate(requests)
+                if len(images) != len(requests):
+                    raise RuntimeError(f"generator {generator.name} returned {len(images)} images for {len(requests)} requests")
+                finish(pending)
+                pending = [(r, pool.submit(run.save_image, image, r.prompt_id, r.sample_index))
+                           for r, image in zip(requests, images)]
+        finally:  # a failing batch still records the images made before it
+            finish(pending)
     bar.close()
     records = [done[(p.prompt_id, k)] for p in prompts for k in range(n_samples)]
     run.write_rows(IMAGES, [r.to_row() for r in records])  # canonical order: resumed == uninterrupted
@@ -378,6 +390,11 @@ def summarize_run(run: RunDir, *, resamples: int = 1000, tasks_dir: str | None =
     unknown = sorted(set(samples["prompt_id"]) - {p.prompt_id for p in prompts})
     if unknown:
         raise UsageError(f"{run.file(SAMPLES)} scores prompt_id {unknown[0]!r}, which is not in {PROMPTS}")
+    # Aggregate the metric the run's scorer wrote: the task's own for its official scorer, another one
+    # (e.g. `clipscore` on GenAI-Bench) for a scorer chosen with --scorer.
+    metric = (manifest.get("scorer") or {}).get("metric") or spec.metric
+    if metric != spec.metric:
+        spec = replace(spec, raw={**spec.raw, "metric": metric})
     body = spec.module.summarize(spec, prompts, samples, resamples=resamples, seed=0)
     summary = {"task": spec.name, "split": settings["task"]["split"], "variant": settings["task"]["variant"],
                "model": settings["generator"]["name"], **body}
