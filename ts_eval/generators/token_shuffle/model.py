@@ -1,0 +1,197 @@
+"""A Llama-style decoder (RMSNorm, SwiGLU, RoPE, torch SDPA, optional GQA) with Token-Shuffle on image tokens.
+
+Text positions are embedded as usual and never shuffled; each image position is one s×s window of VQ tokens
+(`TokenShuffle`), and each output that predicts a window goes through `TokenUnshuffle` and the shared LM
+head, restricted to the codebook rows (text and special tokens cannot appear inside an image).
+
+The KV cache is preallocated and written at `input_pos` (gpt-fast style). Rows are left-padded: a row's
+RoPE positions start at 0 at its first real token, and no real token ever attends to a pad, so padding
+never changes a row's result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ts_eval.errors import UsageError
+from ts_eval.generators.token_shuffle.configs import ModelArgs
+from ts_eval.generators.token_shuffle.shuffle import RMSNorm, TokenShuffle, TokenUnshuffle
+
+
+class KVCache(nn.Module):
+    def __init__(self, rows: int, kv_heads: int, max_seq_len: int, head_dim: int, dtype, device):
+        super().__init__()
+        shape = (rows, kv_heads, max_seq_len, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: int):
+        """Write k, v (R, Hkv, T, hd) at `input_pos`; return the first `length` cached positions."""
+        self.k_cache[:, :, input_pos] = k
+        self.v_cache[:, :, input_pos] = v
+        return self.k_cache[:, :, :length], self.v_cache[:, :, :length]
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs (Meta's Llama layout). x: (R, T, H, hd); cos/sin: (R, T, 1, hd/2)."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    a, b = pairs[..., 0], pairs[..., 1]
+    out = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
+    return out.flatten(-2).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.n_heads, self.kv_heads, self.head_dim = args.n_heads, args.kv_heads, args.head_dim
+        self.wqkv = nn.Linear(args.dim, (args.n_heads + 2 * args.kv_heads) * args.head_dim, bias=False)
+        self.wo = nn.Linear(args.dim, args.dim, bias=False)
+        self.kv_cache: KVCache | None = None
+
+    def forward(self, x, cos, sin, mask, input_pos, length):
+        r, t, _ = x.shape
+        q_size, kv_size = self.n_heads * self.head_dim, self.kv_heads * self.head_dim
+        q, k, v = self.wqkv(x).split([q_size, kv_size, kv_size], dim=-1)
+        q = apply_rope(q.view(r, t, self.n_heads, self.head_dim), cos, sin).transpose(1, 2)
+        k = apply_rope(k.view(r, t, self.kv_heads, self.head_dim), cos, sin).transpose(1, 2)
+        v = v.view(r, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        if self.kv_cache is not None:
+            k, v = self.kv_cache.update(input_pos, k, v, length)
+        if self.kv_heads != self.n_heads:
+            k = k.repeat_interleave(self.n_heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.n_heads // self.kv_heads, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.wo(y.transpose(1, 2).reshape(r, t, q_size))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.w1 = nn.Linear(args.dim, args.ffn_dim, bias=False)
+        self.w3 = nn.Linear(args.dim, args.ffn_dim, bias=False)
+        self.w2 = nn.Linear(args.ffn_dim, args.dim, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.attention = Attention(args)
+        self.feed_forward = FeedForward(args)
+        self.attention_norm = RMSNorm(args.dim, args.norm_eps)
+        self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
+
+    def forward(self, x, cos, sin, mask, input_pos, length):
+        h = x + self.attention(self.attention_norm(x), cos, sin, mask, input_pos, length)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+def check_window(args: ModelArgs, window: int) -> None:
+    if window < 1:
+        raise UsageError(f"window must be at least 1, got {window}")
+    if args.dim % (window * window):
+        raise UsageError(f"window {window} needs a model dim divisible by {window * window}; dim is {args.dim}")
+
+
+class TokenShuffleTransformer(nn.Module):
+    def __init__(self, args: ModelArgs, window: int):
+        super().__init__()
+        check_window(args, window)
+        self.args, self.window = args, window
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(TransformerBlock(args) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
+        if window > 1:  # window 1 is a plain AR model: no shuffle MLPs at all
+            blocks, ratio, eps = args.shuffle_mlp_blocks, args.shuffle_mlp_ratio, args.norm_eps
+            self.shuffle_in = TokenShuffle(args.dim, window, blocks, ratio, eps)
+            self.shuffle_out = TokenUnshuffle(args.dim, window, blocks, ratio, eps)
+        else:
+            self.shuffle_in = self.shuffle_out = None
+        self.register_buffer("inv_freq", torch.empty(args.head_dim // 2), persistent=False)
+        self.reset_buffers()
+
+    def reset_buffers(self) -> None:
+        """Recompute non-persistent buffers (needed after `to_empty`)."""
+        half = self.args.head_dim // 2
+        exponents = torch.arange(half, dtype=torch.float32, device=self.inv_freq.device) / half
+        self.inv_freq = (1.0 / (self.args.rope_base ** exponents)).to(self.inv_freq.device)
+
+    # -- caches ----------------------------------------------------------------------------------------
+    def setup_caches(self, rows: int, max_seq_len: int) -> None:
+        weight = self.output.weight
+        for layer in self.layers:
+            layer.attention.kv_cache = KVCache(rows, self.args.kv_heads, max_seq_len, self.args.head_dim,
+                                               weight.dtype, weight.device)
+
+    def clear_caches(self) -> None:
+        for layer in self.layers:
+            layer.attention.kv_cache = None
+
+    # -- the pieces the sampler calls ----------------------------------------------------------------
+    def embed_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(R, T) vocabulary ids -> (R, T, d); text is never shuffled."""
+        return self.tok_embeddings(tokens)
+
+    def embed_windows(self, codes: torch.Tensor) -> torch.Tensor:
+        """(R, n, s²) codebook indices -> (R, n, d): one Transformer token per window."""
+        emb = self.tok_embeddings(codes + self.args.image_offset)
+        return emb.squeeze(-2) if self.shuffle_in is None else self.shuffle_in(emb)
+
+    def backbone(self, x: torch.Tensor, rope_pos: torch.Tensor, mask: torch.Tensor,
+                 input_pos: torch.Tensor | None, length: int) -> torch.Tensor:
+        """Transformer layers + final norm. rope_pos: (R, T); mask: (R, 1, T, length) bool."""
+        angles = rope_pos.float()[..., None] * self.inv_freq
+        cos, sin = angles.cos()[:, :, None, :], angles.sin()[:, :, None, :]
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask, input_pos, length)
+        return self.norm(x)
+
+    def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(R, T, d) -> (R, T, s², codebook): unshuffle, then the shared head over the codebook rows only."""
+        sub = hidden.unsqueeze(-2) if self.shuffle_out is None else self.shuffle_out(hidden)
+        return F.linear(sub, self.output.weight[self.args.image_offset:])
+
+
+def attention_mask(input_pos: torch.Tensor, length: int, pad: torch.Tensor) -> torch.Tensor:
+    """(R, 1, T, length) bool: causal, and keys in a row's left padding are hidden from its real tokens.
+
+    A pad query may see itself, so its softmax is finite (its output is never used).
+    """
+    keys = torch.arange(length, device=input_pos.device)
+    q = input_pos[None, None, :, None]
+    k = keys[None, None, None, :]
+    return (k <= q) & ((k >= pad[:, None, None, None]) | (k == q))
+
+
+def param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def shuffle_param_count(model: TokenShuffleTransformer) -> int:
+    return sum(param_count(m) for m in (model.shuffle_in, model.shuffle_out) if m is not None)
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, seed: int) -> None:
+    """Deterministic random init from `seed` alone (no global RNG): N(0, 0.02) for linears and embeddings,
+    fan-in scaled normals for convolutions, ones/zeros for norms. Values are drawn on the parameters' device,
+    so a CPU and a GPU model with the same seed differ (as their images would anyway)."""
+    generators: dict[torch.device, torch.Generator] = {}
+    for _, sub in sorted(module.named_modules(), key=lambda kv: kv[0]):
+        for pname, p in sorted(sub.named_parameters(recurse=False)):
+            if p.device.type == "meta":
+                continue
+            gen = generators.setdefault(p.device, torch.Generator(device=p.device).manual_seed(seed))
+            if isinstance(sub, (RMSNorm, nn.GroupNorm)) or pname == "bias":
+                p.fill_(1.0 if (pname == "weight") else 0.0)
+                continue
+            value = torch.randn(p.shape, generator=gen, device=p.device, dtype=torch.float32)
+            scale = 1.0 / math.sqrt(p[0].numel()) if isinstance(sub, nn.Conv2d) else 0.02
+            p.copy_(value * scale)
