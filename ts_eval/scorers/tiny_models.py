@@ -1,0 +1,91 @@
+"""Tiny random-initialised scorer models of the real architectures, built offline from a config.
+
+They run the real code paths (t2v-metrics' CLIP-T5, open_clip's CLIP) with no download, for tests and
+speed benchmarks. Their scores mean nothing; they only show that the plumbing works.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# Text the tiny T5 vocabulary is trained on: the prompt template, and every printable ASCII character so
+# any prompt tokenizes into real pieces rather than one unknown token.
+_VOCAB_TEXT = [
+    "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+    "detailed, and polite answers to the user's questions.",
+    'USER: Does this figure show "a red square"? Please answer yes or no. ASSISTANT: Yes',
+    "a dog and a cat in the snow, three blue birds on a wooden fence, no people",
+    " ".join(chr(c) for c in range(33, 127)),
+]
+
+
+def _done(folder: Path) -> bool:
+    return (folder / "READY").is_file()
+
+
+def build_tiny_clip_t5(root: str | Path, seed: int = 0) -> dict[str, str]:
+    """Save a tiny CLIP-T5 (tokenizer, CLIP vision tower, T5 with projector) under `root`; reused if there.
+
+    Returns the `--scorer-arg` values for scorer 'vqascore': `model_path` and `tokenizer_path`.
+    """
+    import sentencepiece as spm
+    import torch
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, T5Tokenizer
+
+    from ts_eval.scorers.t2v_import import import_t2v_metrics
+
+    root = Path(root)
+    paths = {"model_path": str(root / "model"), "tokenizer_path": str(root / "tokenizer")}
+    if _done(root):
+        return paths
+    import_t2v_metrics()
+    from t2v_metrics.models.vqascore_models.clip_t5.model.language_model.clip_t5 import (
+        CLIPT5Config, CLIPT5ForConditionalGeneration)
+
+    tokenizer_dir, vision_dir = root / "tokenizer", root / "vision"
+    tokenizer_dir.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(_VOCAB_TEXT), model_prefix=str(tokenizer_dir / "spiece"), vocab_size=160,
+        hard_vocab_limit=False, character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+    T5Tokenizer(str(tokenizer_dir / "spiece.model"), extra_ids=0, legacy=True).save_pretrained(tokenizer_dir)
+    vocab_size = len(T5Tokenizer.from_pretrained(tokenizer_dir))
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, image_size=32, patch_size=8)).save_pretrained(vision_dir)
+        CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(vision_dir)
+        config = CLIPT5Config(
+            vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+            feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,
+            eos_token_id=1, mm_vision_tower=str(vision_dir), mm_hidden_size=32, mm_projector_type="mlp2x_gelu",
+            mm_vision_select_layer=-2, mm_vision_select_feature="patch")
+        # safetensors refuses T5's shared embedding tensors
+        CLIPT5ForConditionalGeneration(config).save_pretrained(paths["model_path"], safe_serialization=False)
+    (root / "READY").write_text("tiny random CLIP-T5\n")
+    return paths
+
+
+TINY_OPEN_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def build_tiny_open_clip(root: str | Path, seed: int = 0) -> str:
+    """Save a tiny open_clip CLIP in open_clip's local-dir layout; returns the `model` value `local-dir:ROOT`."""
+    import open_clip
+    import torch
+
+    root = Path(root)
+    if not _done(root):
+        root.mkdir(parents=True, exist_ok=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = open_clip.CLIP(**TINY_OPEN_CLIP)
+        torch.save(model.state_dict(), root / "open_clip_pytorch_model.bin")
+        (root / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP, "preprocess_cfg": {}}))
+        (root / "READY").write_text("tiny random open_clip CLIP\n")
+    return f"local-dir:{root}"
