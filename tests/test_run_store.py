@@ -34,7 +34,7 @@ def test_sigkill_midway_then_same_command_equals_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     process = cli_process(*RUN_ARGS, "--out", killed)
     deadline = time.time() + 120
-    progress = killed / "images.jsonl"
+    progress = killed / "progress" / "images-rank0.jsonl"
     while time.time() < deadline and process.poll() is None:
         if progress.exists() and progress.read_text().count("\n") >= 200:
             break

@@ -15,7 +15,7 @@ from typing import Sequence
 import ts_eval
 from ts_eval.errors import CheckFailed, UsageError
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,6 +99,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = _run_options(args)
     summary = run(**{k: v for k, v in vars(options).items() if k != "task"}, task=options.task)
+    if not summary:  # a torchrun rank other than 0: rank 0 prints the table
+        return 0
     spec = load_task(summary["task"], args.tasks_dir)
     print(render(spec, [(summary["model"], summary)], args.format))
     print(f"run directory: {summary['run_dir']}", file=sys.stderr)
@@ -109,17 +111,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ts_eval.evaluate import generate
 
     _, _, run_dir, records = generate(_run_options(args))
-    print(f"{len(records)} images in {run_dir.path}")
+    print(f"{len(records)} images in {run_dir.path}", file=sys.stderr)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from ts_eval.evaluate import score, summarize_run
+    from ts_eval.evaluate import score
 
     run_dir = score(args.run, scorer=args.scorer, scorer_args=scorer_args(args),
                     batch_size=args.batch_size, device=args.device, dtype=args.dtype, cache=not args.no_cache,
                     progress=not args.quiet, tasks_dir=args.tasks_dir)
-    summarize_run(run_dir, tasks_dir=args.tasks_dir)
     print(f"scored {run_dir.path}")
     return 0
 

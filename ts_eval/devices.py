@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ts_eval.errors import UsageError
 
 DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
@@ -12,7 +14,9 @@ def torch_device(device: str = "auto"):
     import torch
 
     if device in ("auto", None):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and "LOCAL_RANK" in os.environ:  # under torchrun: one GPU per local rank
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
     try:
         resolved = torch.device(device)
     except RuntimeError:

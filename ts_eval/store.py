@@ -1,8 +1,9 @@
 """The run directory (format `ts-eval/run@1`): atomic writes, append-only progress files, resume.
 
-Progress rows are appended (and flushed) as work finishes, so a killed run loses at most the batch in
-flight; when a stage completes, its file is rewritten atomically in a canonical order, so a resumed run
-and an uninterrupted one end byte-identical whatever the order work finished in.
+Progress rows are appended (and flushed) to `progress/<name>-rank<r>.jsonl` as work finishes, one file
+per process, so a killed run loses at most the batch in flight and ranks never write the same file. When
+a stage completes, rank 0 merges them into the canonical file in a fixed order and removes them, so a
+resumed run, a run on any number of processes and an uninterrupted one end byte-identical.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def file(self, name: str) -> Path:
+    def file(self, name: str | Path) -> Path:
         return self.path / name
 
     def exists(self) -> bool:
@@ -120,9 +121,29 @@ class RunDir:
         write_jsonl(self.file(name), rows)
 
     # -- progress ------------------------------------------------------------------------------------
-    def append_rows(self, name: str, rows: Iterable[dict[str, Any]]) -> None:
+    def progress_file(self, name: str, rank: int) -> Path:
+        return self.path / "progress" / f"{Path(name).stem}-rank{rank}.jsonl"
+
+    def read_all_rows(self, name: str) -> list[dict[str, Any]]:
+        """The canonical file's rows, then every rank's progress rows (later rows win on conflicts)."""
+        rows = self.read_rows(name)
+        for path in sorted((self.path / "progress").glob(f"{Path(name).stem}-rank*.jsonl")):
+            rows.extend(read_jsonl(path, tolerate_torn_tail=True))
+        return rows
+
+    def append_progress(self, name: str, rank: int, rows: Iterable[dict[str, Any]]) -> None:
+        self.append_rows(self.progress_file(name, rank).relative_to(self.path), rows)
+
+    def finalize_rows(self, name: str, rows: Iterable[dict[str, Any]]) -> None:
+        """Write the canonical file, then drop the progress files it now contains."""
+        self.write_rows(name, rows)
+        for path in (self.path / "progress").glob(f"{Path(name).stem}-rank*.jsonl"):
+            path.unlink()
+
+    def append_rows(self, name: str | Path, rows: Iterable[dict[str, Any]]) -> None:
         """Append finished work; a torn tail from an earlier kill is cut first so every line stays whole."""
         path = self.file(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(json_line(r) for r in rows)
         if not text:
             return

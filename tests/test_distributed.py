@@ -1,0 +1,71 @@
+"""torchrun: results independent of the number of processes, and resume across world sizes (gloo, CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _command(nproc: int, out: Path, *extra: str) -> list[str]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
+    return [*(launcher if nproc > 1 else [sys.executable, "-m"]), "ts_eval", "run", "genai-bench", "--variant", "527",
+            "--split", "hard", "--scorer", "dummy", "--seed", "3", "--device", "cpu", "--quiet", "--out", str(out),
+            *extra]
+
+
+def _start(cmd: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    files = {name: (out / name).read_bytes() for name in ("images.jsonl", "samples.jsonl", "prompts.jsonl")}
+    files.update({str(p.relative_to(out)): p.read_bytes() for p in sorted((out / "images").rglob("*.png"))})
+    return files
+
+
+DUMMY = ["--model", "dummy", "--model-arg", "batch_size=3", "--limit", "40", "--n-samples", "2"]
+
+
+def test_two_processes_give_the_same_files_as_one(tmp_path):
+    single = _start(_command(1, tmp_path / "one", *DUMMY))
+    assert single.wait(timeout=300) == 0, single.stderr.read()
+    pair = _start(_command(2, tmp_path / "two", *DUMMY))
+    assert pair.wait(timeout=300) == 0, pair.stderr.read()
+    assert _outputs(tmp_path / "one") == _outputs(tmp_path / "two")
+    assert not list((tmp_path / "two" / "progress").glob("*.jsonl"))  # merged and removed
+    import json
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["timings"]["generate_processes"] == 2
+
+
+def test_two_rank_run_killed_then_finished_by_one_process(tmp_path):
+    reference = _start(_command(1, tmp_path / "reference", *DUMMY, "--model-arg", "resolution=160"))
+    assert reference.wait(timeout=300) == 0
+    killed = tmp_path / "killed"
+    pair = _start(_command(2, killed, *DUMMY, "--model-arg", "resolution=160"))
+    deadline = time.time() + 180
+    while time.time() < deadline and pair.poll() is None:
+        rows = sum(p.read_text().count("\n") for p in (killed / "progress").glob("images-rank*.jsonl")) \
+            if (killed / "progress").exists() else 0
+        if rows >= 12:
+            break
+        time.sleep(0.02)
+    assert pair.poll() is None, "run ended before it could be killed"
+    os.killpg(pair.pid, signal.SIGKILL)
+    pair.wait()
+    assert not (killed / "images.jsonl").exists()
+    finish = _start(_command(1, killed, *DUMMY, "--model-arg", "resolution=160"))
+    assert finish.wait(timeout=300) == 0, finish.stderr.read()
+    assert _outputs(killed) == _outputs(tmp_path / "reference")
