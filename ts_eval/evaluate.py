@@ -6,6 +6,7 @@ alone, a killed run resumes where it stopped, and the same commands run unchange
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
