@@ -15,7 +15,7 @@ from typing import Sequence
 import ts_eval
 from ts_eval.errors import CheckFailed, UsageError
 
-COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli"]
+COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.tasks.geneval_cli", "ts_eval.sweep.cli"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ SCORERS: dict[str, str] = {
     "dummy": "ts_eval.scorers.dummy:DummyScorer",
     "vqascore": "ts_eval.scorers.vqascore:VQAScorer",
     "clipscore": "ts_eval.scorers.clipscore:CLIPScorer",
+    "geneval": "ts_eval.scorers.geneval_scorer:GenEvalScorer",
 }
 
 

@@ -1,0 +1,87 @@
+"""Mask2Former from transformers as a GenEval detector (no mmcv build needed).
+
+transformers' own `post_process_instance_segmentation` rescales masks through a fixed 384x384 grid and
+drops instances below a score threshold; GenEval needs every instance at full resolution, so the raw
+query outputs are post-processed here the way mmdetection does it (`instances_from_queries`). The default
+weights (`facebook/mask2former-swin-small-coco-instance`) are Meta's Swin-S COCO model, a different
+training run from the official mmdetection checkpoint: numbers are close to, not equal to, official ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from ts_eval.errors import UsageError, missing_extra
+from ts_eval.scorers.geneval_detectors import Instances, instances_from_queries
+
+DEFAULT_MODEL = "facebook/mask2former-swin-small-coco-instance"
+RANDOM = "random"
+
+
+class HFDetector:
+    name = "hf"
+
+    def __init__(self, model: str = "", revision: str = "main", checkpoint: str = "", device: str = "auto",
+                 max_per_image: int = 100):
+        import torch
+
+        from ts_eval.devices import torch_device
+
+        try:
+            from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
+        except ImportError:
+            raise missing_extra("transformers", "geneval") from None
+        self.model_id = model or DEFAULT_MODEL
+        self.revision = revision
+        self.random = checkpoint == RANDOM
+        self.device = torch_device(device)
+        self.max_per_image = max_per_image
+        try:
+            if self.random:  # speed tests only: the architecture of `model`, untrained
+                from transformers import AutoConfig
+
+                config = AutoConfig.from_pretrained(self.model_id, revision=revision)
+                self.model = Mask2FormerForUniversalSegmentation(config)
+            else:
+                self.model = Mask2FormerForUniversalSegmentation.from_pretrained(self.model_id, revision=revision)
+            self.processor = Mask2FormerImageProcessor.from_pretrained(self.model_id, revision=revision)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise UsageError(f"cannot load Mask2Former {self.model_id!r} ({reason}); when offline, download it "
+                             f"elsewhere (huggingface-cli download {self.model_id}) and pass "
+                             "--scorer-arg hf_model=DIR") from None
+        if self.model.config.num_labels != 80:
+            raise UsageError(f"Mask2Former {self.model_id!r} has {self.model.config.num_labels} classes; GenEval "
+                             "needs a COCO instance model (80 classes in COCO order)")
+        self.model.to(self.device).eval()
+        self._torch = torch
+
+    def describe(self) -> dict[str, Any]:
+        commit = getattr(self.model.config, "_commit_hash", None)
+        return {"name": self.name, "model": self.model_id, "revision": self.revision, "commit": commit,
+                "weights": RANDOM if self.random else "pretrained", "max_per_image": self.max_per_image}
+
+    def detect(self, images: list[Image.Image], paths: list[str]) -> list[Instances]:
+        torch = self._torch
+        if not images:
+            return []
+        inputs = self.processor(images=images, return_tensors="pt")
+        pixel_values = inputs["pixel_values"].to(self.device)
+        pixel_mask = inputs["pixel_mask"].to(self.device)
+        with torch.no_grad():
+            outputs = self.model(pixel_values=pixel_values, pixel_mask=pixel_mask)
+        padded = pixel_values.shape[-2:]
+        out = []
+        for i, image in enumerate(images):
+            # Undo the preprocessing as mmdetection does: logits up to the padded input, cut the padding,
+            # then resize to the original image.
+            height = int(pixel_mask[i].any(dim=1).sum())
+            width = int(pixel_mask[i].any(dim=0).sum())
+            logits = torch.nn.functional.interpolate(outputs.masks_queries_logits[i:i + 1].float(), size=padded,
+                                                     mode="bilinear", align_corners=False)[0, :, :height, :width]
+            logits = torch.nn.functional.interpolate(logits[None], size=(image.height, image.width),
+                                                     mode="bilinear", align_corners=False)[0]
+            out.append(instances_from_queries(outputs.class_queries_logits[i].float(), logits, self.max_per_image))
+        return out

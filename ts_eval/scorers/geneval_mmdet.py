@@ -1,0 +1,154 @@
+"""The official GenEval detector: mmdetection's Mask2Former Swin-S (COCO instance segmentation).
+
+GenEval's download_models.sh fetches the mmdetection v3.0 checkpoint below; mmdetection 3.3 names its
+config `mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco` (GenEval's mmdetection 2.x name was
+`..._lsj_8x2_50e_coco`). Images are read from their files by mmdetection's own test pipeline, as in the
+official script, and run as one batch per call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ts_eval.cache import default_cache_dir
+from ts_eval.data import sha256_file
+from ts_eval.errors import UsageError, missing_extra
+from ts_eval.scorers.geneval_detectors import Instances
+
+OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
+OFFICIAL_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
+                           "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
+                           "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth")
+OFFICIAL_SHA256_PREFIX = "c9d0c4f2"  # OpenMMLab names checkpoints by the first 8 hex digits of their sha256
+RANDOM = "random"  # checkpoint value for random weights: speed tests only, the scores mean nothing
+
+
+def _import_mmdet():
+    try:
+        import mmdet
+        from mmdet.apis import init_detector
+        from mmengine.config import Config
+    except ImportError as exc:
+        raise missing_extra(f"mmdetection ({exc.name or 'mmdet'})", "geneval") from None
+    return mmdet, init_detector, Config
+
+
+def resolve_config(config: str):
+    """An mmdetection config: '' (the official one), a config name shipped with mmdetection, or a file."""
+    mmdet, _, Config = _import_mmdet()
+    name = config or OFFICIAL_CONFIG
+    if name.endswith(".py") or os.sep in name:
+        path = Path(name)
+    else:
+        path = Path(mmdet.__file__).parent / ".mim" / "configs" / "mask2former" / f"{name}.py"
+    if not path.is_file():
+        raise UsageError(f"mmdet config {name!r} not found (looked at {path}); pass a config file path "
+                         f"or a Mask2Former config name such as {OFFICIAL_CONFIG}")
+    cfg = Config.fromfile(str(path))
+    # The Swin backbone's `Pretrained` init points at a URL; the detector checkpoint replaces it anyway.
+    cfg.model.backbone.init_cfg = None
+    return cfg, path
+
+
+def official_checkpoint(progress: bool = True) -> Path:
+    """The official checkpoint in the ts-eval cache, downloaded once and checked against its sha256 prefix."""
+    target = default_cache_dir() / "weights" / Path(OFFICIAL_CHECKPOINT_URL).name
+    if target.is_file():
+        return target
+    import torch.hub
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    print(f"ts-eval: downloading the GenEval Mask2Former checkpoint to {target}", file=sys.stderr)
+    try:
+        torch.hub.download_url_to_file(OFFICIAL_CHECKPOINT_URL, str(partial), hash_prefix=OFFICIAL_SHA256_PREFIX,
+                                       progress=progress)
+    except Exception as exc:  # offline, proxy, truncated file, checksum: the user's next step is the same
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot download the GenEval detector checkpoint ({type(exc).__name__}); download "
+                         f"{OFFICIAL_CHECKPOINT_URL} elsewhere and pass --scorer-arg checkpoint=PATH") from None
+    os.replace(partial, target)
+    return target
+
+
+class MMDetDetector:
+    name = "mmdet"
+
+    def __init__(self, config: str = "", checkpoint: str = "", device: str = "auto", max_per_image: int = 100):
+        from ts_eval.devices import torch_device
+
+        _, init_detector, _ = _import_mmdet()
+        self.cfg, self.config_path = resolve_config(config)
+        self.cfg.model.test_cfg.max_per_image = max_per_image
+        self.device = torch_device(device)
+        self.checkpoint = self._checkpoint_path(config, checkpoint)
+        self.model = init_detector(self.cfg, checkpoint=None, device=str(self.device))
+        self.model.eval()
+        if self.checkpoint is not None:
+            self._load_weights(self.checkpoint)
+            self.checkpoint_sha256 = sha256_file(self.checkpoint)
+        else:
+            self.checkpoint_sha256 = None
+        from mmdet.utils import get_test_pipeline_cfg
+        from mmengine.dataset import Compose
+
+        self.pipeline = Compose(get_test_pipeline_cfg(self.cfg))
+
+    @staticmethod
+    def _checkpoint_path(config: str, checkpoint: str) -> Path | None:
+        if checkpoint == RANDOM:
+            print("ts-eval: warning: GenEval detector with random weights; its scores mean nothing", file=sys.stderr)
+            return None
+        if checkpoint:
+            path = Path(checkpoint)
+            if not path.is_file():
+                raise UsageError(f"--scorer-arg checkpoint={checkpoint}: no such file")
+            return path
+        if config not in ("", OFFICIAL_CONFIG):
+            raise UsageError(f"mmdet config {config!r} has no known checkpoint; pass --scorer-arg checkpoint=PATH")
+        return official_checkpoint()
+
+    def _load_weights(self, path: Path) -> None:
+        import torch
+        from mmengine.runner.checkpoint import load_state_dict
+
+        try:
+            # Not weights-only: mmdetection checkpoints carry metadata objects; the file is either the
+            # checksum-verified official one or one the user named.
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise UsageError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        missing = [k for k in self.model.state_dict() if k not in state]
+        if missing:
+            raise UsageError(f"{path} does not fit mmdet config {self.config_path.name}: {len(missing)} weights "
+                             f"missing (first: {missing[0]}); pass the checkpoint made for this config")
+        load_state_dict(self.model, state, strict=False)
+
+    def describe(self) -> dict[str, Any]:
+        config_sha = hashlib.sha256(self.cfg.pretty_text.encode()).hexdigest()
+        return {"name": self.name, "config": self.config_path.stem, "config_sha256": config_sha,
+                "checkpoint_sha256": self.checkpoint_sha256 or RANDOM,
+                "max_per_image": self.cfg.model.test_cfg.max_per_image}
+
+    def detect(self, images: list[Image.Image], paths: list[str]) -> list[Instances]:
+        import torch
+
+        if not paths:
+            return []
+        samples = [self.pipeline(dict(img_path=path, img_id=0)) for path in paths]
+        batch = {"inputs": [s["inputs"] for s in samples], "data_samples": [s["data_samples"] for s in samples]}
+        with torch.no_grad():
+            results = self.model.test_step(batch)
+        out = []
+        for result in results:
+            pred = result.pred_instances
+            out.append(Instances(boxes=pred.bboxes.float().cpu().numpy(), scores=pred.scores.float().cpu().numpy(),
+                                 labels=pred.labels.cpu().numpy().astype("int64"), masks=pred.masks.cpu()))
+        return out
