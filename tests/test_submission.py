@@ -1,0 +1,430 @@
+"""`ts-eval submit` and `leaderboard add` validation: one hand-made archive per rejection reason."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import stat
+import subprocess
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ts_eval.cli import main
+from ts_eval.evaluate import run as evaluate_run
+from ts_eval.evaluate import summarize_run
+from ts_eval.leaderboard.archive import checksums_text
+from ts_eval.store import RunDir
+
+RUN_FILES = ("manifest.json", "prompts.jsonl", "samples.jsonl", "summary.json", "images.jsonl")
+
+
+def dummy_run(out: Path, **options) -> Path:
+    evaluate_run("genai-bench", variant="527", split="hard", model="dummy", scorer="dummy", out=str(out),
+                 progress=False, cache=False, **options)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hard_run(tmp_path_factory) -> Path:
+    return dummy_run(tmp_path_factory.mktemp("runs") / "hard")
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def members_of(run: Path) -> dict[str, bytes]:
+    return {name: (run / name).read_bytes() for name in RUN_FILES}
+
+
+def jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def rows(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def resummarized(members: dict[str, bytes]) -> dict[str, bytes]:
+    """The same members with summary.json recomputed, so only the edit under test is wrong."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("manifest.json", "prompts.jsonl", "samples.jsonl"):
+            (Path(tmp) / name).write_bytes(members[name])
+        summarize_run(RunDir(tmp))
+        return {**members, "summary.json": (Path(tmp) / "summary.json").read_bytes()}
+
+
+def pack(path: Path, members: dict[str, bytes], *, extra: list[tuple[zipfile.ZipInfo, bytes]] = (),
+         checksums: dict[str, str] | None = None, compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    """A hand-made submission: members, extra raw entries, and a checksums file (correct unless given)."""
+    digests = checksums if checksums is not None else {
+        **{n: sha(d) for n, d in members.items()}, **{i.filename: sha(d) for i, d in extra}}
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for info, data in extra:
+            zf.writestr(info, data)
+        zf.writestr("checksums", checksums_text(digests))
+    return path
+
+
+def unix_entry(name: str, mode: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3
+    info.external_attr = mode << 16
+    return info
+
+
+def db_state(db: Path) -> bytes | None:
+    return db.read_bytes() if db.exists() else None
+
+
+# -- submit ------------------------------------------------------------------------------------------
+
+def test_submit_packs_run_files_with_checksums(hard_run, tmp_path, capsys):
+    code, out, _ = cli(capsys, "submit", hard_run, "--out", tmp_path / "sub.zip")
+    assert code == 0, out
+    with zipfile.ZipFile(tmp_path / "sub.zip") as zf:
+        names = set(zf.namelist())
+        assert names == set(RUN_FILES) | {"checksums"}
+        listed = dict(reversed(line.split("  ", 1)) for line in zf.read("checksums").decode().splitlines())
+        assert set(listed) == set(RUN_FILES)
+        for name in RUN_FILES:
+            data = zf.read(name)
+            assert data == (hard_run / name).read_bytes()
+            assert listed[name] == sha(data)
+    cli(capsys, "submit", hard_run, "--out", tmp_path / "again.zip")
+    assert (tmp_path / "sub.zip").read_bytes() == (tmp_path / "again.zip").read_bytes(), "packing is reproducible"
+
+
+def test_submit_includes_images_on_request(hard_run, tmp_path, capsys):
+    code, out, _ = cli(capsys, "submit", hard_run, "--out", tmp_path / "sub.zip", "--include-images")
+    assert code == 0
+    image_rows = rows((hard_run / "images.jsonl").read_bytes())
+    with zipfile.ZipFile(tmp_path / "sub.zip") as zf:
+        images = [n for n in zf.namelist() if n.startswith("images/")]
+        assert sorted(images) == sorted(r["path"] for r in image_rows)
+        assert all(sha(zf.read(r["path"])) == r["sha256"] for r in image_rows[:5])
+    assert f"{len(image_rows)} images" in out
+
+
+def test_submit_refuses_incomplete_run(hard_run, tmp_path, capsys):
+    run = tmp_path / "incomplete"
+    shutil.copytree(hard_run, run, ignore=shutil.ignore_patterns("images"))
+    samples = rows((run / "samples.jsonl").read_bytes())
+    (run / "samples.jsonl").write_bytes(jsonl(samples[:-1]))
+    code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and "missing samples" in err and samples[-1]["prompt_id"] in err
+    assert not (tmp_path / "sub.zip").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["incomplete"], "no temporary file is left behind"
+
+
+def test_submit_refuses_stale_summary(hard_run, tmp_path, capsys):
+    run = tmp_path / "stale"
+    shutil.copytree(hard_run, run, ignore=shutil.ignore_patterns("images"))
+    samples = rows((run / "samples.jsonl").read_bytes())
+    samples[0]["value"] = 1.0 - samples[0]["value"]
+    (run / "samples.jsonl").write_bytes(jsonl(samples))
+    code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")
+    assert code == 1 and "summary.json does not equal" in err
+    assert not (tmp_path / "sub.zip").exists()
+
+
+def test_submit_refuses_images_that_do_not_match(hard_run, tmp_path, capsys):
+    run = tmp_path / "bad-image"
+    shutil.copytree(hard_run, run)
+    first = rows((run / "images.jsonl").read_bytes())[0]["path"]
+    (run / first).write_bytes(b"not the image that was scored")
+    code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip", "--include-images")
+    assert code == 1 and first in err
+    assert cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")[0] == 0, "without images the run is fine"
+
+
+def test_submit_needs_a_run_directory(tmp_path, capsys):
+    code, _, err = cli(capsys, "submit", tmp_path, "--out", tmp_path / "sub.zip")
+    assert code == 2 and "not a run directory" in err
+
+
+# -- acceptance: submit -> add -> show; tampered archives rejected, the board unchanged -------------
+
+def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch):
+    db = tmp_path / "board.sqlite"
+    sub = tmp_path / "sub.zip"
+    assert cli(capsys, "submit", hard_run, "--out", sub)[0] == 0
+    code, out, err = cli(capsys, "leaderboard", "add", sub, "--db", db, "--name", "dummy-hard")
+    assert code == 0, err
+    code, out, _ = cli(capsys, "leaderboard", "show", "--db", db, "--task", "genai-bench", "--split", "hard",
+                       "--format", "json")
+    shown = json.loads(out)["rows"]
+    summary = json.loads((hard_run / "summary.json").read_text())
+    assert len(shown) == 1
+    assert shown[0]["name"] == "dummy-hard" and shown[0]["model"] == "dummy"
+    assert shown[0]["score"] == summary["groups"]["all"]["mean"]
+    assert shown[0]["ci95"] == summary["groups"]["all"]["ci95"]
+    assert shown[0]["groups"] == {g: s["mean"] for g, s in summary["groups"].items()}
+
+    # One sample value changed (checksums made to match, so the summary check is what catches it).
+    members = members_of(hard_run)
+    samples = rows(members["samples.jsonl"])
+    samples[5]["value"] = round(1.0 - samples[5]["value"], 6)
+    tampered = pack(tmp_path / "tampered.zip", {**members, "samples.jsonl": jsonl(samples)})
+    before = db_state(db)
+    code, _, err = cli(capsys, "leaderboard", "add", tampered, "--db", db)
+    assert code == 1 and "summary.json does not equal" in err and len(err.strip().splitlines()) == 1
+    assert db_state(db) == before
+
+    # A zip-slip member: extraction happens under a temp folder two levels below tmp_path.
+    scratch = tmp_path / "a" / "b"
+    scratch.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.chdir(scratch)
+    slip = pack(tmp_path / "slip.zip", members, extra=[(zipfile.ZipInfo("../../x"), b"escaped")])
+    code, _, err = cli(capsys, "leaderboard", "add", slip, "--db", db)
+    assert code == 1 and "'..'" in err
+    assert not [p for p in tmp_path.rglob("x")] and not Path("/x").exists() and not any(scratch.iterdir())
+    assert db_state(db) == before
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 1
+
+
+# -- one hand-made archive per rejection reason ------------------------------------------------------
+
+def _edit_samples(members, edit) -> dict[str, bytes]:
+    samples = rows(members["samples.jsonl"])
+    edit(samples)
+    return resummarized({**members, "samples.jsonl": jsonl(samples)})
+
+
+def _edit_prompts(members, edit, *, drop_samples_of: str | None = None) -> dict[str, bytes]:
+    prompts = rows(members["prompts.jsonl"])
+    edit(prompts)
+    samples = [s for s in rows(members["samples.jsonl"]) if s["prompt_id"] != drop_samples_of]
+    return resummarized({**members, "prompts.jsonl": jsonl(prompts), "samples.jsonl": jsonl(samples)})
+
+
+def _edit_manifest(members, edit) -> dict[str, bytes]:
+    manifest = json.loads(members["manifest.json"])
+    edit(manifest)
+    return {**members, "manifest.json": json.dumps(manifest).encode()}
+
+
+def _set(row: dict, key: str, value) -> None:
+    row[key] = value
+
+
+def _archive(case: str, members: dict[str, bytes], path: Path) -> Path:
+    """Build the archive of one rejection case from an honest run's members."""
+    if case == "checksum mismatch":
+        samples = rows(members["samples.jsonl"])
+        samples[0]["value"] = 0.999
+        digests = {n: sha(d) for n, d in members.items()}
+        return pack(path, {**members, "samples.jsonl": jsonl(samples)}, checksums=digests)
+    if case == "summary not recomputable":
+        summary = json.loads(members["summary.json"])
+        summary["groups"]["all"]["mean"] += 0.01
+        return pack(path, {**members, "summary.json": json.dumps(summary).encode()})
+    if case == "prompt text not official":
+        return pack(path, _edit_prompts(members, lambda p: _set(p[3], "prompt", p[3]["prompt"] + " (easier)")))
+    if case == "prompt tags not official":
+        return pack(path, _edit_prompts(members, lambda p: _set(p[3], "tags", ["advanced"])))
+    if case == "prompt not in the official set":
+        def add(prompts):
+            prompts.append({"prompt_id": "99999", "prompt": "an extra prompt", "tags": ["advanced"], "metadata": {}})
+        edited = _edit_prompts(members, add)
+        samples = rows(edited["samples.jsonl"]) + [{"prompt_id": "99999", "sample_index": 0, "metric": "vqascore", "value": 1.0}]
+        return pack(path, resummarized({**edited, "samples.jsonl": jsonl(samples)}))
+    if case == "missing prompts":
+        first = rows(members["prompts.jsonl"])[0]["prompt_id"]
+        return pack(path, _edit_prompts(members, lambda p: p.pop(0), drop_samples_of=first))
+    if case == "missing samples":
+        return pack(path, _edit_samples(members, lambda s: s.pop(7)))
+    if case == "value above range":
+        return pack(path, _edit_samples(members, lambda s: _set(s[2], "value", 1.5)))
+    if case == "value below range":
+        return pack(path, _edit_samples(members, lambda s: _set(s[2], "value", -0.25)))
+    if case == "value not a number":  # no summary can be computed from it, so none is recomputed
+        samples = rows(members["samples.jsonl"])
+        samples[2]["value"] = "high"
+        return pack(path, {**members, "samples.jsonl": jsonl(samples)})
+    if case == "value NaN":
+        samples = rows(members["samples.jsonl"])
+        samples[2]["value"] = float("nan")
+        return pack(path, {**members, "samples.jsonl": jsonl(samples)})
+    if case == "sample index out of range":
+        return pack(path, _edit_samples(members, lambda s: _set(s[2], "sample_index", 3)))
+    if case == "task version":
+        return pack(path, _edit_manifest(members, lambda m: _set(m["settings"]["task"], "version", 2)))
+    if case == "unknown task":
+        return pack(path, _edit_manifest(members, lambda m: _set(m["settings"]["task"], "name", "no-such-bench")))
+    if case == "absolute path":
+        return pack(path, members, extra=[(zipfile.ZipInfo("/tmp/evil"), b"x")])
+    if case == "dot-dot path":
+        return pack(path, members, extra=[(zipfile.ZipInfo("images/../../evil"), b"x")])
+    if case == "backslash path":
+        return pack(path, members, extra=[(zipfile.ZipInfo("..\\evil"), b"x")])
+    if case == "drive letter":
+        return pack(path, members, extra=[(zipfile.ZipInfo("C:/evil"), b"x")])
+    if case == "symbolic link":
+        return pack(path, {k: v for k, v in members.items() if k != "images.jsonl"},
+                    extra=[(unix_entry("images.jsonl", stat.S_IFLNK | 0o777), b"/etc/passwd")])
+    if case == "device":
+        return pack(path, {k: v for k, v in members.items() if k != "images.jsonl"},
+                    extra=[(unix_entry("images.jsonl", stat.S_IFCHR | 0o666), b"")])
+    if case == "fifo":
+        return pack(path, {k: v for k, v in members.items() if k != "images.jsonl"},
+                    extra=[(unix_entry("images.jsonl", stat.S_IFIFO | 0o666), b"")])
+    if case == "zip bomb":
+        return pack(path, {**members, "detections.jsonl": b"\0" * (8 << 20)})
+    if case == "unexpected member":
+        return pack(path, {**members, "run.sh": b"rm -rf ~"})
+    if case == "duplicate member":
+        warnings.filterwarnings("ignore", "Duplicate name", UserWarning)  # the duplicate is the point
+        return pack(path, members, extra=[(zipfile.ZipInfo("summary.json"), members["summary.json"])])
+    if case == "missing member":
+        return pack(path, {k: v for k, v in members.items() if k != "samples.jsonl"})
+    if case == "unlisted member":
+        digests = {n: sha(d) for n, d in members.items() if n != "images.jsonl"}
+        return pack(path, members, checksums=digests)
+    if case == "listed but absent":
+        digests = {**{n: sha(d) for n, d in members.items()}, "detections.jsonl": sha(b"")}
+        return pack(path, members, checksums=digests)
+    if case == "encrypted member":  # zipfile cannot encrypt: set the flag bit in the central directory
+        pack(path, {**members, "detections.jsonl": b"{}\n"})
+        data = bytearray(path.read_bytes())
+        header = data.index(b"PK\x01\x02")  # first central directory entry
+        while data[header + 46:header + 46 + len(b"detections.jsonl")] != b"detections.jsonl":
+            header = data.index(b"PK\x01\x02", header + 4)
+        data[header + 8] |= 0x1
+        path.write_bytes(bytes(data))
+        return path
+    if case == "not a zip":
+        path.write_bytes(b"PK\x03\x04 but then nothing a zip reader accepts")
+        return path
+    if case == "image not listed":
+        return pack(path, members, extra=[(zipfile.ZipInfo("images/00103/0003.png"), b"\x89PNG")])
+    if case == "image absent":  # one listed image included, the other 312 left out
+        return pack(path, members, extra=[(zipfile.ZipInfo(rows(members["images.jsonl"])[1]["path"]), b"\x89PNG")])
+    if case == "image bytes differ":
+        image_row = rows(members["images.jsonl"])[0]
+        return pack(path, {**members, "images.jsonl": jsonl([image_row])},
+                    extra=[(zipfile.ZipInfo(image_row["path"]), b"\x89PNG not the scored image")])
+    raise AssertionError(case)
+
+
+CASES = {
+    "checksum mismatch": "checksum mismatch for 'samples.jsonl'",
+    "summary not recomputable": "summary.json does not equal the summary recomputed",
+    "prompt text not official": "differs from the official genai-bench 527 hard set",
+    "prompt tags not official": "differs from the official",
+    "prompt not in the official set": "'99999', which is not in the official",
+    "missing prompts": "missing prompts: 1 of the 313",
+    "missing samples": "missing samples",
+    "value above range": "out of range [0, 1]",
+    "value below range": "out of range [0, 1]",
+    "value not a number": "is not a finite number",
+    "value NaN": "value nan is not a finite number",
+    "sample index out of range": "sample_index 3 out of range",
+    "task version": "version 2 is not version 1",
+    "unknown task": "unknown task 'no-such-bench'",
+    "absolute path": "absolute path",
+    "dot-dot path": "'..'",
+    "backslash path": "backslash",
+    "drive letter": "absolute path",
+    "symbolic link": "symbolic link",
+    "device": "device",
+    "fifo": "special file",
+    "zip bomb": "zip bomb",
+    "unexpected member": "unexpected member 'run.sh'",
+    "duplicate member": "appears twice",
+    "missing member": "missing member(s): samples.jsonl",
+    "unlisted member": "'images.jsonl' is not listed in checksums",
+    "listed but absent": "lists 'detections.jsonl', which the archive lacks",
+    "encrypted member": "encrypted",
+    "not a zip": "not a readable zip file",
+    "image not listed": "not listed in images.jsonl",
+    "image absent": "missing samples: 312 image(s) listed in images.jsonl are absent",
+    "image bytes differ": "does not match its sha256 in images.jsonl",
+}
+
+
+@pytest.fixture(scope="module")
+def honest_members(hard_run) -> dict[str, bytes]:
+    return members_of(hard_run)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_add_rejects(case, honest_members, tmp_path, capsys, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # every extraction lands (and must vanish) here
+    archive = _archive(case, honest_members, tmp_path / "sub.zip")
+    db = tmp_path / "board.sqlite"
+    code, out, err = cli(capsys, "leaderboard", "add", archive, "--db", db)
+    assert code == 1, err
+    assert err.startswith("ts-eval: error: submission") and len(err.strip().splitlines()) == 1
+    assert CASES[case] in err, err
+    assert not db.exists(), "a rejected submission never opens the board"
+    assert not any(scratch.iterdir()), "the extraction folder is removed"
+    assert {p.name for p in tmp_path.iterdir()} == {"scratch", "sub.zip"}
+
+
+def test_honest_archive_passes_the_same_checks(honest_members, tmp_path, capsys):
+    """The hand-made packer itself is not what the cases above reject."""
+    archive = pack(tmp_path / "sub.zip", honest_members)
+    assert cli(capsys, "leaderboard", "add", archive, "--db", tmp_path / "board.sqlite")[0] == 0
+
+
+def test_member_and_size_limits(honest_members, tmp_path, capsys):
+    archive = pack(tmp_path / "sub.zip", honest_members)
+    total = sum(len(d) for d in honest_members.values())
+    code, _, err = cli(capsys, "leaderboard", "add", archive, "--db", tmp_path / "db", "--max-members", 5)
+    assert code == 1 and "6 members exceed the limit of 5" in err
+    code, _, err = cli(capsys, "leaderboard", "add", archive, "--db", tmp_path / "db",
+                       "--max-size-mb", (total - 1000) / (1 << 20))
+    assert code == 1 and "more than the limit" in err
+    assert not (tmp_path / "db").exists()
+
+
+def test_stored_png_is_not_a_bomb(hard_run, tmp_path, capsys):
+    """Real archives pass the ratio check: PNGs are stored, JSONL deflates ~3-6x."""
+    sub = tmp_path / "sub.zip"
+    assert cli(capsys, "submit", hard_run, "--out", sub, "--include-images")[0] == 0
+    with zipfile.ZipFile(sub) as zf:
+        worst = max(i.file_size / max(i.compress_size, 1) for i in zf.infolist())
+    assert worst < 20
+    assert cli(capsys, "leaderboard", "add", sub, "--db", tmp_path / "board.sqlite")[0] == 0
+
+
+def test_board_version_differs_from_submission(honest_members, tmp_path, capsys):
+    """A board pinned to another task version refuses the submission and stays as it was."""
+    db = tmp_path / "board.sqlite"
+    assert cli(capsys, "leaderboard", "add", pack(tmp_path / "a.zip", honest_members), "--db", db)[0] == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE boards SET task_version = 7")
+    other = _edit_samples(honest_members, lambda s: _set(s[0], "value", 0.5))  # different scores, not a duplicate
+    before = db_state(db)
+    code, _, err = cli(capsys, "leaderboard", "add", pack(tmp_path / "b.zip", other), "--db", db)
+    assert code == 1 and "is not the board's version 7" in err
+    assert db_state(db) == before
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="sha256sum not installed")
+def test_checksums_file_is_sha256sum_format(hard_run, tmp_path, capsys):
+    sub = tmp_path / "sub.zip"
+    assert cli(capsys, "submit", hard_run, "--out", sub, "--include-images")[0] == 0
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(sub).extractall(unpacked)  # our own archive, written a moment ago
+    check = subprocess.run(["sha256sum", "--check", "--quiet", "checksums"], cwd=unpacked, capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -1,0 +1,91 @@
+"""`ts-eval submit`: pack a finished run directory as a zip with a sha256 for every member.
+
+The run files sit at the archive root, images (optional) under `images/`, and `checksums` lists each
+member in `sha256sum` format. Members carry a fixed timestamp, so the same run packs to the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ts_eval.errors import CheckFailed, UsageError
+from ts_eval.leaderboard.archive import CHECKSUMS, checksums_text
+from ts_eval.leaderboard.consistency import RunFiles, RunProblem, check_samples, check_summary, read_run
+from ts_eval.store import DETECTIONS, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir
+from ts_eval.tasks import load_task
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: reproducible archives
+_FILE_MODE = 0o100644 << 16  # regular file, rw-r--r--
+
+
+@dataclass(frozen=True)
+class SubmissionInfo:
+    path: Path
+    members: int
+    images: int
+    bytes: int
+
+
+def _image_members(files: RunFiles) -> list[str]:
+    """Every image the run lists, each present with the bytes images.jsonl recorded."""
+    if not files.images:
+        raise CheckFailed(f"run {files.path} has no {IMAGES}; --include-images needs the generated images")
+    names = []
+    for row in files.images:
+        rel = RunDir(files.path).image_relpath(row["prompt_id"], int(row["sample_index"]))
+        path = files.path / rel
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != row.get("sha256"):
+            raise CheckFailed(f"run {files.path}: image {rel} is missing or does not match its sha256 in {IMAGES}")
+        names.append(rel)
+    return names
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes, digests: dict[str, str]) -> None:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.create_system = 3  # Unix, so the mode bits below mean what they say
+    info.external_attr = _FILE_MODE
+    # PNG is already compressed; deflating it again costs time and saves nothing.
+    info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
+    digests[name] = hashlib.sha256(data).hexdigest()
+
+
+def write_submission(run_path: str | Path, out: str | Path, *, include_images: bool = False,
+                     tasks_dir: str | None = None) -> SubmissionInfo:
+    """Check that the run is complete and its summary current, then write the zip atomically."""
+    run_path, out = Path(run_path), Path(out)
+    if not RunDir(run_path).exists():
+        raise UsageError(f"{run_path} is not a run directory (no {MANIFEST})")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; name the zip file to write")
+    try:
+        files = read_run(run_path)
+        spec = load_task(files.manifest["settings"]["task"]["name"], tasks_dir)
+        check_samples(files, spec)
+        check_summary(files, tasks_dir)
+    except RunProblem as exc:
+        raise CheckFailed(f"run {run_path} cannot be submitted: {exc}") from None
+    names = [MANIFEST, PROMPTS, SAMPLES, SUMMARY] + [n for n in (IMAGES, DETECTIONS) if (run_path / n).is_file()]
+    images = _image_members(files) if include_images else []
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            digests: dict[str, str] = {}
+            with zipfile.ZipFile(handle, "w") as zf:
+                for name in names + images:
+                    _add(zf, name, (run_path / name).read_bytes(), digests)
+                _add(zf, CHECKSUMS, checksums_text(digests).encode("ascii"), {})
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return SubmissionInfo(out, len(names) + len(images) + 1, len(images), out.stat().st_size)
