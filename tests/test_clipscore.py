@@ -108,7 +108,7 @@ def test_weight_and_prefix_options(tiny_clip, scorer, images):
 
 def test_cpu_bf16(tiny_clip, scorer, images):
     bf16 = CLIPScorer({"model": tiny_clip}, device="cpu", dtype="bf16")
-    assert bf16.describe()["precision"] == "bfloat16" and scorer.describe()["precision"] == "float32"
+    assert bf16.describe()["precision"] == "bf16-autocast" and scorer.describe()["precision"] == "fp32"
     pairs = [(image, text) for image in images for text in PROMPTS]
     assert values(bf16, pairs) == pytest.approx(values(scorer, pairs), abs=0.05)
 

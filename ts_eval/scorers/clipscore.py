@@ -63,14 +63,19 @@ class CLIPScorer:
         weights = self.model.partition(":")[2] if self.model.startswith("local-dir:") else self.pretrained or ""
         return {"name": self.name, "version": "1", "metric": self.metrics[0], "open_clip": version("open_clip_torch"),
                 "model": self.model, "pretrained": self.pretrained, "weights_stamp": local_weights.stamp(weights),
-                "weight": self.weight, "prefix": self.prefix, "precision": str(self.dtype).removeprefix("torch."),
+                "weight": self.weight, "prefix": self.prefix, "precision": self._precision(),
                 "device": self.device.type}
+
+    def _precision(self) -> str:
+        short = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[str(self.dtype).removeprefix("torch.")]
+        return short if short == "fp32" else f"{short}-autocast"  # weights stay fp32; matmuls run in `short`
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
         values: list[float] = []
         for start in range(0, len(requests), self.batch_size):
             values.extend(self._score_pairs(requests[start:start + self.batch_size]))
-        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, self.metrics[0], v, image_sha256=r.image_sha256)])
+        metric = self.metrics[0]
+        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, metric, v, image_sha256=r.image_sha256)])
                 for r, v in zip(requests, values)]
 
     def _score_pairs(self, requests: list[ScoreRequest]) -> list[float]:

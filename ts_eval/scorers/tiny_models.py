@@ -53,9 +53,11 @@ def build_tiny_clip_t5(root: str | Path, seed: int = 0) -> dict[str, str]:
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2, image_size=32, patch_size=8)).save_pretrained(vision_dir)
-        CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(vision_dir)
+        vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                  image_size=32, patch_size=8)
+        CLIPVisionModel(vision).save_pretrained(vision_dir)
+        processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+        processor.save_pretrained(vision_dir)
         config = CLIPT5Config(
             vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
             feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,

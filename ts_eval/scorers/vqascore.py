@@ -8,7 +8,6 @@ scores the pairs alone (t2v-metrics' `VQAScore.__call__` would score every image
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import nullcontext
 from importlib.metadata import version
 from typing import Any
@@ -74,7 +73,8 @@ class VQAScorer:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": "1", "metric": self.metrics[0], "t2v_metrics": version("t2v-metrics"),
                 "model": self.model, "model_path": self.model_path, "tokenizer_path": self.tokenizer_path,
-                "weights_stamp": local_weights.stamp(self.model_path), "conversation": self.conversation,
+                "weights_stamp": local_weights.stamp(self.model_path),
+                "tokenizer_stamp": local_weights.stamp(self.tokenizer_path), "conversation": self.conversation,
                 "question_template": self.question_template, "answer_template": self.answer_template,
                 "precision": self.precision, "device": self.device.type}
 
@@ -82,7 +82,8 @@ class VQAScorer:
         values: list[float] = []
         for start in range(0, len(requests), self.batch_size):
             values.extend(self._score_pairs(requests[start:start + self.batch_size]))
-        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, self.metrics[0], v, image_sha256=r.image_sha256)])
+        metric = self.metrics[0]
+        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, metric, v, image_sha256=r.image_sha256)])
                 for r, v in zip(requests, values)]
 
     def _score_pairs(self, requests: list[ScoreRequest]) -> list[float]:
@@ -91,9 +92,9 @@ class VQAScorer:
         wrapper = self._load()
         # On the CPU, t2v-metrics' own bf16 autocast (CUDA only) is off: bf16 needs a CPU autocast here, and
         # fp32 ran `.float()` on the weights at load.
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16-autocast-cpu" else nullcontext()
-        with autocast, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*CUDA is not available.*")
+        cpu_bf16 = self.precision == "bf16-autocast-cpu"
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cpu_bf16 else nullcontext()
+        with autocast:
             probabilities = wrapper.forward([r.image_path for r in requests], [r.prompt.prompt for r in requests],
                                             question_template=self.question_template,
                                             answer_template=self.answer_template)
@@ -102,17 +103,14 @@ class VQAScorer:
     def _load(self):
         if self._wrapper is not None:
             return self._wrapper
-        from t2v_metrics.models.vqascore_models.clip_t5_model import CLIP_T5_MODELS, CLIPT5Model
-
         from huggingface_hub.constants import HF_HUB_CACHE
+        from t2v_metrics.models.vqascore_models.clip_t5_model import CLIP_T5_MODELS, CLIPT5Model
 
         # A private entry carries the chosen paths, so t2v-metrics' official entries stay untouched.
         key = f"{self.model}@ts-eval:{self.model_path}|{self.tokenizer_path}"
         CLIP_T5_MODELS[key] = self._entry
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*CUDA is not available.*")
-                wrapper = CLIPT5Model(key, device=str(self.device), cache_dir=self.cache_dir or HF_HUB_CACHE)
+            wrapper = CLIPT5Model(key, device=str(self.device), cache_dir=self.cache_dir or HF_HUB_CACHE)
         except (OSError, ValueError) as exc:
             raise UsageError(self._missing_weights(exc)) from None
         finally:
