@@ -202,6 +202,10 @@ def test_bad_rows_are_reported_and_never_counted(runs, tmp_path):
     write_study(tmp_path / "imported", study)
     assert counts(tmp_path / "imported") == expected_1 + expected_2 - lost
     assert len(read_study(tmp_path / "imported").excluded) == len(study.excluded)
+    # --strict: the same import still writes the study, then fails the check (exit 1).
+    args = ["human-eval", "import", str(sheet_1), str(sheet_2), "--key", str(out / "key.json")]
+    assert main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    assert counts(tmp_path / "strict") == counts(tmp_path / "imported")
 
 
 def test_gold_and_repeated_items_check_raters_and_min_gold_drops_a_careless_one(runs, tmp_path):
@@ -420,3 +424,40 @@ def test_report_numbers_are_integers_and_agreement_is_computed(runs, tmp_path, c
     va = report["aspects"]["visual_appearance"]
     assert va["win"] + va["tie"] + va["lose"] == va["n"] == 3 * pairs
     assert ta["agreement"]["value"] is None and "same" in ta["agreement"]["note"]  # no variation: undefined
+
+
+def test_cli_round_trip_on_two_dummy_runs(genai_527, tmp_path, capsys):
+    """The acceptance flow on real run directories: export, fill, import, report, all through the CLI.
+    The rater recognises run A's images by their checksums in A's images.jsonl, not by the key."""
+    from ts_eval.evaluate import run
+
+    for name, seed in (("dummy-a", 0), ("dummy-b", 1)):
+        run("genai-bench", variant="527", data=str(genai_527), model="dummy", scorer="dummy", limit=5, seed=seed,
+            out=str(tmp_path / name), progress=False)
+    a_images = {row["sha256"] for row in RunDir(tmp_path / "dummy-a").read_rows(IMAGES)}
+    prompt_ids = {row["prompt"]: row["prompt_id"] for row in RunDir(tmp_path / "dummy-a").read_rows(PROMPTS)}
+    out = tmp_path / "study"
+    assert main(["human-eval", "export", str(tmp_path / "dummy-a"), str(tmp_path / "dummy-b"), "--out", str(out),
+                 "--raters", "2", "--per-rater", "4", "--seed", "3", "--format", "csv"]) == 0
+    expected: Counter = Counter()
+    swapped = Counter()
+    sheets = sorted((out / "sheets").glob("rater-*.csv"))
+    for sheet in sheets:
+        rows = read_csv(sheet)
+        for row in rows:
+            left_sha = hashlib.sha256((sheet.parent / row["left_image"]).read_bytes()).hexdigest()
+            a_side = "left" if left_sha in a_images else "right"
+            swapped[a_side] += 1
+            for aspect in ASPECTS:
+                opinion = wanted(row["rater"], int(prompt_ids[row["prompt"]]), 0, aspect)
+                row[aspect] = answer_for(opinion, a_side)
+                expected[(aspect, opinion)] += 1
+        write_csv_rows(sheet, rows)
+    assert swapped["left"] and swapped["right"]
+    assert main(["human-eval", "import", *map(str, sheets), "--key", str(out / "key.json"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["human-eval", "report", str(out), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["a"], report["b"]) == ("dummy-a", "dummy-b") and report["excluded"] == []
+    got = Counter({(aspect, o): s[o] for aspect, s in report["aspects"].items() for o in OUTCOMES if s[o]})
+    assert got == expected

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ts_eval.errors import UsageError
 from ts_eval.human_eval.key import KEY_FILE, SHEETS_DIR, AnswerKey, KeyItem, write_key
@@ -231,9 +232,11 @@ def export_study(run_a: str | Path, run_b: str | Path, out: str | Path, options:
                     b=options.b_name or Path(run_b).resolve().name,
                     runs={"a": str(Path(run_a).resolve()), "b": str(Path(run_b).resolve())}, aspects=list(options.aspects),
                     raters=list(planned), seed=options.seed, gold_aspect=GOLD_ASPECT if options.gold else None)
+    progress = tqdm(total=sum(map(len, planned.values())), desc="sheet rows", disable=None)
     for rater, entries in planned.items():
         rows = []
         for number, entry in enumerate(entries, start=1):
+            progress.update()
             item_id = entry.key.item_id
             # Copies under opaque names: a file name must not tell a rater which run an image came from.
             names = []
@@ -250,6 +253,7 @@ def export_study(run_a: str | Path, run_b: str | Path, out: str | Path, options:
             sheet_files.write_csv(sheets_dir / f"{rater}.csv", study, rater, list(options.aspects), rows)
         if "xlsx" in options.formats:
             sheet_files.write_xlsx(sheets_dir / f"{rater}.xlsx", study, rater, list(options.aspects), rows, sheets_dir)
+    progress.close()
     # The key last: a folder with a key always has complete sheets.
     write_key(out / KEY_FILE, key)
     if unpaired:
