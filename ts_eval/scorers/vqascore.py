@@ -28,8 +28,9 @@ OPTIONS: dict[str, Any] = {
     "answer_template": "",        # empty: t2v-metrics' official answer
     "cache_dir": "",              # where t2v-metrics downloads the CLIP-T5 weights; empty: the Hugging Face cache
 }
-# Approximate download of each official model, for the message shown when weights are missing.
-SIZES = {"clip-flant5-xxl": "about 45 GB", "clip-flant5-xl": "about 12 GB"}
+# Size of each official model (GPU memory to load it in bf16, from t2v-metrics' authors), for the message
+# shown when weights are missing.
+SIZES = {"clip-flant5-xxl": "11B parameters, about 22 GB in bf16", "clip-flant5-xl": "3B parameters, about 7 GB in bf16"}
 
 
 class VQAScorer:
