@@ -66,7 +66,10 @@ def _is_number(value: Any) -> bool:
 
 
 def check_samples(files: RunFiles, spec: TaskSpec) -> None:
-    """One row per (prompt, image, metric), the task's metric among them, every value finite and in range."""
+    """One row per (prompt, image, metric), the summarised metric among them, every value finite.
+
+    Values of the task's own metric must also lie in its range; other scorers' metrics have their own scales.
+    """
     prompt_ids = [r.get("prompt_id") for r in files.prompts]
     if len(set(prompt_ids)) != len(prompt_ids):
         raise RunProblem(f"{PROMPTS} lists a prompt_id twice")
@@ -90,8 +93,8 @@ def check_samples(files: RunFiles, spec: TaskSpec) -> None:
     for key, names in metrics.items():
         if len(set(names)) != len(names):
             raise RunProblem(f"{SAMPLES} scores prompt {key[0]} image {key[1]} twice with the same metric")
-    # Every image carries every metric the scorer emits (at least the task's own).
-    wanted = tuple(sorted({m for names in metrics.values() for m in names} | {spec.metric}))
+    # Every image carries every metric the scorer emits (at least the one the summary aggregates).
+    wanted = tuple(sorted({m for names in metrics.values() for m in names} | {run_metric(files.manifest, spec)}))
     missing = [(pid, k) for pid in prompt_ids for k in range(per_image)
                if tuple(sorted(metrics.get((pid, k), ()))) != wanted]
     if missing:
@@ -100,18 +103,26 @@ def check_samples(files: RunFiles, spec: TaskSpec) -> None:
                          f"({len(missing)} of {len(prompt_ids) * per_image} images incomplete)")
 
 
-def recompute_summary(files: RunFiles, tasks_dir: str | None = None) -> dict[str, Any]:
-    """summary.json as `ts-eval report` would write it, computed in a scratch copy so the run stays untouched."""
+def run_metric(manifest: dict[str, Any], spec: TaskSpec) -> str:
+    """The metric a run's summary aggregates: its scorer's (as `summarize_run` picks it), else the task's."""
+    return (manifest.get("scorer") or {}).get("metric") or spec.metric
+
+
+def recompute_summary(run_path: Path, *, resamples: int | None = None, tasks_dir: str | None = None) -> dict[str, Any]:
+    """summary.json as `ts-eval report` would write it, computed in a scratch copy so the run stays untouched.
+
+    `resamples=None` uses the run's own setting; 0 gives point estimates only (CIs collapse to the mean).
+    """
     from ts_eval.evaluate import summarize_run  # pandas: only when a command checks a run
 
-    resamples = files.manifest.get("non_default_settings", {}).get("resamples", DEFAULT_RESAMPLES)
     with tempfile.TemporaryDirectory(prefix="ts-eval-summary-") as tmp:
         for name in (MANIFEST, PROMPTS, SAMPLES):
-            shutil.copyfile(files.path / name, Path(tmp) / name)
-        try:
-            return summarize_run(RunDir(tmp), resamples=int(resamples), tasks_dir=tasks_dir)
-        except UsageError as exc:
-            raise RunProblem(str(exc)) from None
+            shutil.copyfile(run_path / name, Path(tmp) / name)
+        scratch = RunDir(tmp)
+        if resamples is None:
+            non_default = scratch.read_manifest().get("non_default_settings") or {}
+            resamples = int(non_default.get("resamples", DEFAULT_RESAMPLES))
+        return summarize_run(scratch, resamples=resamples, tasks_dir=tasks_dir)
 
 
 def _first_difference(submitted: Any, recomputed: Any, where: str) -> str | None:
@@ -143,7 +154,10 @@ def check_summary(files: RunFiles, tasks_dir: str | None = None) -> dict[str, An
         submitted = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise RunProblem(f"{SUMMARY} is not valid JSON") from None
-    recomputed = recompute_summary(files, tasks_dir)
+    try:
+        recomputed = recompute_summary(files.path, tasks_dir=tasks_dir)
+    except UsageError as exc:
+        raise RunProblem(str(exc)) from None
     where = _first_difference(submitted, recomputed, "")
     if where:
         raise RunProblem(f"{SUMMARY} does not equal the summary recomputed from {SAMPLES} (first difference at {where})")

@@ -16,7 +16,8 @@ from typing import Any
 from ts_eval.data import resolve_data
 from ts_eval.errors import UsageError
 from ts_eval.leaderboard.archive import Rejected, reject
-from ts_eval.leaderboard.consistency import RunFiles, RunProblem, check_samples, check_summary, n_samples, read_run
+from ts_eval.leaderboard.consistency import (RunFiles, RunProblem, check_samples, check_summary, n_samples, read_run,
+                                             run_metric)
 from ts_eval.records import Prompt
 from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, RunDir, read_jsonl
 from ts_eval.tasks import TaskSpec, load_task
@@ -61,7 +62,7 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
 
 def official_prompts(spec: TaskSpec, variant: str, split: str, data: str | None) -> list[Prompt]:
     """The task's prompts for a split at the pinned revision; a missing data file is the board's problem (exit 2)."""
-    from ts_eval.evaluate import select_prompts
+    from ts_eval.prepare import select_prompts
 
     files = resolve_data(spec, variant, data)
     return select_prompts(spec, spec.module.load_prompts(files), split, None, None)[1]
@@ -136,6 +137,9 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
     if task["version"] != spec.version:
         raise reject(archive, f"task {spec.name} version {task['version']} is not version {spec.version}, "
                               "the one this board evaluates")
+    metric = run_metric(files.manifest, spec)
+    if metric != spec.metric:
+        raise reject(archive, f"scored with metric {metric!r}; the {spec.name} board ranks {spec.metric!r}")
     official = official_prompts(spec, variant, split, data)
     check_prompts(archive, files.prompts, official, f"{spec.name} {variant} {split}")
     try:
