@@ -17,7 +17,7 @@ from ts_eval.errors import UsageError
 from ts_eval.options import parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
 from ts_eval.scorers import local_weights
-from ts_eval.scorers.t2v_import import clip_t5_models, import_t2v_metrics
+from ts_eval.scorers.t2v_import import clip_t5_models
 
 OWNER = "scorer 'vqascore'"
 OPTIONS: dict[str, Any] = {
@@ -30,7 +30,8 @@ OPTIONS: dict[str, Any] = {
 }
 # Size of each official model (GPU memory to load it in bf16, from t2v-metrics' authors), for the message
 # shown when weights are missing.
-SIZES = {"clip-flant5-xxl": "11B parameters, about 22 GB in bf16", "clip-flant5-xl": "3B parameters, about 7 GB in bf16"}
+SIZES = {"clip-flant5-xxl": "11B parameters, about 22 GB in bf16",
+         "clip-flant5-xl": "3B parameters, about 7 GB in bf16"}
 
 
 class VQAScorer:
@@ -45,10 +46,9 @@ class VQAScorer:
         self.batch_size = batch_size
         self.device = torch_device(device)
         self.precision = _precision(self.device.type, dtype)
-        import_t2v_metrics()
+        models = clip_t5_models()  # imports t2v-metrics, or says in one line how to install it
         from t2v_metrics.models.vqascore_models import clip_t5_model
 
-        models = clip_t5_models()
         if opts["model"] not in models:
             raise UsageError(f"{OWNER}: unknown model {opts['model']!r}; choose one of: {', '.join(models)}")
         self.model = opts["model"]
