@@ -19,7 +19,17 @@ import torch.nn.functional as F
 
 from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.configs import ModelArgs
-from ts_eval.generators.token_shuffle.shuffle import RMSNorm, TokenShuffle, TokenUnshuffle
+from ts_eval.generators.token_shuffle.shuffle import TokenShuffle, TokenUnshuffle
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight  # fp32 statistics
 
 
 class KVCache(nn.Module):
@@ -36,12 +46,10 @@ class KVCache(nn.Module):
         return self.k_cache[:, :, :length], self.v_cache[:, :, :length]
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs (Meta's Llama layout). x: (R, T, H, hd); cos/sin: (R, T, 1, hd/2)."""
-    pairs = x.float().unflatten(-1, (-1, 2))
-    a, b = pairs[..., 0], pairs[..., 1]
-    out = torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1)
-    return out.flatten(-2).type_as(x)
+def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs (Meta's Llama layout). x: (R, T, H, hd); rotation: complex (R, T, 1, hd/2)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
 
 
 class Attention(nn.Module):
@@ -52,12 +60,12 @@ class Attention(nn.Module):
         self.wo = nn.Linear(args.dim, args.dim, bias=False)
         self.kv_cache: KVCache | None = None
 
-    def forward(self, x, cos, sin, mask, input_pos, length):
+    def forward(self, x, rotation, mask, input_pos, length):
         r, t, _ = x.shape
         q_size, kv_size = self.n_heads * self.head_dim, self.kv_heads * self.head_dim
         q, k, v = self.wqkv(x).split([q_size, kv_size, kv_size], dim=-1)
-        q = apply_rope(q.view(r, t, self.n_heads, self.head_dim), cos, sin).transpose(1, 2)
-        k = apply_rope(k.view(r, t, self.kv_heads, self.head_dim), cos, sin).transpose(1, 2)
+        q = apply_rope(q.view(r, t, self.n_heads, self.head_dim), rotation).transpose(1, 2)
+        k = apply_rope(k.view(r, t, self.kv_heads, self.head_dim), rotation).transpose(1, 2)
         v = v.view(r, t, self.kv_heads, self.head_dim).transpose(1, 2)
         if self.kv_cache is not None:
             k, v = self.kv_cache.update(input_pos, k, v, length)
@@ -87,8 +95,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(args.dim, args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
 
-    def forward(self, x, cos, sin, mask, input_pos, length):
-        h = x + self.attention(self.attention_norm(x), cos, sin, mask, input_pos, length)
+    def forward(self, x, rotation, mask, input_pos, length):
+        h = x + self.attention(self.attention_norm(x), rotation, mask, input_pos, length)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -109,9 +117,9 @@ class TokenShuffleTransformer(nn.Module):
         self.norm = RMSNorm(args.dim, args.norm_eps)
         self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
         if window > 1:  # window 1 is a plain AR model: no shuffle MLPs at all
-            blocks, ratio, eps = args.shuffle_mlp_blocks, args.shuffle_mlp_ratio, args.norm_eps
-            self.shuffle_in = TokenShuffle(args.dim, window, blocks, ratio, eps)
-            self.shuffle_out = TokenUnshuffle(args.dim, window, blocks, ratio, eps)
+            blocks, ratio = args.shuffle_mlp_blocks, args.shuffle_mlp_ratio
+            self.shuffle_in = TokenShuffle(args.dim, window, blocks, ratio)
+            self.shuffle_out = TokenUnshuffle(args.dim, window, blocks, ratio)
         else:
             self.shuffle_in = self.shuffle_out = None
         self.register_buffer("inv_freq", torch.empty(args.head_dim // 2), persistent=False)
@@ -147,10 +155,10 @@ class TokenShuffleTransformer(nn.Module):
     def backbone(self, x: torch.Tensor, rope_pos: torch.Tensor, mask: torch.Tensor,
                  input_pos: torch.Tensor | None, length: int) -> torch.Tensor:
         """Transformer layers + final norm. rope_pos: (R, T); mask: (R, 1, T, length) bool."""
-        angles = rope_pos.float()[..., None] * self.inv_freq
-        cos, sin = angles.cos()[:, :, None, :], angles.sin()[:, :, None, :]
+        angles = rope_pos.float()[:, :, None, None] * self.inv_freq
+        rotation = torch.polar(torch.ones_like(angles), angles)
         for layer in self.layers:
-            x = layer(x, cos, sin, mask, input_pos, length)
+            x = layer(x, rotation, mask, input_pos, length)
         return self.norm(x)
 
     def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -168,6 +176,11 @@ def attention_mask(input_pos: torch.Tensor, length: int, pad: torch.Tensor) -> t
     q = input_pos[None, None, :, None]
     k = keys[None, None, None, :]
     return (k <= q) & ((k >= pad[:, None, None, None]) | (k == q))
+
+
+def decode_mask(pad: torch.Tensor, length: int) -> torch.Tensor:
+    """(R, 1, 1, length) bool for one real query at index length-1: every key but the row's padding."""
+    return (torch.arange(length, device=pad.device) >= pad[:, None])[:, None, None, :]
 
 
 def param_count(module: nn.Module) -> int:

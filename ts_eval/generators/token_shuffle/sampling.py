@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ts_eval.generators.token_shuffle.cfg_schedule import cfg_scales
-from ts_eval.generators.token_shuffle.model import TokenShuffleTransformer, attention_mask
+from ts_eval.generators.token_shuffle.model import TokenShuffleTransformer, attention_mask, decode_mask
 from ts_eval.generators.token_shuffle.shuffle import windows_to_grid
 from ts_eval.generators.token_shuffle.timing import Clock
 
@@ -59,7 +59,7 @@ def decode_step(model: TokenShuffleTransformer, codes: torch.Tensor, pad: torch.
     input_pos = torch.tensor([position], device=codes.device)
     rope_pos = (position - pad)[:, None]
     x = model.embed_windows(codes[:, None, :])
-    hidden = model.backbone(x, rope_pos, attention_mask(input_pos, position + 1, pad), input_pos, position + 1)
+    hidden = model.backbone(x, rope_pos, decode_mask(pad, position + 1), input_pos, position + 1)
     return model.image_logits(hidden)[:, 0]
 
 

@@ -56,38 +56,28 @@ def unshuffle(tokens: torch.Tensor, s: int, h: int, w: int) -> torch.Tensor:
     return windows_to_grid(split_channels(tokens, s), s, h, w)
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
-
-
 class ResidualMLP(nn.Module):
-    """x + W2·gelu(W1·norm(x)): the paper's residual MLP blocks around (un)shuffle."""
+    """x + W2·gelu(W1·x): the paper's residual MLP blocks around (un)shuffle.
 
-    def __init__(self, dim: int, hidden: int, eps: float):
+    No norm inside: the input side follows the embedding, the output side the Transformer's final norm."""
+
+    def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.norm = RMSNorm(dim, eps)
         self.w1 = nn.Linear(dim, hidden, bias=False)
         self.w2 = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.w2(F.gelu(self.w1(self.norm(x))))
+        return x + self.w2(F.gelu(self.w1(x)))
 
 
 class TokenShuffle(nn.Module):
     """Embedded window (…, s², d) -> one Transformer token (…, d): compress d -> d/s², merge, refine."""
 
-    def __init__(self, dim: int, s: int, blocks: int, ratio: float, eps: float):
+    def __init__(self, dim: int, s: int, blocks: int, ratio: float):
         super().__init__()
         self.s = s
         self.compress = nn.Linear(dim, dim // (s * s), bias=False)
-        self.blocks = nn.ModuleList(ResidualMLP(dim, int(dim * ratio), eps) for _ in range(blocks))
+        self.blocks = nn.ModuleList(ResidualMLP(dim, int(dim * ratio)) for _ in range(blocks))
 
     def forward(self, window_embeddings: torch.Tensor) -> torch.Tensor:
         x = merge_channels(self.compress(window_embeddings))
@@ -99,15 +89,14 @@ class TokenShuffle(nn.Module):
 class TokenUnshuffle(nn.Module):
     """One Transformer output (…, d) -> s² sub-token features (…, s², d) for the shared LM head."""
 
-    def __init__(self, dim: int, s: int, blocks: int, ratio: float, eps: float):
+    def __init__(self, dim: int, s: int, blocks: int, ratio: float):
         super().__init__()
         self.s = s
-        self.blocks = nn.ModuleList(ResidualMLP(dim, int(dim * ratio), eps) for _ in range(blocks))
+        self.blocks = nn.ModuleList(ResidualMLP(dim, int(dim * ratio)) for _ in range(blocks))
         self.expand = nn.Linear(dim // (s * s), dim, bias=False)
-        self.norm = RMSNorm(dim, eps)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         x = hidden
         for block in self.blocks:
             x = block(x)
-        return self.norm(self.expand(split_channels(x, self.s)))
+        return self.expand(split_channels(x, self.s))

@@ -1,0 +1,111 @@
+"""FLOPs to generate one image with the reference sampler, from the formula and from torch's counter.
+
+Notation: L layers, d model width, H query heads / G kv heads of width h = d/H, f SwiGLU width, V codebook
+size, s window, B residual MLP blocks per (un)shuffle side of width r = ⌊d·ratio⌋, P prefill length (text
+tokens incl. <bos>, plus <|start_of_image|>), N image tokens, n = N/s² image positions. A matmul of an
+(m×k) by a (k×n) matrix is 2·m·k·n FLOPs; norms, RoPE, softmax and sampling are not counted.
+
+    M        = 2·L·(d·(H+2G)·h + d·d + 3·d·f)      Transformer matmuls per position
+    attn(t)  = 4·L·d·t                              QKᵀ and AV for one query over t keys
+    in(s)    = 2·d² + 4·B·d·r   (0 when s = 1)      compress s² tokens d→d/s², merge, B residual MLPs
+    out(s)   = 4·B·d·r + 2·d²   (0 when s = 1)      B residual MLPs, split, expand s² parts d/s²→d
+    head(s)  = s²·2·d·V                             shared LM head over the codebook rows, s² tokens
+
+    prefill  = P·M + 4·L·d·P²  + out(s) + head(s)   (SDPA's math kernel computes the full P×P scores;
+                                                     only the last position predicts window 0)
+    decode k = M + attn(P+k) + in(s) + out(s) + head(s),     k = 1 … n-1
+    total    = prefill + Σ_k decode k
+             = P·M + 4LdP² + n·(out+head) + (n-1)·(M+in) + 4Ld·((n-1)·P + n(n-1)/2)
+
+×2 with CFG (the unconditional row is left-padded to the same P). The VQ decoder is counted apart.
+
+Counted FLOPs run the sampler's own `prefill` and `decode_step` under `torch.utils.flop_counter
+.FlopCounterMode` on the meta device (no weights, no memory) with the MATH SDPA backend (the fused CPU
+kernel counts as 0). A decode step's count is affine in its position, so three steps are counted exactly
+(k = 1, 2 and n-1), the line through the first two is checked against the third, and the series is summed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from ts_eval.errors import CheckFailed
+from ts_eval.generators.token_shuffle.configs import ModelArgs
+from ts_eval.generators.token_shuffle.sampling import decode_step, pack_prompts, prefill
+
+
+@dataclass(frozen=True)
+class FlopTerms:
+    per_position: int  # M
+    attention_per_key: int  # 4·L·d
+    shuffle_in: int
+    shuffle_out: int
+    head: int
+
+
+def flop_terms(args: ModelArgs, window: int) -> FlopTerms:
+    d, L, h = args.dim, args.n_layers, args.head_dim
+    per_position = 2 * L * (d * (args.n_heads + 2 * args.kv_heads) * h + d * d + 3 * d * args.ffn_dim)
+    if window > 1:
+        r = int(d * args.shuffle_mlp_ratio)
+        blocks = 4 * args.shuffle_mlp_blocks * d * r
+        shuffle_in = shuffle_out = 2 * d * d + blocks
+    else:
+        shuffle_in = shuffle_out = 0
+    return FlopTerms(per_position, 4 * L * d, shuffle_in, shuffle_out, window * window * 2 * d * args.codebook_size)
+
+
+def analytic_flops(args: ModelArgs, window: int, image_tokens: int, prefill_len: int, cfg: bool) -> int:
+    """FLOPs of the whole sampling loop for one image (formula in the module docstring)."""
+    t = flop_terms(args, window)
+    n, p = image_tokens // (window * window), prefill_len
+    total = (p * t.per_position + t.attention_per_key * p * p
+             + n * (t.shuffle_out + t.head)
+             + (n - 1) * (t.per_position + t.shuffle_in)
+             + t.attention_per_key * ((n - 1) * p + n * (n - 1) // 2))
+    return total * (2 if cfg else 1)
+
+
+def _count(fn) -> int:
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def counted_flops(model, image_tokens: int, prefill_len: int, cfg: bool) -> dict[str, int]:
+    """Count the sampler's prefill and decode steps on `model` (normally on the meta device).
+
+    Returns prefill, the first decode step, the per-position slope, and the total for one image.
+    """
+    window = model.window
+    n = image_tokens // (window * window)
+    rows = 2 if cfg else 1
+    device = model.output.weight.device
+    tokens, pad = pack_prompts([[0] * prefill_len] * rows, device)
+    codes = torch.zeros(rows, window * window, dtype=torch.long, device=device)
+    model.setup_caches(rows, prefill_len + n - 1)
+    try:
+        first = _count(lambda: prefill(model, tokens, pad))
+        steps = {k: _count(lambda k=k: decode_step(model, codes, pad, prefill_len + k - 1))
+                 for k in sorted({1, 2, n - 1}) if 1 <= k <= n - 1}
+    finally:
+        model.clear_caches()
+    slope = steps[2] - steps[1] if 2 in steps else 0
+    if n - 1 >= 1 and steps[n - 1] != steps[1] + (n - 2) * slope:
+        raise CheckFailed(f"decode-step FLOPs are not affine in position (step 1: {steps[1]}, step 2: "
+                          f"{steps.get(2)}, step {n - 1}: {steps[n - 1]}); the series sum would be wrong")
+    decode_total = (n - 1) * steps.get(1, 0) + slope * (n - 1) * (n - 2) // 2
+    # Per image: both the cond and the uncond row belong to it when CFG is on.
+    return {"prefill": first, "decode_step_first": steps.get(1, 0), "decode_slope": slope,
+            "total": first + decode_total}
+
+
+def counted_vq_flops(vq, grid: tuple[int, int]) -> int:
+    """FLOPs of decoding one image's code grid (convolutions and the attention block)."""
+    device = vq.post_quant_conv.weight.device
+    codes = torch.zeros(1, *grid, dtype=torch.long, device=device)
+    return _count(lambda: vq.decode_code(codes))
