@@ -107,6 +107,27 @@ def test_failed_migration_rolls_back(tmp_path):
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
 
 
+def test_show_needs_no_write_lock(board, candidate, capsys, monkeypatch):
+    """While another process holds the write lock, show still reads and a write gives up with one line."""
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_S", 0.2)
+    writer = sqlite3.connect(board, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        assert len(show_json(capsys, board)) == 2
+        with pytest.raises(UsageError, match="locked by another process"):
+            db.add_submission(db.connect(board), dataclasses.replace(candidate, content_sha256="new"), name="late")
+    finally:
+        writer.execute("ROLLBACK")
+    assert len(show_json(capsys, board)) == 2
+
+
+def test_commands_are_registered(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("submit", "leaderboard", "gate"))
+
+
 def test_board_from_newer_ts_eval_is_refused(tmp_path, capsys):
     path = tmp_path / "board.sqlite"
     db.connect(path).execute("UPDATE schema_version SET version = 99")

@@ -266,6 +266,8 @@ def _archive(case: str, members: dict[str, bytes], path: Path) -> Path:
         return pack(path, _edit_samples(members, lambda s: _set(s[2], "sample_index", 3)))
     if case == "task version":
         return pack(path, _edit_manifest(members, lambda m: _set(m["settings"]["task"], "version", 2)))
+    if case == "metric not the board's":  # e.g. CLIPScore on GenAI-Bench: a valid run, not this board's ranking
+        return pack(path, _edit_manifest(members, lambda m: _set(m["scorer"], "metric", "clipscore")))
     if case == "unknown task":
         return pack(path, _edit_manifest(members, lambda m: _set(m["settings"]["task"], "name", "no-such-bench")))
     if case == "absolute path":
@@ -338,6 +340,7 @@ CASES = {
     "sample index out of range": "sample_index 3 out of range",
     "task version": "version 2 is not version 1",
     "unknown task": "unknown task 'no-such-bench'",
+    "metric not the board's": "scored with metric 'clipscore'; the genai-bench board ranks 'vqascore'",
     "absolute path": "absolute path",
     "dot-dot path": "'..'",
     "backslash path": "backslash",

@@ -61,11 +61,8 @@ def _name_problem(name: str) -> str | None:
         return "has an empty name, a NUL byte or a backslash"
     if name.startswith("/") or re.match(r"[A-Za-z]:", name):
         return "has an absolute path"
-    parts = PurePosixPath(name.rstrip("/")).parts
-    if any(part in ("..", ".") for part in name.rstrip("/").split("/")) or "//" in name:
+    if any(part in ("..", ".", "") for part in name.rstrip("/").split("/")):
         return "has a '..', '.' or empty path component"
-    if len(parts) == 0:
-        return "has an empty path"
     return None
 
 

@@ -75,7 +75,12 @@ MIGRATIONS: list[Migration] = [_create_v1]
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        raise UsageError(f"the board is locked by another process (waited {BUSY_TIMEOUT_S:g} s); try again") from None
     try:
         yield conn
     except BaseException:
@@ -89,9 +94,16 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def _current(conn: sqlite3.Connection) -> int:
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
+    return schema_version(conn) if exists else 0
+
+
 def migrate(conn: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) -> int:
     """Bring the schema to the newest version in one transaction; returns that version."""
-    with transaction(conn):
+    if _current(conn) == len(migrations):
+        return len(migrations)  # up to date: no write lock, so `show` works on a read-only board
+    with transaction(conn):  # re-read under the lock: another process may have migrated meanwhile
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         current = schema_version(conn)
         if current > len(migrations):
