@@ -176,12 +176,16 @@ def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch)
     assert shown[0]["ci95"] == summary["groups"]["all"]["ci95"]
     assert shown[0]["groups"] == {g: s["mean"] for g, s in summary["groups"].items()}
 
-    # One sample value changed (checksums made to match, so the summary check is what catches it).
+    # One sample value changed: as is, the checksum catches it; with the checksum redone, the summary does.
     members = members_of(hard_run)
     samples = rows(members["samples.jsonl"])
     samples[5]["value"] = round(1.0 - samples[5]["value"], 6)
-    tampered = pack(tmp_path / "tampered.zip", {**members, "samples.jsonl": jsonl(samples)})
     before = db_state(db)
+    as_is = pack(tmp_path / "as-is.zip", {**members, "samples.jsonl": jsonl(samples)},
+                 checksums={n: sha(d) for n, d in members.items()})
+    code, _, err = cli(capsys, "leaderboard", "add", as_is, "--db", db)
+    assert code == 1 and "checksum mismatch for 'samples.jsonl'" in err
+    tampered = pack(tmp_path / "tampered.zip", {**members, "samples.jsonl": jsonl(samples)})
     code, _, err = cli(capsys, "leaderboard", "add", tampered, "--db", db)
     assert code == 1 and "summary.json does not equal" in err and len(err.strip().splitlines()) == 1
     assert db_state(db) == before

@@ -114,6 +114,14 @@ def check_images(archive: Path, files: RunFiles) -> int:
     return len(present)
 
 
+def _model_label(generator: Any) -> str:
+    """The generator's name, plus a short checkpoint hash so two checkpoints of one model tell apart."""
+    if not isinstance(generator, dict):
+        return "unknown"
+    checkpoint = generator.get("checkpoint_sha256")
+    return str(generator.get("name", "unknown")) + (f"@{str(checkpoint)[:12]}" if checkpoint else "")
+
+
 def _task_settings(archive: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     task = manifest.get("settings", {}).get("task") if isinstance(manifest.get("settings"), dict) else None
     if not isinstance(task, dict) or not all(isinstance(task.get(k), (str, int)) for k in ("name", "version", "variant", "split")):
@@ -155,7 +163,7 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
     non_default = manifest.get("non_default_settings") or {}
     candidate = Candidate(
         task=spec.name, task_version=spec.version, variant=variant, split=split, metric=spec.metric,
-        model=str(manifest["settings"].get("generator", {}).get("name", "unknown")),
+        model=_model_label(manifest["settings"].get("generator")),
         scorer=str(scorer.get("name", "unknown")),
         official_scorer=not non_default.get("scorer_differs_from_official", False),
         n_samples=n_samples(files), n_prompts=len(files.prompts), summary=summary, manifest=manifest,
