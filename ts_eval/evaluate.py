@@ -123,12 +123,13 @@ def run(task: str, **kwargs) -> dict[str, Any]:
     Under torchrun every rank calls this; rank 0 returns the summary, the others return {}.
     """
     options = RunOptions(task=task, **kwargs)
-    registry.scorer_class(options.scorer or load_task(task, options.tasks_dir).default_scorer[0])  # fail before generating
+    # Scorers check their options here and load weights on their first batch: a typo in --scorer-arg fails
+    # before hours of generation, and the generator is freed before the scorer's model takes memory.
+    scorer = build_scorer(load_task(task, options.tasks_dir), options.scorer, options.scorer_args,
+                          device=options.device, dtype=options.dtype, batch_size=options.batch_size)
     world = current_world(options.device)
     try:
-        spec, prompts, run_dir, records = _generate(options, world)  # the generator is freed before the scorer loads
-        scorer = build_scorer(spec, options.scorer, options.scorer_args, device=options.device, dtype=options.dtype,
-                              batch_size=options.batch_size)
+        spec, prompts, run_dir, records = _generate(options, world)
         score_images(run_dir, spec, prompts, records, scorer, world=world, use_cache=options.cache,
                      progress=options.progress)
         if not world.is_main:

@@ -34,6 +34,9 @@ SIZES = {"clip-flant5-xxl": "11B parameters, about 22 GB in bf16",
          "clip-flant5-xl": "3B parameters, about 7 GB in bf16"}
 
 
+TINY_RANDOM = "tiny-random"  # random weights: exercises the pipeline, its scores mean nothing
+
+
 class VQAScorer:
     name = "vqascore"
     metrics = ("vqascore",)
@@ -49,10 +52,19 @@ class VQAScorer:
         models = clip_t5_models()  # imports t2v-metrics, or says in one line how to install it
         from t2v_metrics.models.vqascore_models import clip_t5_model
 
-        if opts["model"] not in models:
-            raise UsageError(f"{OWNER}: unknown model {opts['model']!r}; choose one of: {', '.join(models)}")
+        if opts["model"] == TINY_RANDOM:
+            # Offline smoke runs: a tiny random CLIP-T5 built from a config, scored through the real code path.
+            from ts_eval.cache import default_cache_dir
+            from ts_eval.scorers.tiny_models import build_tiny_clip_t5
+
+            opts.update(build_tiny_clip_t5(default_cache_dir() / "tiny-models" / "clip-t5"))
+            entry = models["clip-flant5-xxl"]
+        elif opts["model"] not in models:
+            raise UsageError(f"{OWNER}: unknown model {opts['model']!r}; choose one of: "
+                             f"{', '.join([*models, TINY_RANDOM])}")
+        else:
+            entry = models[opts["model"]]
         self.model = opts["model"]
-        entry = models[self.model]
         for key in ("model_path", "tokenizer_path"):
             opts[key] = os.path.expanduser(opts[key])
             if opts[key].startswith(("/", ".")) and not local_weights.is_local(opts[key]):
