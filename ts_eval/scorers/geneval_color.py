@@ -91,7 +91,7 @@ class CLIPColorClassifier:
         if pretrained == RANDOM:
             print("ts-eval: warning: CLIP colour classifier with random weights; its colours mean nothing",
                   file=sys.stderr)
-        self.weights_sha256 = sha256_file(Path(pretrained)) if Path(pretrained).is_file() else None
+        self.weights_sha256 = _weights_sha256(model, pretrained)
         self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(model)
         self._torch = torch
@@ -134,6 +134,14 @@ class CLIPColorClassifier:
                     logits = 100.0 * feature @ self._classifier(name)
                     out.append(COLORS[int(logits.argmax())])
         return out
+
+
+def _weights_sha256(model: str, pretrained: str) -> str | None:
+    """sha256 of local weights (a file, or the checkpoint in a `local-dir:` folder); None for a hub tag."""
+    if model.startswith("local-dir:"):
+        files = sorted(Path(model.removeprefix("local-dir:")).glob("open_clip_*model*"))
+        return sha256_file(files[0]) if files else None
+    return sha256_file(Path(pretrained)) if Path(pretrained).is_file() else None
 
 
 def build_color_classifier(name: str, options: dict[str, Any], device: str, dtype: str):

@@ -48,9 +48,8 @@ class HFDetector:
                 self.model = Mask2FormerForUniversalSegmentation.from_pretrained(self.model_id, revision=revision)
             self.processor = Mask2FormerImageProcessor.from_pretrained(self.model_id, revision=revision)
         except (OSError, ValueError) as exc:
-            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise UsageError(f"cannot load Mask2Former {self.model_id!r} ({reason}); when offline, download it "
-                             f"elsewhere (huggingface-cli download {self.model_id}) and pass "
+            raise UsageError(f"cannot load Mask2Former {self.model_id!r} ({type(exc).__name__}); when offline, "
+                             f"download it elsewhere (huggingface-cli download {self.model_id}) and pass "
                              "--scorer-arg hf_model=DIR") from None
         if self.model.config.num_labels != 80:
             raise UsageError(f"Mask2Former {self.model_id!r} has {self.model.config.num_labels} classes; GenEval "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ class MMDetDetector:
         self.cfg.model.test_cfg.max_per_image = max_per_image
         self.device = torch_device(device)
         self.checkpoint = self._checkpoint_path(config, checkpoint)
-        self.model = init_detector(self.cfg, checkpoint=None, device=str(self.device))
+        with warnings.catch_warnings():  # "checkpoint is None, use COCO classes": weights are loaded below
+            warnings.simplefilter("ignore", UserWarning)
+            self.model = init_detector(self.cfg, checkpoint=None, device=str(self.device))
         self.model.eval()
         if self.checkpoint is not None:
             self._load_weights(self.checkpoint)

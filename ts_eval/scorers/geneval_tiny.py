@@ -1,0 +1,94 @@
+"""Tiny random-initialised GenEval models of the real architectures, saved to disk, built offline.
+
+Each is loaded back through the same scorer options a user passes for the real weights (a config file and
+checkpoint for mmdet, a model folder for hf, `local-dir:` for open_clip), so tests and speed benchmarks run
+the real code paths: preprocessing, batching, forward, post-processing. Their outputs mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TINY_SIZE = (96, 64)  # test-time resize (long, short side) of the tiny detectors; the official one is (1333, 800)
+
+
+def tiny_mmdet(folder: str | Path, seed: int = 0) -> dict[str, str]:
+    """A 0.36 M-parameter Mask2Former (Swin backbone) config + checkpoint; returns the scorer args."""
+    import torch
+    from mmdet.apis import init_detector
+
+    from ts_eval.scorers.geneval_mmdet import resolve_config
+
+    folder = Path(folder)
+    args = {"detector": "mmdet", "detector_config": str(folder / "mask2former_tiny.py"),
+            "checkpoint": str(folder / "mask2former_tiny.pth")}
+    if Path(args["checkpoint"]).is_file():
+        return args
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg, _ = resolve_config("")
+    model = cfg.model
+    model.backbone.update(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
+                          drop_path_rate=0.0)
+    head = model.panoptic_head
+    head.update(in_channels=[16, 32, 64, 128], feat_channels=32, out_channels=32, num_queries=8)
+    head.positional_encoding.update(num_feats=16)
+    decoder = head.pixel_decoder
+    decoder.positional_encoding.update(num_feats=16)
+    decoder.norm_cfg.update(num_groups=8)
+    decoder.encoder.update(num_layers=1)
+    decoder.encoder.layer_cfg.self_attn_cfg.update(embed_dims=32, num_heads=2)
+    decoder.encoder.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
+    layers = head.transformer_decoder
+    layers.update(num_layers=1)
+    layers.layer_cfg.self_attn_cfg.update(embed_dims=32, num_heads=2)
+    layers.layer_cfg.cross_attn_cfg.update(embed_dims=32, num_heads=2)
+    layers.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
+    cfg.test_dataloader.dataset.pipeline[1].scale = TINY_SIZE
+    cfg.test_pipeline = cfg.test_dataloader.dataset.pipeline
+    cfg.dump(args["detector_config"])
+    torch.manual_seed(seed)
+    detector = init_detector(cfg, checkpoint=None, device="cpu")
+    torch.save({"state_dict": detector.state_dict(), "meta": {"note": "tiny random Mask2Former"}}, args["checkpoint"])
+    return args
+
+
+def tiny_hf(folder: str | Path, seed: int = 0) -> dict[str, str]:
+    """A tiny transformers Mask2Former (Swin backbone, 80 COCO labels) saved with its image processor."""
+    import torch
+    from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor,
+                              SwinConfig)
+
+    folder = Path(folder)
+    args = {"detector": "hf", "hf_model": str(folder)}
+    if (folder / "config.json").is_file():
+        return args
+    swin = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=64,
+                      out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = Mask2FormerConfig(backbone_config=swin, num_labels=80, num_queries=8, hidden_dim=32,
+                               mask_feature_size=32, feature_size=32, encoder_layers=1, decoder_layers=2,
+                               encoder_feedforward_dim=64, dim_feedforward=64, num_attention_heads=2)
+    torch.manual_seed(seed)
+    Mask2FormerForUniversalSegmentation(config).save_pretrained(folder)
+    Mask2FormerImageProcessor(size={"shortest_edge": TINY_SIZE[1], "longest_edge": TINY_SIZE[0]}).save_pretrained(folder)
+    return args
+
+
+def tiny_clip(folder: str | Path, seed: int = 0) -> dict[str, str]:
+    """A tiny open_clip ViT (with the real BPE tokenizer) as an open_clip `local-dir:` model folder."""
+    import open_clip
+    import torch
+
+    folder = Path(folder)
+    args = {"clip_model": f"local-dir:{folder}"}
+    if (folder / "open_clip_pytorch_model.bin").is_file():
+        return args
+    folder.mkdir(parents=True, exist_ok=True)
+    model_cfg = {"embed_dim": 32,
+                 "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}))
+    torch.manual_seed(seed)
+    model = open_clip.create_model(f"local-dir:{folder}", pretrained=None)
+    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
+    return args
