@@ -1,0 +1,243 @@
+"""The real GenEval backends (mmdet, hf Mask2Former, open_clip) on tiny random models built from configs.
+
+The weights are random, so only the code paths are tested: file loading, preprocessing, batching, forward,
+post-processing, colour crops and the scorer's bookkeeping. The official weights cannot be downloaded here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ts_eval.cli import main
+from ts_eval.errors import UsageError
+from ts_eval.scorers.geneval import COLORS
+from ts_eval.store import read_jsonl
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("open_clip")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, dict[str, str]]:
+    from ts_eval.scorers.geneval_tiny import tiny_clip, tiny_hf
+
+    root = tmp_path_factory.mktemp("tiny-geneval")
+    models = {"hf": tiny_hf(root / "hf"), "clip": tiny_clip(root / "clip")}
+    try:
+        import mmdet  # noqa: F401
+
+        from ts_eval.scorers.geneval_tiny import tiny_mmdet
+
+        models["mmdet"] = tiny_mmdet(root / "mmdet")
+    except ImportError:
+        pass
+    return models
+
+
+def need_mmdet(tiny):
+    if "mmdet" not in tiny:
+        pytest.skip("mmdet is not installed (pip install 'ts-eval[geneval]', see README)")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> list[str]:
+    rng = np.random.default_rng(0)
+    folder = tmp_path_factory.mktemp("images")
+    paths = []
+    for i in range(3):
+        path = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def load(paths):
+    return [Image.open(p).convert("RGB") for p in paths]
+
+
+def check_instances(found, image):
+    from ts_eval.scorers.geneval_detectors import masks_to_boxes
+
+    assert len(found) == 100  # Mask2Former's max_per_image
+    assert found.boxes.shape == (100, 4) and found.boxes.dtype == np.float32
+    assert found.scores.dtype == np.float32 and ((0 <= found.scores) & (found.scores <= 1)).all()
+    assert ((0 <= found.labels) & (found.labels < 80)).all()
+    assert tuple(found.masks.shape) == (100, image.height, image.width)
+    assert np.array_equal(found.boxes, masks_to_boxes(torch.as_tensor(found.masks)).numpy())
+
+
+# -- mmdet ----------------------------------------------------------------------------------------------------
+
+def test_mmdet_detects_a_batch_from_files(tiny, images):
+    need_mmdet(tiny)
+    from ts_eval.scorers.geneval_mmdet import MMDetDetector
+
+    detector = MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"],
+                             device="cpu")
+    batch = detector.detect(load(images), images)
+    assert len(batch) == 3
+    for found, image in zip(batch, load(images)):
+        check_instances(found, image)
+    alone = detector.detect(load(images[1:2]), images[1:2])[0]
+    np.testing.assert_allclose(alone.scores, batch[1].scores, rtol=1e-4, atol=1e-6)  # batching changes nothing
+    assert detector.describe()["checkpoint_sha256"] != "random"
+
+
+def test_mmdet_checkpoint_errors(tiny, tmp_path):
+    need_mmdet(tiny)
+    from ts_eval.scorers.geneval_mmdet import MMDetDetector
+
+    with pytest.raises(UsageError, match="no such file"):
+        MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=str(tmp_path / "none.pth"), device="cpu")
+    partial = tmp_path / "partial.pth"
+    state = torch.load(tiny["mmdet"]["checkpoint"], weights_only=False)["state_dict"]
+    torch.save({"state_dict": dict(list(state.items())[:5])}, partial)
+    with pytest.raises(UsageError, match="does not fit mmdet config"):
+        MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=str(partial), device="cpu")
+    with pytest.raises(UsageError, match="has no known checkpoint"):
+        MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint="", device="cpu")
+    with pytest.raises(UsageError, match="not found"):
+        MMDetDetector(config="mask2former_nonexistent", checkpoint="random", device="cpu")
+
+
+def test_official_checkpoint_download_failure_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("mmdet")
+    import torch.hub
+
+    from ts_eval.scorers import geneval_mmdet
+
+    monkeypatch.setenv("TS_EVAL_CACHE_DIR", str(tmp_path))
+
+    def offline(url, dst, hash_prefix=None, progress=True):
+        Path(dst).write_bytes(b"half a file")
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(UsageError) as error:
+        geneval_mmdet.official_checkpoint(progress=False)
+    assert geneval_mmdet.OFFICIAL_CHECKPOINT_URL in str(error.value) and "checkpoint=PATH" in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not any((tmp_path / "weights").iterdir())  # no half-written checkpoint left behind
+
+
+# -- hf -------------------------------------------------------------------------------------------------------
+
+def test_hf_detects_a_batch_of_mixed_sizes(tiny, images, tmp_path):
+    from ts_eval.scorers.geneval_hf import HFDetector
+
+    detector = HFDetector(model=tiny["hf"]["hf_model"], device="cpu")
+    tall = tmp_path / "tall.png"
+    Image.fromarray(np.full((90, 40, 3), 128, np.uint8)).save(tall)
+    paths = [images[0], str(tall)]
+    for found, image in zip(detector.detect(load(paths), paths), load(paths)):
+        check_instances(found, image)
+
+
+def test_hf_post_processing_equals_mmdetection(tiny):
+    pytest.importorskip("mmdet")
+    from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
+    from mmdet.structures.mask import mask2bbox
+
+    from ts_eval.scorers.geneval_detectors import instances_from_queries, masks_to_boxes
+
+    generator = torch.Generator().manual_seed(0)
+    class_logits = torch.randn(12, 81, generator=generator) * 3
+    mask_logits = torch.randn(12, 40, 56, generator=generator) * 2
+    mask_logits[3] = -5  # an empty mask: its box is all zeros
+    head = MaskFormerFusionHead(num_things_classes=80, num_stuff_classes=0, test_cfg={"max_per_image": 100})
+    expected = head.instance_postprocess(class_logits, mask_logits)
+    ours = instances_from_queries(class_logits, mask_logits, max_per_image=100)
+    np.testing.assert_allclose(ours.scores, expected.scores.numpy(), rtol=1e-6)
+    assert np.array_equal(ours.labels, expected.labels.numpy())
+    assert torch.equal(ours.masks, expected.masks)
+    assert np.array_equal(ours.boxes, expected.bboxes.numpy())
+    masks = torch.rand(20, 30, 25, generator=generator) > 0.97
+    masks[0] = False
+    assert torch.equal(masks_to_boxes(masks), mask2bbox(masks))
+
+
+def test_hf_offline_and_clip_offline_are_one_line(tmp_path):
+    code = ("from ts_eval.errors import UsageError\n"
+            "from ts_eval.scorers.geneval_hf import HFDetector\n"
+            "from ts_eval.scorers.geneval_color import CLIPColorClassifier\n"
+            "for build in (lambda: HFDetector(device='cpu'), lambda: CLIPColorClassifier(device='cpu')):\n"
+            "    try:\n        build()\n    except UsageError as exc:\n        print('ERR', exc)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TS_EVAL_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300).stdout
+    lines = [line for line in out.splitlines() if line.startswith("ERR")]
+    assert len(lines) == 2, out
+    assert "cannot load Mask2Former 'facebook/mask2former-swin-small-coco-instance'" in lines[0]
+    assert "hf_model=DIR" in lines[0]
+    assert "cannot load CLIP ViT-L-14 weights 'openai'" in lines[1] and "clip_pretrained=PATH" in lines[1]
+
+
+# -- colour classifier ------------------------------------------------------------------------------------------
+
+def test_clip_colors_are_batch_independent(tiny):
+    from ts_eval.scorers.geneval_color import CLIPColorClassifier
+
+    rng = np.random.default_rng(1)
+    crops = [Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)) for i in range(7)]
+    names = ["car", "dog", "car", "apple", "dog", "car", "bench"]
+    one = CLIPColorClassifier(model=tiny["clip"]["clip_model"], device="cpu", batch_size=1)
+    many = CLIPColorClassifier(model=tiny["clip"]["clip_model"], device="cpu", batch_size=32)
+    colors = many.classify(crops, names)
+    assert colors == one.classify(crops, names) and set(colors) <= set(COLORS)
+    assert sorted(many._classifiers) == ["apple", "bench", "car", "dog"]  # one text classifier per class
+    assert tuple(many._classifiers["car"].shape) == (32, 10)
+    assert many.describe()["weights_sha256"] is not None
+
+
+# -- end to end ---------------------------------------------------------------------------------------------------
+
+def _end_to_end(tmp_path, scorer_args: dict[str, str]) -> Path:
+    out = tmp_path / "R"
+    args = ["run", "geneval", "--model", "dummy", "--limit", "3", "--n-samples", "2", "--out", str(out), "--quiet",
+            "--no-cache", "--device", "cpu", "--batch-size", "3"]
+    for key, value in scorer_args.items():
+        args += ["--scorer-arg", f"{key}={value}"]
+    assert main(args) == 0
+    return out
+
+
+def _check_run(out: Path):
+    detections = read_jsonl(out / "detections.jsonl")
+    assert len(detections) == 6
+    for row in detections:
+        objects = [o for v in row["detections"].values() for o in v]
+        assert len(objects) == 100  # every instance, before any threshold
+        for name, items in row["detections"].items():
+            colored = [o["color"] for o in items if o["color"] is not None]
+            assert len(colored) == min(16, len(items)) and set(colored) <= set(COLORS)
+    before = (out / "samples.jsonl").read_bytes()
+    assert main(["rescore", str(out), "--quiet"]) == 0
+    assert (out / "samples.jsonl").read_bytes() == before
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["scorer"]["judge"]["threshold"] == 0.0
+
+
+def test_end_to_end_with_mmdet_and_clip(tiny, tmp_path):
+    need_mmdet(tiny)
+    # threshold 0 lets every random-weight instance through, so colour crops run on real masks.
+    _check_run(_end_to_end(tmp_path, {**tiny["mmdet"], **tiny["clip"], "threshold": "0"}))
+
+
+def test_end_to_end_with_hf_and_clip(tiny, tmp_path):
+    _check_run(_end_to_end(tmp_path, {**tiny["hf"], **tiny["clip"], "threshold": "0"}))
