@@ -124,3 +124,31 @@ def test_describe_changes_with_every_setting_that_changes_images():
         assert TokenShuffleGenerator(args, device="cpu").describe() != base
     assert hashlib.sha256(repr(base).encode()).hexdigest() == hashlib.sha256(
         repr(TokenShuffleGenerator({}, device="cpu").describe()).encode()).hexdigest()
+
+
+def _word_tokenizer(folder: Path, extra_words: int = 0) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<s>": 0, "<unk>": 1, "a": 2, "red": 3, "apple": 4, **{f"w{i}": 5 + i for i in range(extra_words)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", unk_token="<unk>").save_pretrained(folder)
+    return folder
+
+
+def test_hugging_face_tokenizer_by_path(tmp_path):
+    path = _word_tokenizer(tmp_path / "tok")
+    generator = TokenShuffleGenerator({"tokenizer": str(path)}, device="cpu")
+    assert generator.prompt_ids("a red apple") == [0, 2, 3, 4]  # <bos> first
+    assert generator.describe()["config"]["tokenizer"] == str(path)
+    assert len(generator.generate(_requests()[:1])) == 1
+    with pytest.raises(UsageError, match="has 305 ids but the model's text vocabulary holds 259"):
+        TokenShuffleGenerator({"tokenizer": str(_word_tokenizer(tmp_path / "big", 300))}, device="cpu")
+
+
+def test_bf16_generation_on_cpu():
+    generator = TokenShuffleGenerator({"dtype": "bf16", "window": "4"}, device="cpu")
+    assert generator.model.output.weight.dtype == torch.bfloat16
+    images = generator.generate(_requests())
+    assert [i.size for i in images] == [(128, 128)] * 2

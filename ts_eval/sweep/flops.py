@@ -1,23 +1,6 @@
 """FLOPs to generate one image with the reference sampler, from the formula and from torch's counter.
 
-Notation: L layers, d model width, H query heads / G kv heads of width h = d/H, f SwiGLU width, V codebook
-size, s window, B residual MLP blocks per (un)shuffle side of width r = ⌊d·ratio⌋, P prefill length (text
-tokens incl. <bos>, plus <|start_of_image|>), N image tokens, n = N/s² image positions. A matmul of an
-(m×k) by a (k×n) matrix is 2·m·k·n FLOPs; norms, RoPE, softmax and sampling are not counted.
-
-    M        = 2·L·(d·(H+2G)·h + d·d + 3·d·f)      Transformer matmuls per position
-    attn(t)  = 4·L·d·t                              QKᵀ and AV for one query over t keys
-    in(s)    = 2·d² + 4·B·d·r   (0 when s = 1)      compress s² tokens d→d/s², merge, B residual MLPs
-    out(s)   = 4·B·d·r + 2·d²   (0 when s = 1)      B residual MLPs, split, expand s² parts d/s²→d
-    head(s)  = s²·2·d·V                             shared LM head over the codebook rows, s² tokens
-
-    prefill  = P·M + 4·L·d·P²  + out(s) + head(s)   (SDPA's math kernel computes the full P×P scores;
-                                                     only the last position predicts window 0)
-    decode k = M + attn(P+k) + in(s) + out(s) + head(s),     k = 1 … n-1
-    total    = prefill + Σ_k decode k
-             = P·M + 4LdP² + n·(out+head) + (n-1)·(M+in) + 4Ld·((n-1)·P + n(n-1)/2)
-
-×2 with CFG (the unconditional row is left-padded to the same P). The VQ decoder is counted apart.
+The formula (also printed in every sweep report) is `FORMULA` below.
 
 Counted FLOPs run the sampler's own `prefill` and `decode_step` under `torch.utils.flop_counter
 .FlopCounterMode` on the meta device (no weights, no memory) with the MATH SDPA backend (the fused CPU
@@ -36,6 +19,27 @@ from torch.utils.flop_counter import FlopCounterMode
 from ts_eval.errors import CheckFailed
 from ts_eval.generators.token_shuffle.configs import ModelArgs
 from ts_eval.generators.token_shuffle.sampling import decode_step, pack_prompts, prefill
+
+FORMULA = """\
+Notation: L layers, d model width, H query heads / G kv heads of width h = d/H, f SwiGLU width, V codebook
+size, s window, B residual MLP blocks per (un)shuffle side of width r = ⌊d·ratio⌋, P prefill length (text
+tokens incl. <bos>, plus <|start_of_image|>), N image tokens, n = N/s² image positions. A matmul of an
+(m×k) by a (k×n) matrix is 2·m·k·n FLOPs; norms, RoPE, softmax and sampling are not counted.
+
+    M        = 2·L·(d·(H+2G)·h + d·d + 3·d·f)      Transformer matmuls per position
+    attn(t)  = 4·L·d·t                              QKᵀ and AV for one query over t keys
+    in(s)    = 2·d² + 4·B·d·r   (0 when s = 1)      compress s² tokens d→d/s², merge, B residual MLPs
+    out(s)   = 4·B·d·r + 2·d²   (0 when s = 1)      B residual MLPs, split, expand s² parts d/s²→d
+    head(s)  = s²·2·d·V                             shared LM head over the codebook rows, s² tokens
+
+    prefill  = P·M + 4·L·d·P²  + out(s) + head(s)   (SDPA's math kernel computes the full P×P scores;
+                                                     only the last position predicts window 0)
+    decode k = M + attn(P+k) + in(s) + out(s) + head(s),     k = 1 … n-1
+    total    = prefill + Σ_k decode k
+             = P·M + 4LdP² + n·(out+head) + (n-1)·(M+in) + 4Ld·((n-1)·P + n(n-1)/2)
+
+×2 with CFG (the unconditional row is left-padded to the same P). The VQ decoder is counted apart.
+"""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ts_eval.generators.token_shuffle.configs import load_config
 from ts_eval.generators.token_shuffle.generator import build_model, build_vq, token_grid
 from ts_eval.generators.token_shuffle.model import check_window, param_count, shuffle_param_count
 from ts_eval.generators.token_shuffle.sampling import SamplingOptions
-from ts_eval.sweep.flops import analytic_flops, counted_flops, counted_vq_flops
+from ts_eval.sweep.flops import FORMULA, analytic_flops, counted_flops, counted_vq_flops
 from ts_eval.sweep.latency import time_generation
 
 FORMAT = "ts-eval/sweep@1"
@@ -160,7 +160,12 @@ def markdown(result: dict[str, Any]) -> str:
              f"CFG {'on' if rows and rows[0]['cfg'] else 'off'} (scale {settings['cfg_scale']}), prompt of "
              f"{settings['prefill_len'] - 1} tokens + <|start_of_image|>. FLOPs are for one image, the whole sampling "
              "loop; VQ decode apart. KV cache for the whole batch.")
-    return intro + "\n\n" + "\n".join(lines) + "\n"
+    method = ("Counted FLOPs: `torch.utils.flop_counter.FlopCounterMode` around the sampler's own `prefill` and "
+              "`decode_step` on the meta device with the MATH SDPA backend; decode steps 1, 2 and n-1 are counted "
+              "exactly and, the count being affine in position (checked on the third step), the series is summed. "
+              "Analytic FLOPs:")
+    title = f"# Token-Shuffle efficiency sweep: `{result['config']}`\n\n"
+    return title + intro + "\n\n" + "\n".join(lines) + "\n\n" + method + "\n\n```\n" + FORMULA + "```\n"
 
 
 def write_outputs(result: dict[str, Any], json_path: Path, markdown_path: Path | None, plot_dir: Path | None) -> None:
