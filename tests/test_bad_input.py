@@ -89,8 +89,9 @@ def test_missing_data_file_says_where_to_get_it(genai_527, tmp_path, capsys):
 
 
 def test_offline_download_failure_is_one_actionable_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # read at import time from the env, so patch it
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     code = cli("run", "genai-bench", "--variant", "1600", "--out", tmp_path / "R")[0]
     _one_line_error(capsys, code, "BaiqiL/GenAI-Bench-1600", "--data")
 
