@@ -148,6 +148,11 @@ def test_hf_detects_a_batch_of_mixed_sizes(tiny, images, tmp_path):
     paths = [images[0], str(tall)]
     for found, image in zip(detector.detect(load(paths), paths), load(paths)):
         check_instances(found, image)
+    assert detector.describe()["size"] == {"shortest_edge": 800, "longest_edge": 1333}  # mmdetection's test scale
+    own = HFDetector(model=tiny["hf"]["hf_model"], device="cpu", resize="processor")
+    assert own.describe()["size"] == {"shortest_edge": 64, "longest_edge": 96}
+    with pytest.raises(UsageError, match="hf_resize"):
+        HFDetector(model=tiny["hf"]["hf_model"], device="cpu", resize="big")
 
 
 def test_hf_post_processing_equals_mmdetection(tiny):

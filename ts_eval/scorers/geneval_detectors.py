@@ -102,7 +102,7 @@ def build_detector(name: str, options: dict[str, Any], device: str) -> Detector:
         from ts_eval.scorers.geneval_hf import HFDetector
 
         return HFDetector(model=options["hf_model"], revision=options["hf_revision"],
-                          checkpoint=options["checkpoint"], device=device)
+                          checkpoint=options["checkpoint"], device=device, resize=options["hf_resize"])
     raise UsageError(f"unknown GenEval detector {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 

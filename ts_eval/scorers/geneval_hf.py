@@ -18,13 +18,16 @@ from ts_eval.scorers.geneval_detectors import Instances, instances_from_queries
 
 DEFAULT_MODEL = "facebook/mask2former-swin-small-coco-instance"
 RANDOM = "random"
+# The official detector's test scale (mmdetection: Resize scale=(1333, 800), keep_ratio), used unless
+# `resize='processor'` asks for whatever the model's saved image processor does.
+MMDET_SIZE = {"shortest_edge": 800, "longest_edge": 1333}
 
 
 class HFDetector:
     name = "hf"
 
     def __init__(self, model: str = "", revision: str = "main", checkpoint: str = "", device: str = "auto",
-                 max_per_image: int = 100):
+                 max_per_image: int = 100, resize: str = "mmdet"):
         import torch
 
         from ts_eval.devices import torch_device
@@ -51,6 +54,11 @@ class HFDetector:
             raise UsageError(f"cannot load Mask2Former {self.model_id!r} ({type(exc).__name__}); when offline, "
                              f"download it elsewhere (huggingface-cli download {self.model_id}) and pass "
                              "--scorer-arg hf_model=DIR") from None
+        if resize not in ("mmdet", "processor"):
+            raise UsageError(f"hf_resize={resize!r}: use 'mmdet' (800/1333, the official scale) or 'processor'")
+        self.resize = resize
+        if resize == "mmdet":
+            self.processor.size = dict(MMDET_SIZE)
         if self.model.config.num_labels != 80:
             raise UsageError(f"Mask2Former {self.model_id!r} has {self.model.config.num_labels} classes; GenEval "
                              "needs a COCO instance model (80 classes in COCO order)")
@@ -60,7 +68,8 @@ class HFDetector:
     def describe(self) -> dict[str, Any]:
         commit = getattr(self.model.config, "_commit_hash", None)
         return {"name": self.name, "model": self.model_id, "revision": self.revision, "commit": commit,
-                "weights": RANDOM if self.random else "pretrained", "max_per_image": self.max_per_image}
+                "weights": RANDOM if self.random else "pretrained", "max_per_image": self.max_per_image,
+                "size": dict(self.processor.size)}
 
     def detect(self, images: list[Image.Image], paths: list[str]) -> list[Instances]:
         torch = self._torch

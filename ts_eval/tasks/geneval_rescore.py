@@ -67,7 +67,7 @@ def judge_rows(rows: list[DetectionRow], prompts: dict[str, Prompt], settings: J
     samples = []
     for row in tqdm(rows, desc="rescore", unit="img", disable=not progress):
         at = f"{where}: image {row.prompt_id}/{row.sample_index:04d}"
-        objects = objects_from_row(row.detections, at)
+        objects = objects_from_row(row.detections, at, floor=settings.lowest_threshold())
         try:
             verdict = judge(prompts[row.prompt_id].metadata, objects, settings)
         except MissingColor as exc:
