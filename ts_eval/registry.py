@@ -13,6 +13,9 @@ GENERATORS: dict[str, str] = {
     "dummy": "ts_eval.generators.dummy:DummyGenerator",
     "folder": "ts_eval.generators.folder:FolderGenerator",
     "reference": "ts_eval.generators.token_shuffle.generator:TokenShuffleGenerator",
+    "diffusers": "ts_eval.generators.diffusers_adapter:DiffusersGenerator",
+    "janus": "ts_eval.generators.janus:JanusGenerator",
+    "python": "ts_eval.generators.python_entry:PythonGenerator",
 }
 
 SCORERS: dict[str, str] = {

@@ -1,0 +1,177 @@
+"""`--model diffusers`: any diffusers text-to-image pipeline, loaded with `AutoPipelineForText2Image`.
+
+    ts-eval run genai-bench --model diffusers --model-arg path=stabilityai/stable-diffusion-xl-base-1.0 \\
+        --model-arg steps=50 --model-arg guidance=5
+
+Options (`--model-arg k=v`): path (Hub repo id or local folder, required), revision (Hub branch, tag or
+commit; default main, the manifest records the commit), variant (weights variant such as fp16), steps,
+guidance, negative_prompt, scheduler (a diffusers scheduler class the pipeline lists as compatible),
+resolution (square side in pixels; default the pipeline's), safety_checker (keep a pipeline's NSFW filter,
+default true), dtype (default --dtype: bf16 on CUDA, fp32 on CPU), batch_size (default 1).
+Unset steps and guidance take the pipeline's own defaults; the manifest records the values used.
+
+Each image starts from noise drawn by its own CPU `torch.Generator` seeded with the request's seed, so the
+same seed gives the same image on CPU and GPU setups alike. With batch_size=1 an image's bytes depend on
+nothing else. Larger batches run faster on big GPUs, but batched kernels round differently: pixels can then
+move by a level or so from the batch-1 image, which changes its sha256 (not its score in any useful sense).
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from PIL import Image
+
+from ts_eval.devices import torch_device, torch_dtype
+from ts_eval.errors import UsageError, missing_extra
+from ts_eval.generators.pretrained import Source, load_failed, local_sha256, resolve_source, snapshot_commit
+from ts_eval.options import parse_options
+from ts_eval.records import ImageRequest
+
+OWNER = "model 'diffusers'"
+OPTIONS: dict[str, Any] = {
+    "path": "", "revision": None, "variant": None, "steps": None, "guidance": None, "negative_prompt": None,
+    "scheduler": None, "resolution": None, "safety_checker": True, "dtype": None, "batch_size": 1,
+}
+
+
+def import_diffusers():
+    """diffusers and torch, or one line naming the extra that installs them."""
+    try:
+        import diffusers
+        import torch
+    except ImportError as exc:
+        if exc.name in ("diffusers", "torch", "transformers"):
+            raise missing_extra(exc.name, "diffusers") from None
+        raise UsageError(f"diffusers could not be imported ({exc}); run: pip install 'ts-eval[diffusers]'") from None
+    return diffusers, torch
+
+
+def number(opts: dict[str, Any], key: str, kind: type) -> Any:
+    """An optional numeric option: None stays None (the pipeline's default)."""
+    raw = opts[key]
+    if raw is None:
+        return None
+    try:
+        return kind(raw)
+    except ValueError:
+        raise UsageError(f"{OWNER}: {key}={raw!r} is not a valid {kind.__name__}") from None
+
+
+@contextmanager
+def quiet_hub(diffusers) -> Iterator[None]:
+    """diffusers logs every failed Hub look-up before raising; the one-line error says it all."""
+    logging = diffusers.utils.logging
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+class DiffusersGenerator:
+    name = "diffusers"
+
+    def __init__(self, args: dict[str, str], device: str = "auto", dtype: str = "auto"):
+        opts = parse_options(args, OPTIONS, OWNER)
+        diffusers, torch = import_diffusers()
+        self._torch = torch
+        self.library_version = diffusers.__version__
+        self.device = torch_device(device)
+        self.dtype = torch_dtype(opts["dtype"] or dtype, self.device)
+        self.batch_size = opts["batch_size"]
+        self.steps = number(opts, "steps", int)
+        self.guidance = number(opts, "guidance", float)
+        self.resolution = number(opts, "resolution", int)
+        self.negative_prompt = opts["negative_prompt"]
+        self.variant = opts["variant"]
+        for key, ok in (("batch_size", self.batch_size >= 1), ("steps", self.steps is None or self.steps >= 1),
+                        ("guidance", self.guidance is None or self.guidance >= 0),
+                        ("resolution", self.resolution is None or self.resolution >= 8)):
+            if not ok:
+                raise UsageError(f"{OWNER}: {key}={opts[key]} is out of range")
+
+        self.source = resolve_source(opts["path"], opts["revision"], OWNER)
+        self.pipe, self.commit = self._load(diffusers, self.source)
+        self.weights_sha256 = local_sha256(self.source)
+        if not opts["safety_checker"] and getattr(self.pipe, "safety_checker", None) is not None:
+            self.pipe.safety_checker = None
+        self.safety_checker = getattr(self.pipe, "safety_checker", None) is not None
+        if opts["scheduler"]:
+            self.pipe.scheduler = self._scheduler(diffusers, opts["scheduler"])
+        self._check_call_options()
+        self.pipe.to(self.device)
+        self.pipe.set_progress_bar_config(disable=True)  # the harness shows one bar for the whole run
+
+    def _load(self, diffusers, source: Source):
+        """Fetch a Hub snapshot first (its folder name is the commit), then load the pipeline from disk."""
+        folder, commit = source.path, None
+        try:
+            if not source.local:
+                with quiet_hub(diffusers):
+                    folder = diffusers.DiffusionPipeline.download(source.path, revision=source.revision,
+                                                                  variant=self.variant)
+                commit = snapshot_commit(folder)
+            pipe = diffusers.AutoPipelineForText2Image.from_pretrained(folder, torch_dtype=self.dtype,
+                                                                       variant=self.variant)
+        except (OSError, ValueError) as exc:
+            raise load_failed("diffusers pipeline", source, exc) from None
+        return pipe, commit
+
+    def _scheduler(self, diffusers, name: str):
+        compatible = sorted({cls.__name__ for cls in self.pipe.scheduler.compatibles})
+        cls = getattr(diffusers, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)) or name not in compatible:
+            raise UsageError(f"{OWNER}: scheduler {name!r} does not fit {type(self.pipe).__name__}; "
+                             f"choose one of: {', '.join(compatible)}")
+        return cls.from_config(self.pipe.scheduler.config)
+
+    def _check_call_options(self) -> None:
+        """Fill unset steps/guidance from the pipeline's signature; refuse options it does not take."""
+        params = inspect.signature(self.pipe.__call__).parameters
+        wanted = {"steps": ("num_inference_steps", self.steps), "guidance": ("guidance_scale", self.guidance),
+                  "negative_prompt": ("negative_prompt", self.negative_prompt),
+                  "resolution": ("height", self.resolution)}
+        for option, (param, value) in wanted.items():
+            if value is not None and param not in params:
+                raise UsageError(f"{OWNER}: {type(self.pipe).__name__} takes no {param}; drop {option}=")
+        if self.steps is None and "num_inference_steps" in params:
+            self.steps = params["num_inference_steps"].default
+        if self.guidance is None and "guidance_scale" in params:
+            self.guidance = params["guidance_scale"].default
+        factor = int(getattr(self.pipe, "vae_scale_factor", 8) or 8)
+        if self.resolution is not None and self.resolution % factor:
+            raise UsageError(f"{OWNER}: resolution {self.resolution} is not a multiple of {factor} (the VAE's "
+                             f"downsampling); use e.g. {max(factor, self.resolution // factor * factor)}")
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "config": {**self.source.describe(self.commit), "variant": self.variant,
+                       "pipeline": type(self.pipe).__name__, "scheduler": type(self.pipe.scheduler).__name__,
+                       "steps": self.steps, "guidance": self.guidance, "negative_prompt": self.negative_prompt,
+                       "resolution": self.resolution, "safety_checker": self.safety_checker,
+                       "dtype": str(self.dtype).removeprefix("torch."), "device_type": self.device.type,
+                       "diffusers": self.library_version},
+            "checkpoint_sha256": self.weights_sha256,
+        }
+
+    def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
+        torch = self._torch
+        kwargs: dict[str, Any] = {}
+        if self.steps is not None:
+            kwargs["num_inference_steps"] = self.steps
+        if self.guidance is not None:
+            kwargs["guidance_scale"] = self.guidance
+        if self.negative_prompt is not None:
+            kwargs["negative_prompt"] = [self.negative_prompt] * len(requests)
+        if self.resolution is not None:
+            kwargs["height"] = kwargs["width"] = self.resolution
+        generators = [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests]
+        with torch.no_grad():
+            out = self.pipe(prompt=[r.prompt for r in requests], generator=generators, output_type="pil", **kwargs)
+        return list(out.images)
+
