@@ -246,3 +246,13 @@ def test_end_to_end_with_mmdet_and_clip(tiny, tmp_path):
 
 def test_end_to_end_with_hf_and_clip(tiny, tmp_path):
     _check_run(_end_to_end(tmp_path, {**tiny["hf"], **tiny["clip"], "threshold": "0"}))
+
+
+def test_mmdet_without_compiled_mmcv_is_one_line():
+    pytest.importorskip("mmdet")
+    code = ("import sys\nsys.modules['mmcv._ext'] = None  # an mmcv without compiled ops, e.g. mmcv-lite\n"
+            "from ts_eval.errors import UsageError\nfrom ts_eval.scorers.geneval_mmdet import resolve_config\n"
+            "try:\n    resolve_config('')\nexcept UsageError as exc:\n    print('ERR', exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
+    assert out.startswith("ERR the mmdet detector needs mmdetection 3.3 with a compiled mmcv 2.1"), out
+    assert "--detector hf" in out and len(out.strip().splitlines()) == 1

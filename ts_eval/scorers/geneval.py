@@ -72,13 +72,14 @@ def f32(value: float) -> float:
 # -- which detections count --------------------------------------------------------------------------
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """IoU with the official inclusive-pixel areas (width = x2 - x1 + 1)."""
-    def area(x1: float, y1: float, x2: float, y2: float) -> float:
+    """IoU with the official inclusive-pixel areas (width = x2 - x1 + 1), in float32 like the official boxes."""
+    def area(x1, y1, x2, y2):
         return max(x2 - x1 + 1, 0) * max(y2 - y1 + 1, 0)
 
+    a, b = [np.float32(v) for v in a[:4]], [np.float32(v) for v in b[:4]]
     inter = area(max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
-    union = area(*a[:4]) + area(*b[:4]) - inter
-    return inter / union if union else 0.0
+    union = area(*a) + area(*b) - inter
+    return float(inter / union) if union else 0.0
 
 
 def rank_by_score(objects: Iterable[DetectedObject]) -> list[DetectedObject]:
@@ -93,10 +94,11 @@ def kept_objects(objects: list[DetectedObject], threshold: float, settings: Judg
     if settings.max_overlap == 1:
         return ranked
     kept: list[DetectedObject] = []
+    limit = f32(settings.max_overlap)
     while ranked:
         best = ranked.pop(0)
         kept.append(best)
-        ranked = [o for o in ranked if box_iou(best.box, o.box) < settings.max_overlap]
+        ranked = [o for o in ranked if box_iou(best.box, o.box) < limit]
     return kept
 
 

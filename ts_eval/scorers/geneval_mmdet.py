@@ -19,7 +19,7 @@ from PIL import Image
 
 from ts_eval.cache import default_cache_dir
 from ts_eval.data import sha256_file
-from ts_eval.errors import UsageError, missing_extra
+from ts_eval.errors import UsageError
 from ts_eval.scorers.geneval_detectors import Instances
 
 OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
@@ -35,8 +35,10 @@ def _import_mmdet():
         import mmdet
         from mmdet.apis import init_detector
         from mmengine.config import Config
-    except ImportError as exc:
-        raise missing_extra(f"mmdetection ({exc.name or 'mmdet'})", "geneval") from None
+    except (ImportError, AssertionError) as exc:  # mmdet asserts its mmcv version range on import
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}" if str(exc) else type(exc).__name__
+        raise UsageError(f"the mmdet detector needs mmdetection 3.3 with a compiled mmcv 2.1 ({reason}); install "
+                         "them as the README's GenEval section says, or use --detector hf") from None
     return mmdet, init_detector, Config
 
 
