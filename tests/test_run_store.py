@@ -114,3 +114,11 @@ def test_seeds_depend_on_prompt_sample_and_seed_only(tmp_path):
         out=str(tmp_path / "C"), progress=False)
     c = read_jsonl(tmp_path / "C" / "images.jsonl")
     assert not {r["sha256"] for r in c} & {r["sha256"] for r in b}
+
+
+def test_manifest_lists_only_settings_that_differ_from_the_official_ones(tmp_path):
+    run("genai-bench", variant="527", split="hard", limit=2, n_samples=1, model="dummy", scorer="dummy",
+        out=str(tmp_path / "R"), progress=False)
+    non_default = json.loads((tmp_path / "R" / "manifest.json").read_text())["non_default_settings"]
+    assert non_default == {"variant": "527", "split": "hard", "limit": 2, "scorer": "dummy",
+                           "scorer_differs_from_official": True}

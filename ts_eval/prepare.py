@@ -207,9 +207,12 @@ def prepare_run(options: RunOptions, generator_description: dict[str, Any],
 
 
 def _non_defaults(options: RunOptions, spec: TaskSpec) -> dict[str, Any]:
-    defaults = RunOptions(task=options.task)
+    """Every option that differs from the official setting (the task's own defaults count as official)."""
+    official = {**asdict(RunOptions(task=options.task)), "n_samples": spec.default_n_samples,
+                "variant": str(spec.raw["default_variant"]), "split": spec.raw.get("default_split", "all")}
     skip = {"task", "out", "overwrite", "progress", "data", "tasks_dir"}
-    found = {k: v for k, v in asdict(options).items() if k not in skip and v != getattr(defaults, k)}
+    found = {k: v for k, v in asdict(options).items()
+             if k not in skip and v is not None and v != official[k] and not (k == "variant" and str(v) == official[k])}
     scorer_name, scorer_args = spec.default_scorer
     if options.scorer not in (None, scorer_name) or (options.scorer == scorer_name and options.scorer_args not in ({}, scorer_args)):
         found["scorer_differs_from_official"] = True
