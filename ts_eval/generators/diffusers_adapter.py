@@ -19,6 +19,7 @@ move by a level or so from the batch-1 image, which changes its sha256 (not its 
 from __future__ import annotations
 
 import inspect
+import re
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -46,6 +47,16 @@ def import_diffusers():
         if exc.name in ("diffusers", "torch", "transformers"):
             raise missing_extra(exc.name, "diffusers") from None
         raise UsageError(f"diffusers could not be imported ({exc}); run: pip install 'ts-eval[diffusers]'") from None
+    try:  # diffusers imports its pipelines lazily; a transformers too old for them fails only here
+        diffusers.AutoPipelineForText2Image
+    except (ImportError, RuntimeError) as exc:
+        import transformers
+
+        while exc.__cause__ is not None:  # diffusers wraps the ImportError that says what is missing
+            exc = exc.__cause__
+        reason = str(exc).strip().splitlines()[0]
+        raise UsageError(f"diffusers {diffusers.__version__} does not work with transformers {transformers.__version__} "
+                         f"({reason}); run: pip install 'ts-eval[diffusers]'") from None
     return diffusers, torch
 
 
@@ -58,6 +69,16 @@ def number(opts: dict[str, Any], key: str, kind: type) -> Any:
         return kind(raw)
     except ValueError:
         raise UsageError(f"{OWNER}: {key}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def signature_default(params, name: str) -> Any:
+    """A pipeline's default for one __call__ argument, or None where it has none."""
+    default = params[name].default if name in params else None
+    return None if default is inspect.Parameter.empty else default
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
 
 
 @contextmanager
@@ -115,8 +136,9 @@ class DiffusersGenerator:
                     folder = diffusers.DiffusionPipeline.download(source.path, revision=source.revision,
                                                                   variant=self.variant)
                 commit = snapshot_commit(folder)
-            pipe = diffusers.AutoPipelineForText2Image.from_pretrained(folder, torch_dtype=self.dtype,
-                                                                       variant=self.variant)
+            dtype_key = "dtype" if version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"  # renamed in 0.40
+            pipe = diffusers.AutoPipelineForText2Image.from_pretrained(folder, variant=self.variant,
+                                                                       **{dtype_key: self.dtype})
         except (OSError, ValueError) as exc:
             raise load_failed("diffusers pipeline", source, exc) from None
         return pipe, commit
@@ -138,10 +160,10 @@ class DiffusersGenerator:
         for option, (param, value) in wanted.items():
             if value is not None and param not in params:
                 raise UsageError(f"{OWNER}: {type(self.pipe).__name__} takes no {param}; drop {option}=")
-        if self.steps is None and "num_inference_steps" in params:
-            self.steps = params["num_inference_steps"].default
-        if self.guidance is None and "guidance_scale" in params:
-            self.guidance = params["guidance_scale"].default
+        if self.steps is None:
+            self.steps = signature_default(params, "num_inference_steps")
+        if self.guidance is None:
+            self.guidance = signature_default(params, "guidance_scale")
         factor = int(getattr(self.pipe, "vae_scale_factor", 8) or 8)
         if self.resolution is not None and self.resolution % factor:
             raise UsageError(f"{OWNER}: resolution {self.resolution} is not a multiple of {factor} (the VAE's "

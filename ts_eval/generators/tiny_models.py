@@ -79,7 +79,7 @@ def build_tiny_diffusers(root: str | Path, seed: int = 0) -> str:
 
 def _janus_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import LlamaTokenizerFast  # the class Janus' processor expects
 
     bos, eos, pad = JANUS_SPECIAL_TOKENS[:3]
     backend = Tokenizer(models.BPE())
@@ -89,7 +89,7 @@ def _janus_tokenizer():
         vocab_size=320, special_tokens=JANUS_SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False))
     backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, backend.token_to_id(bos))])
-    return PreTrainedTokenizerFast(
+    return LlamaTokenizerFast(
         tokenizer_object=backend, bos_token=bos, eos_token=eos, pad_token=pad, padding_side="left",
         additional_special_tokens=JANUS_SPECIAL_TOKENS[6:],
         extra_special_tokens={"image_token": "<image_placeholder>", "boi_token": "<begin_of_image>",
