@@ -11,9 +11,10 @@ default true), dtype (default --dtype: bf16 on CUDA, fp32 on CPU), batch_size (d
 Unset steps and guidance take the pipeline's own defaults; the manifest records the values used.
 
 Each image starts from noise drawn by its own CPU `torch.Generator` seeded with the request's seed, so the
-same seed gives the same image on CPU and GPU setups alike. With batch_size=1 an image's bytes depend on
-nothing else. Larger batches run faster on big GPUs, but batched kernels round differently: pixels can then
-move by a level or so from the batch-1 image, which changes its sha256 (not its score in any useful sense).
+noise is the same on every device. With batch_size=1 an image's bytes depend on nothing else in the run.
+Larger batches run faster on big GPUs, but batched kernels round differently, and so do other thread counts,
+devices and library versions: a few pixels can move by a level or two (measured on CPU), which changes
+the PNG's sha256 but not its score in any useful sense.
 """
 
 from __future__ import annotations

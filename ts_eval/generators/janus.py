@@ -12,7 +12,9 @@ in the SFT format with an empty system prompt, then <begin_of_image>; the uncond
 <begin_of_image> and pads everything else; logits = uncond + cfg * (cond - uncond); softmax(logits / T);
 one multinomial draw per token, no top-k or top-p; the VQ decoder turns the token grid into pixels
 clip((x + 1) / 2 * 255). Two deliberate differences: logits are mixed in fp32, and each image draws from its
-own `torch.Generator` seeded with the request's seed, so an image never depends on the rest of its batch.
+own `torch.Generator` seeded with the request's seed, so an image does not depend on the rest of its batch
+(exactly so in fp32 on CPU, tested; in bf16 on a GPU, batched kernels round differently and can rarely tip
+a draw, as for any batched sampler).
 transformers' own `generate(generation_mode="image")` draws every row from the global RNG (and adds any
 top-k a generation config sets), so it is used only as the greedy cross-check in the tests.
 """
