@@ -38,10 +38,15 @@ def _outputs(out: Path) -> dict[str, bytes]:
 DUMMY = ["--model", "dummy", "--model-arg", "batch_size=3", "--limit", "40", "--n-samples", "2"]
 
 
-def test_two_processes_give_the_same_files_as_one(tmp_path):
-    single = _start(_command(1, tmp_path / "one", *DUMMY))
+REFERENCE = ["--model", "reference", "--model-arg", "config=tiny", "--model-arg", "window=2", "--limit", "6",
+             "--n-samples", "2"]
+
+
+@pytest.mark.parametrize("model", [DUMMY, REFERENCE], ids=["dummy", "reference"])
+def test_two_processes_give_the_same_files_as_one(tmp_path, model):
+    single = _start(_command(1, tmp_path / "one", *model))
     assert single.wait(timeout=300) == 0, single.stderr.read()
-    pair = _start(_command(2, tmp_path / "two", *DUMMY))
+    pair = _start(_command(2, tmp_path / "two", *model))
     assert pair.wait(timeout=300) == 0, pair.stderr.read()
     assert _outputs(tmp_path / "one") == _outputs(tmp_path / "two")
     assert not list((tmp_path / "two" / "progress").glob("*.jsonl"))  # merged and removed
