@@ -127,6 +127,7 @@ def test_describe_changes_with_every_setting_that_changes_images():
 
 
 def _word_tokenizer(folder: Path, extra_words: int = 0) -> Path:
+    pytest.importorskip("transformers", reason="Hugging Face tokenizers need the [genai] extra")
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 

@@ -38,7 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (latency runs there)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per row (median); one warm-up run first")
-    p.add_argument("--threads", type=int, help="torch CPU threads for latency runs (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: CPU timings are only stable single-threaded on a shared machine)")
     p.add_argument("--text-tokens", type=int, default=64, help="prompt length in tokens, <bos> included")
     p.add_argument("--json", required=True, help="output JSON")
     p.add_argument("--markdown", help="output Markdown table")
@@ -53,9 +54,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
         if path and Path(path).is_dir():
             raise UsageError(f"{flag} {path} is a folder; give a file name")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if not args.flops_only:
         import torch
 
         torch.set_num_threads(args.threads)

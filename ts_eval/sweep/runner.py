@@ -135,21 +135,29 @@ def _baseline(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any]
     return None
 
 
+def _si(value: float, unit: str = "") -> str:
+    """42.77e12 -> '42.77 T' (engineering prefixes, so tiny and 2.7B configs read alike)."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g} {prefix}{unit}"
+    return f"{value:.4g} {unit}".rstrip()
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows = result["rows"]
     timed = any("latency_s" in r for r in rows)
-    head = ["window", "resolution", "batch", "image tokens", "positions", "TFLOPs (analytic)", "TFLOPs (counted)",
-            "diff", "× fewer than s=1", "VQ decode TFLOPs", "params (shuffle MLPs)", "KV cache"]
+    head = ["window", "resolution", "batch", "image tokens", "positions", "FLOPs (analytic)", "FLOPs (counted)",
+            "diff", "× fewer than s=1", "VQ decode FLOPs", "params (+ shuffle MLPs)", "KV cache"]
     if timed:
         head += ["s / image", "p90", "prefill s", "decode step ms", "VQ s", "tokens/s", "× faster than s=1"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         base = _baseline(rows, r)
         cells = [r["window"], r["resolution"], r["batch_size"], r["image_tokens"], r["image_positions"],
-                 f"{r['flops_analytic'] / 1e12:.3f}", f"{r['flops_counted'] / 1e12:.3f}", f"{r['flops_rel_diff']:+.2%}",
+                 _si(r["flops_analytic"]), _si(r["flops_counted"]), f"{r['flops_rel_diff']:+.2%}",
                  f"{base['flops_counted'] / r['flops_counted']:.2f}" if base else "",
-                 f"{r['vq_decode_flops'] / 1e12:.3f}",
-                 f"{r['params'] / 1e9:.3f}B (+{r['shuffle_params'] / 1e6:.1f}M)", f"{r['kv_cache_bytes'] / 2**20:.1f} MiB"]
+                 _si(r["vq_decode_flops"]),
+                 f"{_si(r['params'])} (+{_si(r['shuffle_params'])})", f"{r['kv_cache_bytes'] / 2**20:.1f} MiB"]
         if timed:
             cells += [f"{r['latency_s']:.4g}", f"{r['latency_p90_s']:.4g}", f"{r['prefill_s']:.4g}",
                       f"{r['decode_step_s'] * 1e3:.3g}", f"{r['vq_decode_s']:.4g}", f"{r['tokens_per_s']:.4g}",

@@ -116,7 +116,8 @@ class ModelArgs:
         return args
 
 
-TINY_VQ = VQArgs(codebook_size=256, codebook_embed_dim=8, ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=1,
+# num_res_blocks=0: one res block per decoder level, so the tiny VQ costs about as much as the tiny model.
+TINY_VQ = VQArgs(codebook_size=256, codebook_embed_dim=8, ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=0,
                  z_channels=32)
 SMALL_VQ = VQArgs(codebook_size=4096, codebook_embed_dim=8, ch=64, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1,
                   z_channels=128)

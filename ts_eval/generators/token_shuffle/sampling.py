@@ -123,6 +123,7 @@ def generate_codes(model: TokenShuffleTransformer, prompts: list[list[int]], unc
     tokens, pad = pack_prompts(rows, device)
     generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
     scales = cfg_scales(options.cfg_schedule, options.cfg_scale, n_windows * s * s, w).view(n_windows, s * s)
+    scales = scales.to(device, torch.float32)  # one copy, not one per step
 
     def next_window(logits: torch.Tensor, k: int) -> torch.Tensor:
         mixed = mix_cfg(logits, scales[k]) if options.cfg else logits.float()
