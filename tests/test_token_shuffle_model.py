@@ -208,3 +208,12 @@ def test_draws_follow_the_distribution_and_each_row_uses_its_own_generator():
     gens = lambda: [torch.Generator().manual_seed(s) for s in (9, 1, 2)]
     alone = sample_tokens(rows[:1], SamplingOptions(), [torch.Generator().manual_seed(9)])
     assert torch.equal(sample_tokens(rows, SamplingOptions(), gens())[0], alone[0])
+
+
+@pytest.mark.parametrize("window", [1, 2])
+def test_no_cache_baseline_samples_the_same_image(window):
+    model = lively_model(window)
+    tok = ByteTokenizer()
+    run = lambda cache: generate_codes(model, [tok.encode("a"), tok.encode("a blue bird")], tok.encode(""), [3, 4],
+                                       (8, 8), SamplingOptions(cfg_scale=2.0), use_cache=cache)
+    assert torch.equal(run(True), run(False))
