@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,17 @@ def genai_527(shared_data) -> Path:
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TS_EVAL_CACHE_DIR", str(tmp_path_factory.mktemp("score-cache")))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Torch runs single-threaded in tests: on a small shared CI machine, two busy threads per process are
+    several times slower than one, and timings are steadier."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

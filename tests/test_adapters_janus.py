@@ -29,14 +29,6 @@ from ts_eval.records import ImageRequest  # noqa: E402
 PROMPTS = ["a red apple", "two dogs running in the snow at night, seen from very far away", "x", "an empty room"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny_janus(tmp_path_factory) -> str:
     return build_tiny_janus(tmp_path_factory.mktemp("tiny-janus"))

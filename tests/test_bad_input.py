@@ -8,7 +8,6 @@ import shutil
 import pytest
 from PIL import Image
 
-from ts_eval.evaluate import run
 
 from helpers import cli
 

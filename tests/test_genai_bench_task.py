@@ -10,7 +10,7 @@ import pytest
 
 from ts_eval.data import resolve_data
 from ts_eval.evaluate import run
-from ts_eval.store import RunDir, read_jsonl, write_jsonl
+from ts_eval.store import read_jsonl, write_jsonl
 from ts_eval.tasks import load_task
 
 from helpers import cli

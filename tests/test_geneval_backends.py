@@ -26,14 +26,6 @@ pytest.importorskip("transformers")
 pytest.importorskip("open_clip")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, dict[str, str]]:
     from ts_eval.scorers.geneval_tiny import tiny_clip, tiny_hf

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -19,14 +18,6 @@ from ts_eval.sweep.runner import SweepOptions, run_sweep
 
 MICRO = ModelArgs(dim=8, n_layers=1, n_heads=2, n_kv_heads=1, ffn_dim=16, text_vocab_size=5, shuffle_mlp_blocks=1,
                   shuffle_mlp_ratio=1.0, vq=VQArgs(codebook_size=10, ch=32, ch_mult=(1, 1), num_res_blocks=1, z_channels=32))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def step_by_step_flops(window: int, image_tokens: int, prefill_len: int) -> int:

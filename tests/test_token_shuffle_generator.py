@@ -18,14 +18,6 @@ from ts_eval.generators.token_shuffle.generator import TokenShuffleGenerator, bu
 from ts_eval.records import ImageRequest
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _run(genai_527: Path, out: Path, window: int, seed: int, *extra: str) -> int:
     return main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--split", "hard",
                  "--model", "reference", "--model-arg", "config=tiny", "--model-arg", f"window={window}",

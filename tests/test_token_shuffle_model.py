@@ -22,14 +22,6 @@ from ts_eval.generators.token_shuffle.tokenizer import ByteTokenizer
 TINY = CONFIGS["tiny"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def lively_model(window: int, seed: int = 0):
     """Tiny model with O(1) logits (the default 0.02 init makes every logit ~0 and comparisons vacuous)."""
     model = build_model(TINY, window, "cpu", torch.float32, seed=seed)
