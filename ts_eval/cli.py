@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import ts_eval
+from ts_eval.distributed import rank_prefix
 from ts_eval.errors import CheckFailed, UsageError
 
 COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.tasks.geneval_cli", "ts_eval.sweep.cli"]
@@ -197,10 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except (UsageError, CheckFailed) as exc:
-        print(f"ts-eval: error: {exc}", file=sys.stderr)
+        print(f"{rank_prefix()}ts-eval: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("ts-eval: interrupted; re-run the same command to resume", file=sys.stderr)
+        print(f"{rank_prefix()}ts-eval: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
 
 

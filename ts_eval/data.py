@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ts_eval.distributed import rank_prefix
 from ts_eval.errors import UsageError
 from ts_eval.tasks.spec import TaskSpec
 
@@ -58,7 +59,7 @@ def resolve_data(spec: TaskSpec, variant: str | None, data_dir: str | Path | Non
             raise UsageError(f"{path}: sha256 {observed[name][:12]}... does not match the pinned "
                              f"{pinned[:12]}... for {spec.name} {variant_name}; re-download it or use the official file")
         if not pinned:
-            print(f"ts-eval: warning: {path.name} has no pinned sha256 in {spec.path.name}; observed {observed[name]}",
+            print(f"{rank_prefix()}ts-eval: warning: {path.name} has no pinned sha256 in {spec.path.name}; observed {observed[name]}",
                   file=sys.stderr)
     source = {**variant_spec["source"], "variant": variant_name, "origin": origin, "sha256": observed}
     return DataFiles(paths=paths, origin=origin, source=source)

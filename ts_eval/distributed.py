@@ -9,7 +9,6 @@ nothing from torch.distributed.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Sequence, TypeVar
@@ -37,9 +36,11 @@ class World:
 
             dist.barrier()
 
-    def log(self, message: str) -> None:
-        prefix = f"[rank {self.rank}] " if self.size > 1 else ""
-        print(f"{prefix}{message}", file=sys.stderr)
+
+
+def rank_prefix() -> str:
+    """`[rank N] ` under torchrun (so interleaved messages say where they come from), else nothing."""
+    return f"[rank {os.environ.get('RANK', '0')}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
 
 
 def current_world(device: str = "auto", timeout_minutes: int = 60) -> World:
