@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
@@ -17,7 +18,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     summary = rescore(args.run, judge_args=key_values(args.judge_arg, "--judge-arg"), resamples=args.resamples,
                       tasks_dir=args.tasks_dir, progress=not args.quiet)
-    print(render(load_task(summary["task"], args.tasks_dir), [(args.run, summary)], args.format))
+    print(render(load_task(summary["task"], args.tasks_dir), [(Path(args.run).name, summary)], args.format))
     return 0
 
 
@@ -38,7 +39,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     summary = import_official(args.results, args.out, data=args.data, overwrite=args.overwrite,
                               tasks_dir=args.tasks_dir)
-    print(render(load_task("geneval", args.tasks_dir), [(args.out, summary)], "md"))
+    print(render(load_task("geneval", args.tasks_dir), [(Path(args.out).name, summary)], "md"))
     print(f"run directory: {args.out}; compare with `ts-eval report YOUR_RUN {args.out}`", file=sys.stderr)
     return 0
 
