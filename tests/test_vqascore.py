@@ -198,3 +198,16 @@ def test_end_to_end_genai_bench_with_the_task_default_scorer(tiny_clip_t5, genai
     # a rerun finds every score cached and never loads the model
     monkeypatch.setattr(VQAScorer, "_load", lambda self: pytest.fail("model loaded for a cached run"))
     assert run("genai-bench", **{**options, "out": str(tmp_path / "again")})["groups"] == summary["groups"]
+
+
+def test_imports_without_ffmpeg_through_a_stand_in_that_only_answers_the_version_check(tmp_path):
+    probe = ("import shutil; from ts_eval.scorers.t2v_import import import_t2v_metrics; import_t2v_metrics(); "
+             "print(shutil.which('ffmpeg'))")
+    env = {"PATH": "/usr/bin:/bin", "TS_EVAL_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"  # PATH is restored after the import
+    stand_in = tmp_path / "bin" / "ffmpeg"
+    assert subprocess.run([stand_in, "-version"], capture_output=True).returncode == 0
+    refused = subprocess.run([stand_in, "-i", "video.mp4", "out.png"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "not ffmpeg" in refused.stderr

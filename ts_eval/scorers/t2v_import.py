@@ -3,7 +3,8 @@
 `import t2v_metrics` imports every VLM wrapper it ships (LLaVA, InstructBLIP, Qwen2-VL, ...), and those
 need llava (not on PyPI), xformers, flash_attn, decord and a dozen more packages that CLIP-T5 never uses.
 We put an empty stand-in module into `sys.modules` for each unused wrapper before the import. The package
-also refuses to import without an `ffmpeg` executable, which image scoring never runs.
+also refuses to import unless `ffmpeg -version` runs, which image scoring never needs: without a real
+ffmpeg, a stand-in answers that one check.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import sys
 import types
 import warnings
+from contextlib import contextmanager
 
 from ts_eval.errors import UsageError
 
@@ -41,17 +43,34 @@ def _install_stand_ins() -> None:
             sys.modules[_PACKAGE + name] = module
 
 
-def _find_ffmpeg() -> None:
+_FFMPEG_STAND_IN = """#!/bin/sh
+# Stand-in written by ts-eval: t2v-metrics checks `ffmpeg -version` at import; image scoring never runs ffmpeg.
+[ "$1" = "-version" ] && { echo "ffmpeg stand-in (ts-eval; no video support)"; exit 0; }
+echo "this is not ffmpeg: install ffmpeg for video work" >&2
+exit 1
+"""
+
+
+@contextmanager
+def _ffmpeg_for_the_import_check():
+    """Make `ffmpeg -version` answer during the import; a real ffmpeg on PATH is used when there is one."""
     if shutil.which("ffmpeg"):
+        yield
         return
-    # A venv's python run without activating the venv misses the venv's bin folder, where the shim lives.
-    venv_bin = os.path.dirname(sys.executable)
-    if shutil.which("ffmpeg", path=venv_bin):
-        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
-        return
-    raise UsageError("t2v-metrics needs an `ffmpeg` executable on PATH (image scoring never runs it); install "
-                     "ffmpeg, or add a no-op one: printf '#!/bin/sh\\nexit 0\\n' > \"$VIRTUAL_ENV/bin/ffmpeg\" "
-                     "&& chmod +x \"$VIRTUAL_ENV/bin/ffmpeg\"")
+    from ts_eval.cache import default_cache_dir
+
+    folder = default_cache_dir() / "bin"
+    stand_in = folder / "ffmpeg"
+    if not stand_in.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        stand_in.write_text(_FFMPEG_STAND_IN)
+        stand_in.chmod(0o755)
+    saved = os.environ.get("PATH", "")
+    os.environ["PATH"] = str(folder) + os.pathsep + saved
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = saved
 
 
 def import_t2v_metrics():
@@ -60,10 +79,10 @@ def import_t2v_metrics():
         return sys.modules["t2v_metrics"]
     if importlib.util.find_spec("t2v_metrics") is None:
         raise UsageError(f"t2v-metrics is not installed (needed by scorer 'vqascore'); run: {INSTALL}")
-    _find_ffmpeg()
     _install_stand_ins()
     try:
-        with warnings.catch_warnings():  # CLIP-T5's CUDA autocast decorators warn on a CPU-only machine
+        with _ffmpeg_for_the_import_check(), warnings.catch_warnings():
+            # CLIP-T5's CUDA autocast decorators warn on a CPU-only machine
             warnings.filterwarnings("ignore", message=".*CUDA is not available.*")
             import t2v_metrics
     except ImportError as exc:
