@@ -24,6 +24,7 @@ from ts_eval.store import read_jsonl
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("open_clip")
+pytest.importorskip("scipy")  # transformers' Mask2Former loss needs it
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ from ts_eval.records import Prompt, Sample
 from ts_eval.stats import bootstrap_ci
 from ts_eval.store import PROMPTS, SAMPLES, RunDir
 
+for _module in ("krippendorff", "openpyxl", "sklearn"):  # the [human] extra
+    pytest.importorskip(_module, reason="needs the [human] extra: pip install -e '.[human]'")
+
 # -- GenAI-Bench likert ----------------------------------------------------------------------------
 
 TOY_LIKERT = {

@@ -26,6 +26,9 @@ from ts_eval.human_eval.unblind import import_sheets
 from ts_eval.records import Prompt
 from ts_eval.store import IMAGES, PROMPTS, RunDir
 
+for _module in ("krippendorff", "openpyxl", "sklearn"):  # the [human] extra
+    pytest.importorskip(_module, reason="needs the [human] extra: pip install -e '.[human]'")
+
 PROMPTS_TEXT = [
     "a red cube on a table",
     'a sign that says "<script>window.__pwned = 1</script>" & more',
