@@ -12,7 +12,6 @@ import sys
 import textwrap
 
 import pytest
-from PIL import Image
 
 from ts_eval.errors import UsageError
 from ts_eval.evaluate import run
@@ -35,15 +34,8 @@ def tiny_clip_t5(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def images(tmp_path_factory) -> list[str]:
-    folder = tmp_path_factory.mktemp("vqa-images")
-    made = [Image.new("RGB", (48, 32), (255, 0, 0)), Image.effect_noise((40, 56), 80).convert("RGB"),
-            Image.linear_gradient("L").resize((64, 64)).convert("RGB")]
-    paths = []
-    for i, image in enumerate(made):
-        paths.append(str(folder / f"{i}.png"))
-        image.save(paths[-1])
-    return paths
+def images(three_image_files) -> list[str]:
+    return three_image_files
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ member in `sha256sum` format. Members carry a fixed timestamp, so the same run p
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 from ts_eval.errors import CheckFailed, UsageError
 from ts_eval.leaderboard.archive import CHECKSUMS, checksums_text
 from ts_eval.leaderboard.consistency import RunFiles, RunProblem, check_samples, check_summary, read_run
-from ts_eval.store import DETECTIONS, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir
+from ts_eval.store import DETECTIONS, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir, atomic_file
 from ts_eval.tasks import load_task
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: reproducible archives
@@ -73,19 +71,10 @@ def write_submission(run_path: str | Path, out: str | Path, *, include_images: b
     names = [MANIFEST, PROMPTS, SAMPLES, SUMMARY] + [n for n in (IMAGES, DETECTIONS) if (run_path / n).is_file()]
     images = _image_members(files) if include_images else []
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            digests: dict[str, str] = {}
-            with zipfile.ZipFile(handle, "w") as zf:
-                for name in names + images:
-                    _add(zf, name, (run_path / name).read_bytes(), digests)
-                _add(zf, CHECKSUMS, checksums_text(digests).encode("ascii"), {})
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as handle:
+        digests: dict[str, str] = {}
+        with zipfile.ZipFile(handle, "w") as zf:
+            for name in names + images:
+                _add(zf, name, (run_path / name).read_bytes(), digests)
+            _add(zf, CHECKSUMS, checksums_text(digests).encode("ascii"), {})
     return SubmissionInfo(out, len(names) + len(images) + 1, len(images), out.stat().st_size)
