@@ -16,7 +16,7 @@ from ts_eval import registry
 from ts_eval.distributed import World, current_world, finish_world
 from ts_eval.errors import UsageError
 from ts_eval.prepare import RunOptions, prepare_run, select_prompts
-from ts_eval.records import ImageRecord, Prompt
+from ts_eval.records import ImageRecord, Prompt, image_keys
 from ts_eval.stages import generate_images, score_images, valid_images
 from ts_eval.store import PROMPTS, SAMPLES, SUMMARY, RunDir, read_jsonl, write_json
 from ts_eval.tasks import TaskSpec, load_task
@@ -109,12 +109,13 @@ def score(run_path: str | Path, *, scorer: str | None = None, scorer_args: dict[
 
 def _images_checked(run_dir: RunDir, prompts: list[Prompt], n_samples: int) -> list[ImageRecord]:
     valid = valid_images(run_dir)
-    missing = [(p.prompt_id, k) for p in prompts for k in range(n_samples) if (p.prompt_id, k) not in valid]
+    keys = image_keys(prompts, n_samples)
+    missing = [key for key in keys if key not in valid]
     if missing:
         pid, k = missing[0]
         raise UsageError(f"{run_dir.path}: image {pid}/{k:04d} is missing or does not match its sha256 "
                          f"({len(missing)} in all); run `ts-eval generate` with the same settings to finish it")
-    return [valid[(p.prompt_id, k)] for p in prompts for k in range(n_samples)]
+    return [valid[key] for key in keys]
 
 
 def run(task: str, **kwargs) -> dict[str, Any]:

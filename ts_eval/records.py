@@ -33,6 +33,15 @@ class Prompt:
                    metadata=row.get("metadata", {}), rewritten=row.get("rewritten_prompt"))
 
 
+ImageKey = tuple[str, int]  # (prompt_id, sample_index)
+
+
+def image_keys(prompts: list[Prompt], n_samples: int) -> list[ImageKey]:
+    """Every image of a run in its canonical order (prompt order, then sample index): the order of every
+    canonical file, whatever order the work finished in."""
+    return [(p.prompt_id, k) for p in prompts for k in range(n_samples)]
+
+
 @dataclass(frozen=True)
 class ImageRequest:
     """What a generator is asked for: one image of one prompt with a fixed seed."""

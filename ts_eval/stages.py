@@ -19,13 +19,11 @@ from ts_eval.data import sha256_file
 from ts_eval.distributed import World
 from ts_eval.errors import UsageError
 from ts_eval.prepare import clear, environment, fingerprint, now
-from ts_eval.records import ImageRecord, ImageRequest, Prompt, Sample, ScoredImage, ScoreRequest
+from ts_eval.records import ImageKey as Key
+from ts_eval.records import ImageRecord, ImageRequest, Prompt, Sample, ScoredImage, ScoreRequest, image_keys
 from ts_eval.seeding import image_seed
 from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir
 from ts_eval.tasks import TaskSpec
-
-Key = tuple[str, int]  # (prompt_id, sample_index)
-
 
 def _key(row: dict[str, Any]) -> Key:
     return row["prompt_id"], int(row["sample_index"])
@@ -75,8 +73,9 @@ def generate_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], generato
     releases the GIL), so the accelerator is not left waiting on the disk.
     """
     done = valid_images(run)
-    todo = [ImageRequest(p.prompt_id, p.generator_prompt, k, image_seed(spec.name, p.prompt_id, k, seed))
-            for p in prompts for k in range(n_samples) if (p.prompt_id, k) not in done]
+    by_id = {p.prompt_id: p for p in prompts}
+    todo = [ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, seed))
+            for pid, k in image_keys(prompts, n_samples) if (pid, k) not in done]
     world.barrier()  # every rank has read the same state before anyone writes
     mine = world.shard(todo)
     started = time.perf_counter()
@@ -106,8 +105,7 @@ def generate_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], generato
     bar.close()
     world.barrier()
     if world.is_main:
-        keys = [(p.prompt_id, k) for p in prompts for k in range(n_samples)]
-        records = _complete(run, valid_images(run), keys, "image")
+        records = _complete(run, valid_images(run), image_keys(prompts, n_samples), "image")
         run.finalize_rows(IMAGES, [r.to_row() for r in records])  # canonical order: resumed == uninterrupted
         record_timing(run, "generate", time.perf_counter() - started, len(todo), world)
     world.barrier()

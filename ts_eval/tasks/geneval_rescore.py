@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ts_eval.errors import UsageError
 from ts_eval.options import parse_options
-from ts_eval.records import Prompt, Sample
+from ts_eval.records import Prompt, Sample, image_keys
 from ts_eval.scorers.geneval import JudgeSettings, MissingColor, check_metadata, judge, objects_from_row
 from ts_eval.scorers.geneval_scorer import JUDGE_DEFAULTS, judge_settings
 from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, RunDir, read_jsonl
@@ -54,12 +54,13 @@ def read_detections(run: RunDir, prompts: list[Prompt], n_samples: int) -> list[
         if key in rows:
             raise UsageError(f"{where} repeats image {key[0]}/{key[1]:04d}; keep one row per image")
         rows[key] = DetectionRow(key[0], key[1], row["detections"])
-    missing = [(p.prompt_id, k) for p in prompts for k in range(n_samples) if (p.prompt_id, k) not in rows]
+    keys = image_keys(prompts, n_samples)
+    missing = [key for key in keys if key not in rows]
     if missing:
         pid, k = missing[0]
         raise UsageError(f"{path} has no detections for image {pid}/{k:04d} ({len(missing)} images in all); "
                          f"these detections belong to another run, or run `ts-eval score {run.path}` to finish it")
-    return [rows[(p.prompt_id, k)] for p in prompts for k in range(n_samples)]
+    return [rows[key] for key in keys]
 
 
 def judge_rows(rows: list[DetectionRow], prompts: dict[str, Prompt], settings: JudgeSettings,
