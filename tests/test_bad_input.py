@@ -33,6 +33,7 @@ def _one_line_error(capsys, code: int, *needles: str) -> str:
     (["run", "genai-bench", "--variant", "527", "--model-arg", "colour=red"], ["unknown argument(s) for model 'dummy'"]),
     (["run", "genai-bench", "--variant", "527", "--model-arg", "resolution=big"], ["resolution='big'"]),
     (["run", "genai-bench", "--variant", "527", "--limit", "0"], ["--limit"]),
+    (["run", "genai-bench", "--variant", "527", "--scorer", "dummy", "--batch-size", "0"], ["--batch-size must be at least 1"]),
     (["run", "genai-bench", "--bogus-flag"], ["unrecognized arguments"]),
     (["report", "/nonexistent/run"], ["not a run directory"]),
 ])

@@ -44,8 +44,6 @@ class VQAScorer:
     def __init__(self, args: dict[str, str], *, task=None, device: str = "auto", dtype: str = "auto",
                  batch_size: int = 8):
         opts = parse_options(args, OPTIONS, OWNER)
-        if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.device = torch_device(device)
         self.precision = _precision(self.device.type, dtype)
