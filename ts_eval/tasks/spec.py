@@ -47,6 +47,15 @@ class TaskSpec:
         return scorer["name"], {k: str(v) for k, v in (scorer.get("args") or {}).items()}
 
     @property
+    def recipe(self) -> dict[str, Any] | None:
+        """The official recipe (`official:` in the YAML): every setting that changes the task's numbers."""
+        return self.raw.get("official")
+
+    @property
+    def default_split(self) -> str:
+        return str(self.raw.get("default_split", "all"))
+
+    @property
     def splits(self) -> dict[str, str | None]:
         return self.raw.get("splits") or {"all": None}
 

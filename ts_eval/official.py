@@ -1,0 +1,105 @@
+"""Is a number official? One verdict per run, computed here and nowhere else.
+
+A task declares its official recipe in its YAML (`official:`): every setting that changes its numbers, on the
+generator side (`n_samples`, `image_format`, `prompt_rewrites`) and the scorer side (a partial copy of the
+official scorer's `describe()`: model, weights sha256, dtype, templates, ...). A run is official only when every
+setting the recipe names equals the effective one; the first difference names the run in every table.
+
+The prompt selection is a second, separate question: a declared split (GenAI-Bench `hard`) is an official prompt
+set of its own, while `--limit` and `--skill` make a *subset*. A table column called `All`/`Overall` means the
+whole official prompt set: for a split or a subset it is relabelled.
+
+Recipe leaves compare by equality; `{one_of: [a, b]}` accepts any listed value (e.g. GenEval's v2 and v3
+detector checkpoints, which hold the same weights).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+_NO_RECIPE = "the task declares no official recipe"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    official: bool
+    differences: tuple[str, ...]  # each `path=effective (official: value)`, in the recipe's order
+    subset: str | None  # `limit=20`, `skill=counting`; None: a whole official prompt set
+    split: str | None  # a declared split other than the task's default (e.g. `hard`); None: the whole benchmark
+
+    @property
+    def first_difference(self) -> str | None:
+        return self.differences[0] if self.differences else None
+
+    @property
+    def label(self) -> str:
+        """What every table prints beside the run: `official`, `unofficial: scorer.model=tiny-random`, ..."""
+        parts = ["official" if self.official else f"unofficial: {_short(self.first_difference or _NO_RECIPE)}"]
+        if self.subset:
+            parts.append(f"subset: {self.subset}")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"official": self.official, "label": self.label, "differences": list(self.differences),
+                "subset": self.subset, "split": self.split}
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> "Verdict":
+        return cls(bool(row["official"]), tuple(row.get("differences") or ()), row.get("subset"), row.get("split"))
+
+
+def effective_settings(settings: dict[str, Any], scorer: dict[str, Any] | None) -> dict[str, Any]:
+    """The values a recipe is compared with, from a run's recorded settings and its scorer's description."""
+    return {
+        "n_samples": settings.get("n_samples"),
+        "image_format": settings.get("image_format", "png"),  # runs before --image-format saved PNG
+        "prompt_rewrites": bool(settings.get("prompt_rewrites")),
+        "scorer": scorer,
+    }
+
+
+def verdict(recipe: dict[str, Any] | None, settings: dict[str, Any], scorer: dict[str, Any] | None, *,
+            default_split: str) -> Verdict:
+    """Compare a run's effective settings with its task's recipe (`TaskSpec.recipe`)."""
+    task = settings.get("task") or {}
+    subset = ", ".join(f"{key}={task[key]}" for key in ("skill", "limit") if task.get(key) is not None) or None
+    split = task.get("split") if task.get("split") not in (None, default_split) else None
+    if not recipe:
+        return Verdict(False, (_NO_RECIPE,), subset, split)
+    differences = tuple(_differences(recipe, effective_settings(settings, scorer), ""))
+    return Verdict(not differences, differences, subset, split)
+
+
+def _differences(recipe: Any, effective: Any, path: str):
+    if isinstance(recipe, dict) and "one_of" not in recipe:
+        for key, wanted in recipe.items():
+            here = f"{path}.{key}" if path else str(key)
+            value = effective.get(key, _MISSING) if isinstance(effective, dict) else _MISSING
+            yield from _differences(wanted, value, here)
+        return
+    allowed = recipe["one_of"] if isinstance(recipe, dict) else [recipe]
+    if effective not in allowed:
+        shown = "missing" if effective is _MISSING else _text(effective)
+        yield f"{path}={shown} (official: {' or '.join(_text(a) for a in allowed)})"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "missing"
+
+
+_MISSING = _Missing()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _short(difference: str) -> str:
+    """`scorer.weights_sha256=0123456789abcdef... (official: ...)` -> the setting and its value, short."""
+    setting = difference.split(" (official:", 1)[0]
+    return setting if len(setting) <= 60 else setting[:57] + "..."
