@@ -47,3 +47,4 @@ class ScoreCache:
 
     def close(self) -> None:
         self._db.close()
+
