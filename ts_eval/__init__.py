@@ -7,10 +7,14 @@ __version__ = "0.1.0"
 
 
 def run(task: str, **options):
-    """Generate, score and summarise one benchmark; the function behind `ts-eval run`."""
-    from ts_eval.evaluate import run as _run
+    """Generate, score and summarise one benchmark; the function behind `ts-eval run`.
 
-    return _run(task, **options)
+    `options` are the fields of `ts_eval.options.RunOptions` (model, model_args, scorer, limit, out, ...).
+    """
+    from ts_eval.evaluate import run as _run
+    from ts_eval.options import RunOptions
+
+    return _run(RunOptions(task=task, **options))
 
 
 __all__ = ["__version__", "run"]

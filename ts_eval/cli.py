@@ -7,6 +7,7 @@ modules, listed in COMMAND_MODULES; those import nothing heavy until their comma
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Sequence
 
 import ts_eval
 from ts_eval.distributed import rank_prefix
-from ts_eval.errors import CheckFailed, UsageError
+from ts_eval.errors import CheckFailed, UsageError, disk_full
+from ts_eval.options import RunOptions, key_values
 
 COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.tasks.geneval_cli", "ts_eval.sweep.cli"]
 
@@ -24,16 +26,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-def key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} expects key=value, got {pair!r}")
-        out[key.strip().replace("-", "_")] = value
-    return out
 
 
 def add_task_options(p: argparse.ArgumentParser) -> None:
@@ -47,6 +39,9 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-samples", type=int, help="images per prompt (default: the task's official number)")
     p.add_argument("--seed", type=int, default=0, help="run seed; image seeds derive from (task, prompt_id, sample_index, seed)")
     p.add_argument("--prompt-rewrites", help="JSONL of {prompt_id, prompt}: text the generator sees instead")
+    p.add_argument("--image-format", choices=["png", "jpeg"],
+                   help="how images are stored and scored (default: the task's official format: "
+                        "GenAI-Bench jpeg, GenEval png)")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -64,12 +59,14 @@ def add_scorer_options(p: argparse.ArgumentParser) -> None:
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16, fp16")
+    p.add_argument("--dtype", default="auto", help="the generator's dtype: auto (bf16 on GPU, fp32 on CPU), fp32, "
+                   "bf16, fp16; scorers keep their official dtype unless --scorer-arg dtype=...")
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory (default: results/<task>-<variant>-<split>-<model>-<hash>)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run directory made with other settings")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run directory made with other settings, or scores made by another scorer")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -80,30 +77,32 @@ def scorer_args(args: argparse.Namespace) -> dict[str, str]:
     return found
 
 
-def _run_options(args: argparse.Namespace):
-    from ts_eval.evaluate import RunOptions
-
-    return RunOptions(
-        task=args.task, variant=args.variant, split=args.split, skill=args.skill, data=args.data,
-        tasks_dir=args.tasks_dir, model=args.model, model_args=key_values(args.model_arg, "--model-arg"),
-        scorer=getattr(args, "scorer", None), scorer_args=scorer_args(args),
-        n_samples=args.n_samples, limit=args.limit, seed=args.seed, out=args.out, overwrite=args.overwrite,
-        batch_size=getattr(args, "batch_size", 8), device=args.device, dtype=args.dtype,
-        prompt_rewrites=args.prompt_rewrites, cache=not getattr(args, "no_cache", False), progress=not args.quiet,
-    )
+def _run_options(args: argparse.Namespace, **given) -> RunOptions:
+    """The namespace of any run-like command as RunOptions (options a command lacks keep their defaults)."""
+    fields = {"task": "task", "variant": "variant", "split": "split", "skill": "skill", "data": "data",
+              "tasks_dir": "tasks_dir", "model": "model", "scorer": "scorer", "n_samples": "n_samples",
+              "limit": "limit", "seed": "seed", "image_format": "image_format", "out": "out",
+              "overwrite": "overwrite", "batch_size": "batch_size", "device": "device", "dtype": "dtype",
+              "prompt_rewrites": "prompt_rewrites"}
+    values = {name: getattr(args, attr) for name, attr in fields.items() if getattr(args, attr, None) is not None}
+    values["model_args"] = key_values(getattr(args, "model_arg", None), "--model-arg")
+    values["scorer_args"] = scorer_args(args)
+    values["cache"] = not getattr(args, "no_cache", False)
+    values["progress"] = not getattr(args, "quiet", False)
+    return RunOptions(**{**values, **given})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ts_eval.evaluate import run
-    from ts_eval.report.tables import render
+    from ts_eval.report.tables import check_format, render_summaries
     from ts_eval.tasks import load_task
 
-    options = _run_options(args)
-    summary = run(**{k: v for k, v in vars(options).items() if k != "task"}, task=options.task)
+    check_format(args.format)  # before hours of work, not after
+    summary = run(_run_options(args))
     if not summary:  # a torchrun rank other than 0: rank 0 prints the table
         return 0
     spec = load_task(summary["task"], args.tasks_dir)
-    print(render(spec, [(summary["model"], summary)], args.format))
+    print(render_summaries(spec, [(summary["model"], summary)], args.format))
     print(f"run directory: {summary['run_dir']}", file=sys.stderr)
     return 0
 
@@ -111,39 +110,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ts_eval.evaluate import generate
 
-    _, _, run_dir, records = generate(_run_options(args))
-    print(f"{len(records)} images in {run_dir.path}", file=sys.stderr)
+    prepared, records = generate(_run_options(args))
+    print(f"{len(records)} images in {prepared.run.path}", file=sys.stderr)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from ts_eval.evaluate import score
 
-    run_dir = score(args.run, scorer=args.scorer, scorer_args=scorer_args(args),
-                    batch_size=args.batch_size, device=args.device, dtype=args.dtype, cache=not args.no_cache,
-                    progress=not args.quiet, tasks_dir=args.tasks_dir)
-    print(f"scored {run_dir.path}")
+    run = score(_run_options(args, out=args.run))
+    print(f"scored {run.path}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ts_eval.evaluate import summarize_run
-    from ts_eval.report.tables import render
-    from ts_eval.tasks import load_task
+    from ts_eval.report.runs import report
 
-    summaries = [(Path(run).name, summarize_run(_run_dir(run), resamples=args.resamples, tasks_dir=args.tasks_dir))
-                 for run in args.runs]
-    tasks = {s["task"] for _, s in summaries}
-    if len(tasks) > 1:
-        raise UsageError(f"runs of different tasks cannot share a table: {', '.join(sorted(tasks))}")
-    print(render(load_task(tasks.pop(), args.tasks_dir), summaries, args.format))
+    print(report(args.runs, fmt=args.format, resamples=args.resamples, tasks_dir=args.tasks_dir,
+                 allow_mixed=args.allow_mixed))
     return 0
-
-
-def _run_dir(path: str):
-    from ts_eval.store import RunDir
-
-    return RunDir(path)
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -174,13 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--tasks-dir")
     add_scorer_options(p); add_device_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace scores made by another scorer")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("report", help="recompute summary.json from samples.jsonl and print tables")
     p.add_argument("runs", nargs="+", help="run directories (several: side by side)")
     p.add_argument("--format", default="md", help="md, csv, latex, json")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    p.add_argument("--resamples", type=int, help="bootstrap resamples for the 95%% CIs (default: the run's own, "
+                   "1000 unless it was made with another number); recorded in the run")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="put runs of different metrics, scorers or prompt sets side by side, each labelled")
     p.add_argument("--tasks-dir")
     p.set_defaults(func=cmd_report)
 
@@ -203,6 +192,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{rank_prefix()}ts-eval: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # a disk or file problem outside any check: still one line, never a traceback
+        if exc.errno == errno.ENOSPC:
+            exc = disk_full(Path(exc.filename).parent if exc.filename else Path.cwd())
+            print(f"{rank_prefix()}ts-eval: error: {exc}", file=sys.stderr)
+            return 2
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"{rank_prefix()}ts-eval: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

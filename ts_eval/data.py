@@ -5,7 +5,6 @@ Every file is checked against the sha256 pinned in the task spec before any prom
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from ts_eval.distributed import rank_prefix
 from ts_eval.errors import UsageError
+from ts_eval.store.files import sha256_file
 from ts_eval.tasks.spec import TaskSpec
 
 
@@ -24,14 +24,6 @@ class DataFiles:
 
     def __getitem__(self, name: str) -> Path:
         return self.paths[name]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_data(spec: TaskSpec, variant: str | None, data_dir: str | Path | None) -> DataFiles:

@@ -15,3 +15,16 @@ class CheckFailed(Exception):
 
 def missing_extra(module: str, extra: str) -> UsageError:
     return UsageError(f"{module} is not installed; run: pip install 'ts-eval[{extra}]'")
+
+
+def disk_full(folder, needed_bytes: int | None = None) -> UsageError:
+    """ENOSPC as one line: which folder, how much is free, about how much the rest of the work needs."""
+    import shutil
+
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:,.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    needed = f", about {needed_bytes / 1e6:,.0f} MB needed to finish" if needed_bytes else ""
+    return UsageError(f"no space left on the device holding {folder} ({free}{needed}); free some space and re-run "
+                      "the same command: finished work is kept")

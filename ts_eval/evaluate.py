@@ -1,27 +1,27 @@
 """The one entry point the CLI and Python users share: prompts -> images -> scores -> summary.
 
 Each stage reads and writes plain files in the run directory, so `generate`, `score` and `report` also run
-alone, a killed run resumes where it stopped, and the same commands run unchanged under torchrun.
+alone, a killed run resumes where it stopped, and the same commands run unchanged under torchrun. All three
+take one `RunOptions`; the run directory is locked by rank 0 for as long as a stage writes it.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from ts_eval import registry
 from ts_eval.distributed import World, current_world, finish_world
 from ts_eval.errors import UsageError
-from ts_eval.prepare import RunOptions, prepare_run, select_prompts
-from ts_eval.records import ImageRecord, Prompt, image_keys
-from ts_eval.stages import generate_images, score_images, valid_images
-from ts_eval.store import PROMPTS, SAMPLES, SUMMARY, RunDir, read_jsonl, write_json
+from ts_eval.options import RunOptions
+from ts_eval.prepare import PreparedRun, prepare_run, select_prompts
+from ts_eval.records import ImageRecord
+from ts_eval.stages import generate_images, score_images
+from ts_eval.store import RunDir
+from ts_eval.store.reader import Run, read_run
+from ts_eval.summary import summarize, write_summary
 from ts_eval.tasks import TaskSpec, load_task
 
-__all__ = ["RunOptions", "run", "generate", "score", "summarize_run", "select_prompts"]
+__all__ = ["RunOptions", "run", "generate", "score", "select_prompts", "build_scorer"]
 
 
 def build_generator(options: RunOptions):
@@ -29,115 +29,104 @@ def build_generator(options: RunOptions):
     return cls(dict(options.model_args), device=options.device, dtype=options.dtype)
 
 
-def build_scorer(spec: TaskSpec, name: str | None, args: dict[str, str], *, device: str, dtype: str, batch_size: int):
+def scorer_choice(spec: TaskSpec, name: str | None, args: dict[str, str]) -> dict[str, Any]:
+    """The scorer a run uses: the task's official one unless named; naming the official one explicitly gives the
+    same scorer (its official arguments apply under yours)."""
     default_name, default_args = spec.default_scorer
-    if name is None:
-        name, args = default_name, {**default_args, **args}
-    cls = registry.scorer_class(name)
+    if name is None or name == default_name:
+        return {"name": default_name, "args": {**default_args, **args}}
+    return {"name": name, "args": dict(args)}
+
+
+def build_scorer(spec: TaskSpec, name: str | None, args: dict[str, str], *, device: str, batch_size: int):
+    choice = scorer_choice(spec, name, args)
+    cls = registry.scorer_class(choice["name"])
     if batch_size < 1:  # checked here once for every scorer
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    return cls(dict(args), task=spec, device=device, dtype=dtype, batch_size=batch_size)
+    scorer = cls(dict(choice["args"]), task=spec, device=device, batch_size=batch_size)
+    scorer.options = choice  # how to build it again (leaderboard verification)
+    return scorer
 
 
-# -- summary ---------------------------------------------------------------------------------------
+def _release(prepared: PreparedRun | None) -> None:
+    if prepared is not None and prepared.lock is not None:
+        prepared.lock.release()
 
-def load_samples(run: RunDir) -> pd.DataFrame:
-    return pd.DataFrame(read_jsonl(run.file(SAMPLES)), columns=["prompt_id", "sample_index", "metric", "value"])
+
+def _generate(options: RunOptions, world: World, spec: TaskSpec | None = None) -> tuple[PreparedRun, list[ImageRecord]]:
+    generator = build_generator(options)
+    prepared = prepare_run(options, generator.describe(), world, spec)
+    try:
+        return prepared, generate_images(prepared, generator, world=world, progress=options.progress)
+    except BaseException:
+        _release(prepared)
+        raise
 
 
-def summarize_run(run: RunDir, *, resamples: int = 1000, tasks_dir: str | None = None) -> dict[str, Any]:
-    """Recompute summary.json from prompts.jsonl and samples.jsonl alone."""
-    manifest = run.read_manifest()
-    settings = manifest["settings"]
-    spec = load_task(settings["task"]["name"], tasks_dir)
-    prompts = [Prompt.from_row(r) for r in read_jsonl(run.file(PROMPTS))]
-    samples = load_samples(run)
-    if samples.empty:
-        raise UsageError(f"{run.file(SAMPLES)} holds no scores; run `ts-eval score {run.path}` first")
-    unknown = sorted(set(samples["prompt_id"]) - {p.prompt_id for p in prompts})
-    if unknown:
-        raise UsageError(f"{run.file(SAMPLES)} scores prompt_id {unknown[0]!r}, which is not in {PROMPTS}")
-    # Aggregate the metric the run's scorer wrote: the task's own for its official scorer, another one
-    # (e.g. `clipscore` on GenAI-Bench) for a scorer chosen with --scorer.
-    metric = (manifest.get("scorer") or {}).get("metric") or spec.metric
-    if metric != spec.metric:
-        spec = replace(spec, raw={**spec.raw, "metric": metric})
-    body = spec.module.summarize(spec, prompts, samples, resamples=resamples, seed=0)
-    summary = {"task": spec.name, "split": settings["task"]["split"], "variant": settings["task"]["variant"],
-               "model": settings["generator"]["name"], **body}
-    write_json(run.file(SUMMARY), summary)
+def generate(options: RunOptions) -> tuple[PreparedRun, list[ImageRecord]]:
+    """Make the images of a run (on this process or this torchrun rank's share)."""
+    world = current_world(options.device)
+    prepared = None
+    try:
+        prepared, records = _generate(options, world)
+        return prepared, records
+    finally:
+        _release(prepared)
+        finish_world(world)
+
+
+def _summarize_and_write(path, options: RunOptions, spec: TaskSpec) -> dict[str, Any]:
+    run = read_run(path, tasks_dir=options.tasks_dir, spec=spec)
+    summary = summarize(run, resamples=options.resamples)
+    write_summary(run, summary)
     return summary
 
 
-# -- the whole flow --------------------------------------------------------------------------------
-
-def _generate(options: RunOptions, world: World) -> tuple[TaskSpec, list[Prompt], RunDir, list[ImageRecord]]:
-    generator = build_generator(options)
-    spec, prompts, run_dir, manifest = prepare_run(options, generator.describe(), world)
-    n_samples = manifest["settings"]["n_samples"]
-    records = generate_images(run_dir, spec, prompts, generator, n_samples, options.seed, world=world,
-                              progress=options.progress)
-    return spec, prompts, run_dir, records
-
-
-def generate(options: RunOptions) -> tuple[TaskSpec, list[Prompt], RunDir, list[ImageRecord]]:
-    """Make the images of a run (on this process or this torchrun rank's share)."""
+def score(options: RunOptions) -> Run:
+    """Score an existing run directory (`options.out`) with the task's scorer or another one."""
+    if not options.out:
+        raise UsageError("score needs the run directory to score")
+    run_dir = RunDir(options.out)
     world = current_world(options.device)
+    lock = run_dir.lock().acquire() if world.is_main and run_dir.exists() else None
     try:
-        return _generate(options, world)
-    finally:
-        finish_world(world)
-
-
-def score(run_path: str | Path, *, scorer: str | None = None, scorer_args: dict[str, str] | None = None,
-          batch_size: int = 8, device: str = "auto", dtype: str = "auto", cache: bool = True,
-          progress: bool = True, tasks_dir: str | None = None) -> RunDir:
-    """Score an existing run directory (its images.jsonl) with the task's scorer or another one."""
-    run_dir = RunDir(run_path)
-    manifest = run_dir.read_manifest()
-    spec = load_task(manifest["settings"]["task"]["name"], tasks_dir)
-    prompts = [Prompt.from_row(r) for r in read_jsonl(run_dir.file(PROMPTS))]
-    records = _images_checked(run_dir, prompts, manifest["settings"]["n_samples"])
-    scorer_obj = build_scorer(spec, scorer, scorer_args or {}, device=device, dtype=dtype, batch_size=batch_size)
-    world = current_world(device)
-    try:
-        score_images(run_dir, spec, prompts, records, scorer_obj, world=world, use_cache=cache, progress=progress)
+        images = read_run(run_dir.path, need="images", tasks_dir=options.tasks_dir)
+        scorer = build_scorer(images.spec, options.scorer, options.scorer_args, device=options.device,
+                              batch_size=options.batch_size)
+        prepared = PreparedRun(images.spec, images.prompts, run_dir, images.manifest, lock)
+        score_images(prepared, images.images, scorer, world=world, use_cache=options.cache,
+                     progress=options.progress, overwrite=options.overwrite, scorer_options=scorer.options)
         if world.is_main:
-            summarize_run(run_dir, tasks_dir=tasks_dir)
+            _summarize_and_write(run_dir.path, options, images.spec)
+        return read_run(run_dir.path, tasks_dir=options.tasks_dir, spec=images.spec)
     finally:
+        if lock:
+            lock.release()
         finish_world(world)
-    return run_dir
 
 
-def _images_checked(run_dir: RunDir, prompts: list[Prompt], n_samples: int) -> list[ImageRecord]:
-    valid = valid_images(run_dir)
-    keys = image_keys(prompts, n_samples)
-    missing = [key for key in keys if key not in valid]
-    if missing:
-        pid, k = missing[0]
-        raise UsageError(f"{run_dir.path}: image {pid}/{k:04d} is missing or does not match its sha256 "
-                         f"({len(missing)} in all); run `ts-eval generate` with the same settings to finish it")
-    return [valid[key] for key in keys]
-
-
-def run(task: str, **kwargs) -> dict[str, Any]:
+def run(options: RunOptions) -> dict[str, Any]:
     """Generate, score and summarise; returns the summary (also written to summary.json).
 
     Under torchrun every rank calls this; rank 0 returns the summary, the others return {}.
     """
-    options = RunOptions(task=task, **kwargs)
+    if options.task is None:
+        raise UsageError("run needs a task (see `ts-eval tasks`)")
+    spec = load_task(options.task, options.tasks_dir)
     # Scorers check their options here and load weights on their first batch: a typo in --scorer-arg fails
     # before hours of generation, and the generator is freed before the scorer's model takes memory.
-    scorer = build_scorer(load_task(task, options.tasks_dir), options.scorer, options.scorer_args,
-                          device=options.device, dtype=options.dtype, batch_size=options.batch_size)
+    scorer = build_scorer(spec, options.scorer, options.scorer_args, device=options.device,
+                          batch_size=options.batch_size)
     world = current_world(options.device)
+    prepared = None
     try:
-        spec, prompts, run_dir, records = _generate(options, world)
-        score_images(run_dir, spec, prompts, records, scorer, world=world, use_cache=options.cache,
-                     progress=options.progress)
+        prepared, records = _generate(options, world, spec)
+        score_images(prepared, records, scorer, world=world, use_cache=options.cache, progress=options.progress,
+                     overwrite=options.overwrite, scorer_options=scorer.options)
         if not world.is_main:
             return {}
-        summary = summarize_run(run_dir, resamples=options.resamples, tasks_dir=options.tasks_dir)
-        return {**summary, "run_dir": str(run_dir.path)}
+        summary = _summarize_and_write(prepared.run.path, options, spec)
+        return {**summary, "run_dir": str(prepared.run.path)}
     finally:
+        _release(prepared)
         finish_world(world)

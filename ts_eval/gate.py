@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from ts_eval.errors import CheckFailed, UsageError
-from ts_eval.leaderboard.consistency import recompute_summary
 from ts_eval.records import Prompt
-from ts_eval.store import MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir, read_jsonl
+from ts_eval.store import MANIFEST, SAMPLES, SUMMARY
 
 _EPS = 1e-12  # float slack, so a drop exactly equal to --max-drop passes
 _SELF_CHECK = 1e-9  # a per-prompt mean must reproduce the task's official group mean to be gated this way
@@ -97,18 +96,14 @@ def _prompt_scores(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def _load_run(path: Path, tasks_dir: str | None) -> Side:
-    run = RunDir(path)
-    task = run.read_manifest().get("settings", {}).get("task", {})
-    samples = read_jsonl(run.file(SAMPLES))
-    if not samples:
-        raise UsageError(f"{run.file(SAMPLES)} holds no scores; run `ts-eval score {path}` first")
-    try:
-        scores = _prompt_scores(samples)
-        prompts = [Prompt.from_row(r) for r in read_jsonl(run.file(PROMPTS))]
-    except (KeyError, TypeError, ValueError):
-        raise UsageError(f"{path}: {SAMPLES} or {PROMPTS} has rows without the run@1 fields") from None
-    summary = recompute_summary(path, resamples=0, tasks_dir=tasks_dir)  # what `ts-eval report` prints, no CIs
-    return Side(str(path), task.get("name", "?"), task.get("variant"), task.get("split", "?"), prompts, scores, summary)
+    from ts_eval.store.reader import read_run
+    from ts_eval.summary import summarize
+
+    run = read_run(path, tasks_dir=tasks_dir)  # validated: each image scored once, for the bytes it has
+    task = run.settings["task"]
+    scores = _prompt_scores([{"metric": s.metric, "prompt_id": s.prompt_id, "value": s.value} for s in run.samples])
+    summary = summarize(run, resamples=0)  # what `ts-eval report` prints, without CIs
+    return Side(str(path), task["name"], task.get("variant"), task["split"], run.prompts, scores, summary)
 
 
 def load_side(path: str | Path, tasks_dir: str | None = None) -> Side:

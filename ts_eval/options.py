@@ -1,16 +1,71 @@
-"""`--model-arg k=v` / `--scorer-arg k=v` strings -> typed options, checked against defaults."""
+"""Options as typed values: `RunOptions` for a run's stages, and the `k=v` strings of `--model-arg`/`--scorer-arg`.
+
+Every default is defined here once; the CLI and the Python API build the same `RunOptions`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 from ts_eval.errors import UsageError
+
+DEFAULT_RESAMPLES = 1000  # bootstrap resamples of the 95% CIs; recorded in the manifest's `summary_settings`
+DEFAULT_BATCH_SIZE = 8
+
+
+@dataclass
+class RunOptions:
+    """Everything `run`, `generate` and `score` take; `None` means the task's official setting."""
+
+    task: str | None = None  # None for `score`, which reads it from the run
+    variant: str | None = None
+    split: str | None = None
+    skill: str | None = None
+    data: str | None = None
+    tasks_dir: str | None = None
+    model: str = "dummy"
+    model_args: dict[str, str] = field(default_factory=dict)
+    scorer: str | None = None
+    scorer_args: dict[str, str] = field(default_factory=dict)
+    n_samples: int | None = None
+    limit: int | None = None
+    seed: int = 0
+    image_format: str | None = None
+    out: str | None = None
+    overwrite: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE
+    device: str = "auto"
+    dtype: str = "auto"  # the generator's; each scorer runs in its official dtype unless --scorer-arg dtype=
+    prompt_rewrites: str | None = None
+    resamples: int | None = None  # None: the run's recorded setting (DEFAULT_RESAMPLES for a new run)
+    cache: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_samples", "limit", "batch_size", "resamples"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value!r}")
+
+
+def key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """`--model-arg a=1 --model-arg b=2` or lm-eval's `--model-args a=1,b=2` -> {"a": "1", "b": "2"}."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{flag} expects key=value, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def parse_options(args: dict[str, str], spec: dict[str, Any], owner: str) -> dict[str, Any]:
     """Parse `--model-arg`/`--scorer-arg` strings against defaults; unknown keys are a usage error.
 
-    The type of each default decides the conversion (bool/int/float/str; None means str or None).
+    The type of each default decides the conversion (bool/int/float/str; None means str or None). Floats
+    must be finite: a NaN threshold or guidance scale would silently compare false everywhere.
     """
     unknown = sorted(set(args) - set(spec))
     if unknown:
@@ -27,6 +82,8 @@ def parse_options(args: dict[str, str], spec: dict[str, Any], owner: str) -> dic
                 out[key] = int(raw)
             elif isinstance(default, float):
                 out[key] = float(raw)
+                if not math.isfinite(out[key]):
+                    raise ValueError(raw)
             else:
                 out[key] = raw
         except ValueError:

@@ -1,57 +1,39 @@
 """Before any image: the task, its prompts, the settings, and the run directory they live in.
 
 The settings recorded here decide whether an existing `--out` can be resumed: equal settings resume,
-different ones are refused unless `--overwrite`.
+different ones are refused unless `--overwrite`. The directory is created whole (built beside its place,
+then renamed) and locked for the whole run, so a second process or a kill can never leave it half-made.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
-import shutil
-import subprocess
-import sys
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ts_eval
-from ts_eval.data import resolve_data, sha256_file
+from ts_eval.data import resolve_data
 from ts_eval.distributed import World
 from ts_eval.errors import UsageError
+from ts_eval.options import RunOptions
 from ts_eval.records import Prompt
-from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, SUMMARY, RunDir, read_jsonl
+from ts_eval.store import (DETECTIONS, FORMAT, IMAGE_SUFFIXES, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir,
+                           RunLock, fingerprint, json_bytes, jsonl_bytes, now, read_jsonl, sha256_bytes, sha256_file)
+from ts_eval.store.files import git_sha
 from ts_eval.tasks import TaskSpec, load_task
 
 
 @dataclass
-class RunOptions:
-    """Everything `ts-eval run` takes; defaults are the official settings of the task."""
+class PreparedRun:
+    spec: TaskSpec
+    prompts: list[Prompt]
+    run: RunDir
+    manifest: dict[str, Any]
+    lock: RunLock | None  # held by rank 0 until the run ends
 
-    task: str
-    variant: str | None = None
-    split: str | None = None
-    skill: str | None = None
-    data: str | None = None
-    tasks_dir: str | None = None
-    model: str = "dummy"
-    model_args: dict[str, str] = field(default_factory=dict)
-    scorer: str | None = None
-    scorer_args: dict[str, str] = field(default_factory=dict)
-    n_samples: int | None = None
-    limit: int | None = None
-    seed: int = 0
-    out: str | None = None
-    overwrite: bool = False
-    batch_size: int = 8
-    device: str = "auto"
-    dtype: str = "auto"
-    prompt_rewrites: str | None = None
-    resamples: int = 1000
-    cache: bool = True
-    progress: bool = True
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.manifest["settings"]
 
 
 # -- prompts ---------------------------------------------------------------------------------------
@@ -83,41 +65,25 @@ def apply_rewrites(prompts: list[Prompt], path: str | Path, all_ids: set[str]) -
             raise UsageError(f"{path}: line {number} needs string fields 'prompt_id' and 'prompt'")
         if row["prompt_id"] not in all_ids:
             raise UsageError(f"{path}: line {number} names prompt_id {row['prompt_id']!r}, which the task does not have")
+        if row["prompt_id"] in rewrites:
+            raise UsageError(f"{path}: line {number} rewrites prompt {row['prompt_id']} a second time; keep one")
+        if not row["prompt"].strip():
+            raise UsageError(f"{path}: line {number} rewrites prompt {row['prompt_id']} to blank text")
         rewrites[row["prompt_id"]] = row["prompt"]
     rewritten = [Prompt(p.prompt_id, p.prompt, p.tags, p.metadata, rewrites.get(p.prompt_id)) for p in prompts]
     used = sum(p.prompt_id in rewrites for p in prompts)
     return rewritten, {"path": str(path), "sha256": sha256_file(path), "rewritten": used, "of": len(prompts)}
 
 
+def image_format(options: RunOptions, spec: TaskSpec) -> str:
+    """`--image-format`, else the task's official one (GenAI-Bench: JPEG, GenEval: PNG)."""
+    chosen = options.image_format or (spec.recipe or {}).get("image_format") or "png"
+    if chosen not in IMAGE_SUFFIXES:
+        raise UsageError(f"unknown --image-format {chosen!r}; choose one of: {', '.join(IMAGE_SUFFIXES)}")
+    return chosen
+
+
 # -- run directory ---------------------------------------------------------------------------------
-
-def fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _git_sha() -> str | None:
-    root = Path(ts_eval.__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def environment() -> dict[str, Any]:
-    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
-    torch = sys.modules.get("torch")  # recorded when a backend loaded it; never imported just to report it
-    if torch is not None:
-        env["torch"] = torch.__version__
-        env["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return env
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
 
 def _diff(old: Any, new: Any, prefix: str = "") -> str:
     """The first setting that differs, as `key: old -> new`."""
@@ -125,17 +91,9 @@ def _diff(old: Any, new: Any, prefix: str = "") -> str:
         for key in sorted(set(old) | set(new)):
             if old.get(key) != new.get(key):
                 return _diff(old.get(key), new.get(key), f"{prefix}{key}.")
+    import json
+
     return f"{prefix.rstrip('.')}: {json.dumps(old, default=str)} -> {json.dumps(new, default=str)}"
-
-
-def clear(run: RunDir, patterns: list[str]) -> None:
-    """Remove the named files/folders (glob patterns) of a run directory."""
-    for pattern in patterns:
-        for path in run.path.glob(pattern):
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
 
 
 def default_out(settings: dict[str, Any]) -> Path:
@@ -144,13 +102,8 @@ def default_out(settings: dict[str, Any]) -> Path:
     return Path("results") / name
 
 
-def prepare_run(options: RunOptions, generator_description: dict[str, Any],
-                world: World = World()) -> tuple[TaskSpec, list[Prompt], RunDir, dict]:
-    """Load the task and prompts, then create (or reopen for resume) the run directory.
-
-    Every rank loads the same prompts; only rank 0 checks and writes the directory, the others wait.
-    """
-    spec = load_task(options.task, options.tasks_dir)
+def load_selected_prompts(options: RunOptions, spec: TaskSpec) -> tuple[dict[str, Any], list[Prompt], dict]:
+    """The task settings, the chosen prompts (rewritten where asked) and the data source they came from."""
     variant, _ = spec.variant(options.variant)
     data = resolve_data(spec, variant, options.data)
     all_prompts = spec.module.load_prompts(data)
@@ -160,62 +113,77 @@ def prepare_run(options: RunOptions, generator_description: dict[str, Any],
     rewrites = None
     if options.prompt_rewrites:
         prompts, rewrites = apply_rewrites(prompts, options.prompt_rewrites, {p.prompt_id for p in all_prompts})
-    n_samples = options.n_samples if options.n_samples is not None else spec.default_n_samples
-    if n_samples < 1:
-        raise UsageError(f"--n-samples must be at least 1, got {n_samples}")
+    task = {"name": spec.name, "version": spec.version, "spec_sha256": spec.sha256, "variant": variant,
+            "split": split, "skill": options.skill, "limit": options.limit}
+    source = {"data": {k: v for k, v in data.source.items() if k != "origin"}, "data_origin": data.origin,
+              "prompt_rewrites": rewrites}
+    return task, prompts, source
 
+
+def prepare_run(options: RunOptions, generator_description: dict[str, Any], world: World = World(),
+                spec: TaskSpec | None = None) -> PreparedRun:
+    """Load the task and prompts, then create (or reopen for resume) the run directory, locked.
+
+    Every rank loads the same prompts; only rank 0 checks, locks and writes the directory, the others wait.
+    """
+    if options.task is None:
+        raise UsageError("a task is needed to make images (e.g. `ts-eval run genai-bench`)")
+    spec = spec or load_task(options.task, options.tasks_dir)
+    task, prompts, source = load_selected_prompts(options, spec)
     settings = {
-        "task": {"name": spec.name, "version": spec.version, "spec_sha256": spec.sha256, "variant": variant,
-                 "split": split, "skill": options.skill, "limit": options.limit},
-        "data": {k: v for k, v in data.source.items() if k != "origin"},
+        "task": task,
+        "data": source["data"],
         "generator": generator_description,
-        "n_samples": n_samples,
+        "n_samples": options.n_samples if options.n_samples is not None else spec.default_n_samples,
+        "image_format": image_format(options, spec),
         "seed": options.seed,
-        "prompt_rewrites": rewrites,
+        "prompt_rewrites": source["prompt_rewrites"],
     }
     run = RunDir(options.out or default_out(settings))
     if not world.is_main:
         world.barrier()
-        return spec, prompts, run, run.read_manifest()
+        return PreparedRun(spec, prompts, run, run.read_manifest(), None)
     prompt_rows = [p.to_row() for p in prompts]
-    if run.exists():
-        manifest = run.read_manifest()
-        if manifest.get("settings") != settings or run.read_rows(PROMPTS) != prompt_rows:
-            if not options.overwrite:
-                change = _diff(manifest.get("settings"), settings) if manifest.get("settings") != settings else "prompts"
-                raise UsageError(f"{run.path} holds a run made with other settings ({change}); "
-                                 "pass --overwrite to replace it or choose another --out")
-            clear(run, ["images", "progress", IMAGES, SAMPLES, DETECTIONS, SUMMARY])
-            manifest = {}
-    elif run.path.exists() and any(run.path.iterdir()) and not options.overwrite:
-        raise UsageError(f"{run.path} exists and is not a run directory; choose another --out")
-    else:
-        manifest = {}
-    manifest.update({
+    manifest = {
         "settings": settings,
         "seeds": "sha256(task, prompt_id, sample_index, seed)[:8] & (2**63-1)",
-        "data_origin": data.origin,
-        "non_default_settings": _non_defaults(options, spec),
-        "ts_eval": {"version": ts_eval.__version__, "git_sha": _git_sha()},
-        "created": manifest.get("created", now()),
-    })
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_rows(PROMPTS, prompt_rows)
-    run.write_manifest(manifest)
+        "data_origin": source["data_origin"],
+        "ts_eval": {"version": ts_eval.__version__, "git_sha": git_sha(ts_eval.__file__)},
+    }
+    if options.resamples is not None:
+        manifest["summary_settings"] = {"resamples": options.resamples, "seed": 0}
+    lock = _open_or_create(run, options, manifest, prompt_rows)
     world.barrier()
-    return spec, prompts, run, manifest
+    return PreparedRun(spec, prompts, run, run.read_manifest(), lock)
 
 
-def _non_defaults(options: RunOptions, spec: TaskSpec) -> dict[str, Any]:
-    """Every option that differs from the official setting (the task's own defaults count as official)."""
-    official = {**asdict(RunOptions(task=options.task)), "n_samples": spec.default_n_samples,
-                "variant": str(spec.raw["default_variant"]), "split": spec.raw.get("default_split", "all")}
-    skip = {"task", "out", "overwrite", "progress", "data", "tasks_dir"}
-    found = {k: v for k, v in asdict(options).items()
-             if k not in skip and v is not None and v != official[k] and not (k == "variant" and str(v) == official[k])}
-    scorer_name, scorer_args = spec.default_scorer
-    if options.scorer not in (None, scorer_name) or (options.scorer == scorer_name and options.scorer_args not in ({}, scorer_args)):
-        found["scorer_differs_from_official"] = True
-    return found
-
-
+def _open_or_create(run: RunDir, options: RunOptions, manifest: dict[str, Any], prompt_rows: list[dict]) -> RunLock:
+    if run.path.is_file():
+        raise UsageError(f"--out {run.path} is a file; name a directory for the run")
+    if not run.path.exists() or (run.path.is_dir() and not any(run.path.iterdir())):
+        prompts = jsonl_bytes(prompt_rows)
+        created = {**manifest, "files": {PROMPTS: sha256_bytes(prompts)}, "created": now()}
+        lock = run.create({PROMPTS: prompts, MANIFEST: json_bytes({"format": FORMAT, **created})})
+        if lock is not None:
+            return lock
+    if not run.exists():
+        raise UsageError(f"{run.path} exists and is not a run directory; choose another --out")
+    lock = run.lock().acquire()
+    try:
+        run.remove_temporaries()
+        old = run.read_manifest()
+        if old.get("settings") == manifest["settings"] and run.read_rows(PROMPTS) == prompt_rows:
+            run.update_manifest(lambda m: m.update(manifest))  # resume: keep files, scorer and timings
+            return lock
+        if not options.overwrite:
+            change = (_diff(old.get("settings"), manifest["settings"]) if old.get("settings") != manifest["settings"]
+                      else "prompts")
+            raise UsageError(f"{run.path} holds a run made with other settings ({change}); "
+                             "pass --overwrite to replace it or choose another --out")
+        run.clear(["images", "progress", IMAGES, SAMPLES, DETECTIONS, SUMMARY])
+        run.write_manifest({**manifest, "created": now()})
+        run.write_rows(PROMPTS, prompt_rows)
+    except BaseException:
+        lock.release()
+        raise
+    return lock

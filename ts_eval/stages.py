@@ -8,6 +8,7 @@ everything into the canonical file in a fixed order.
 
 from __future__ import annotations
 
+import errno
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -15,31 +16,43 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ts_eval.cache import ScoreCache, cache_key
-from ts_eval.data import sha256_file
 from ts_eval.distributed import World
-from ts_eval.errors import UsageError
-from ts_eval.prepare import clear, environment, fingerprint, now
+from ts_eval.errors import UsageError, disk_full
+from ts_eval.prepare import PreparedRun
 from ts_eval.records import ImageKey as Key
 from ts_eval.records import ImageRecord, ImageRequest, Prompt, Sample, ScoredImage, ScoreRequest, image_keys
 from ts_eval.seeding import image_seed
-from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir
-from ts_eval.tasks import TaskSpec
+from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir, environment, fingerprint, now
+from ts_eval.store.hashes import verified_sha256
 
 def _key(row: dict[str, Any]) -> Key:
     return row["prompt_id"], int(row["sample_index"])
 
 
-def valid_images(run: RunDir) -> dict[Key, ImageRecord]:
-    """Images on disk whose bytes still match the sha256 recorded for them (any rank, any earlier run)."""
-    valid: dict[Key, ImageRecord] = {}
-    for row in run.read_all_rows(IMAGES):
-        record = ImageRecord(**{k: row[k] for k in ("prompt_id", "sample_index", "seed", "path", "sha256")})
-        if _key(row) in valid and valid[_key(row)].sha256 == record.sha256:
+def _image_record(row: dict[str, Any]) -> ImageRecord | None:
+    try:
+        return ImageRecord(row["prompt_id"], int(row["sample_index"]), int(row["seed"]), str(row["path"]),
+                           str(row["sha256"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def valid_images(run: RunDir, settings: dict[str, Any], keys: list[Key]) -> dict[Key, ImageRecord]:
+    """Images a resume may keep: listed (canonical file or any rank's progress), made with this run's seed, in
+    this run's format, with bytes on disk that still match their recorded sha256. Anything else is made again."""
+    expected = set(keys)
+    task, seed, fmt = settings["task"]["name"], settings["seed"], settings.get("image_format", "png")
+    candidates: dict[Key, ImageRecord] = {}
+    for row in run.read_rows(IMAGES) + run.progress_rows(IMAGES):
+        record = _image_record(row) if isinstance(row, dict) else None
+        if record is None:
             continue
-        path = run.path / record.path
-        if path.is_file() and sha256_file(path) == record.sha256:
-            valid[_key(row)] = record
-    return valid
+        key = (record.prompt_id, record.sample_index)
+        if key in expected and record.seed == image_seed(task, *key, seed) \
+                and record.path == run.image_relpath(*key, fmt) and (run.path / record.path).is_file():
+            candidates[key] = record  # later rows (a re-made image) replace earlier ones
+    actual = verified_sha256([run.path / r.path for r in candidates.values()])
+    return {k: r for k, r in candidates.items() if actual[run.path / r.path] == r.sha256}
 
 
 class _GlobalBar:
@@ -65,31 +78,49 @@ class _GlobalBar:
         self.bar.close()
 
 
-def generate_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], generator, n_samples: int, seed: int, *,
-                    world: World = World(), progress: bool = True) -> list[ImageRecord]:
-    """Make every missing image; existing ones whose sha256 matches are kept.
+def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
+                    progress: bool = True) -> list[ImageRecord]:
+    """Make every missing image; existing ones whose seed and sha256 match are kept.
 
-    PNG encoding and hashing of one batch run in threads while the model makes the next batch (zlib
-    releases the GIL), so the accelerator is not left waiting on the disk.
+    Encoding and hashing of one batch run in threads while the model makes the next batch (zlib releases
+    the GIL), so the accelerator is not left waiting on the disk. Each image's row is appended as soon as
+    its file is written, so a kill loses at most the images still in memory.
     """
-    done = valid_images(run)
-    by_id = {p.prompt_id: p for p in prompts}
-    todo = [ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, seed))
-            for pid, k in image_keys(prompts, n_samples) if (pid, k) not in done]
+    run, settings, spec = prepared.run, prepared.settings, prepared.spec
+    keys = image_keys(prepared.prompts, settings["n_samples"])
+    done = valid_images(run, settings, keys)
+    by_id = {p.prompt_id: p for p in prepared.prompts}
+    todo = [ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, settings["seed"]))
+            for pid, k in keys if (pid, k) not in done]
     world.barrier()  # every rank has read the same state before anyone writes
     mine = world.shard(todo)
     started = time.perf_counter()
-    total = len(prompts) * n_samples
-    bar = _GlobalBar(run, IMAGES, world, total, total - len(todo), "generate", progress)
+    bar = _GlobalBar(run, IMAGES, world, len(keys), len(keys) - len(todo), "generate", progress)
     batch = max(1, int(getattr(generator, "batch_size", 1)))
+    image_format = settings["image_format"]
 
-    def finish(pending: list[tuple[ImageRequest, Future]]) -> None:
-        records = [ImageRecord(r.prompt_id, r.sample_index, r.seed, *f.result()) for r, f in pending]
-        run.append_progress(IMAGES, world.rank, [record.to_row() for record in records])
-        bar.update(len(records))
+    saved = {"images": 0, "bytes": 0}
+
+    def save(request: ImageRequest, image) -> None:
+        rel, sha = run.save_image(image, request.prompt_id, request.sample_index, image_format)
+        record = ImageRecord(request.prompt_id, request.sample_index, request.seed, rel, sha)
+        run.append_progress(IMAGES, world.rank, [record.to_row()])
+        saved["images"] += 1
+        saved["bytes"] += (run.path / rel).stat().st_size
+
+    def finish(pending: list[Future]) -> None:
+        try:
+            for future in pending:
+                future.result()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            left = len(mine) - saved["images"]
+            raise disk_full(run.path, left * saved["bytes"] // max(saved["images"], 1) or None) from None
+        bar.update(len(pending))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pending: list[tuple[ImageRequest, Future]] = []
+        pending: list[Future] = []
         try:
             for start in range(0, len(mine), batch):
                 requests = mine[start:start + batch]
@@ -98,14 +129,13 @@ def generate_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], generato
                     raise RuntimeError(f"generator {generator.name} returned {len(images)} images for "
                                        f"{len(requests)} requests")
                 finish(pending)
-                pending = [(r, pool.submit(run.save_image, image, r.prompt_id, r.sample_index))
-                           for r, image in zip(requests, images)]
+                pending = [pool.submit(save, r, image) for r, image in zip(requests, images)]
         finally:  # a failing batch still records the images made before it
             finish(pending)
     bar.close()
     world.barrier()
     if world.is_main:
-        records = _complete(run, valid_images(run), image_keys(prompts, n_samples), "image")
+        records = _complete(run, valid_images(run, settings, keys), keys, "image")
         run.finalize_rows(IMAGES, [r.to_row() for r in records])  # canonical order: resumed == uninterrupted
         record_timing(run, "generate", time.perf_counter() - started, len(todo), world)
     world.barrier()
@@ -122,41 +152,61 @@ def _complete(run: RunDir, found: dict[Key, Any], keys: list[Key], what: str) ->
 
 
 def record_timing(run: RunDir, stage: str, seconds: float, items: int, world: World = World()) -> None:
-    manifest = run.read_manifest()
-    timings = manifest.setdefault("timings", {})
-    timings[f"{stage}_s"] = round(seconds, 3)
-    timings[f"{stage}_items"] = items
-    timings[f"{stage}_processes"] = world.size
-    manifest["environment"] = environment()
-    manifest["updated"] = now()
-    run.write_manifest(manifest)
+    def change(manifest: dict[str, Any]) -> None:
+        timings = manifest.setdefault("timings", {})
+        timings[f"{stage}_s"] = round(seconds, 3)
+        timings[f"{stage}_items"] = items
+        timings[f"{stage}_processes"] = world.size
+        manifest["environment"] = environment()
+        manifest["updated"] = now()
+
+    run.update_manifest(change)
 
 
-def scored_rows(run: RunDir, records: list[ImageRecord], metrics: tuple[str, ...]) -> dict[Key, list[dict]]:
-    """Sample rows already written for the current bytes of each image, with every metric present."""
+def scored_rows(run: RunDir, records: list[ImageRecord], metrics: tuple[str, ...],
+                with_detections: bool) -> tuple[dict[Key, list[dict]], dict[Key, dict]]:
+    """Scores a resume may keep: a row per metric for the image's current bytes (and its detections where the
+    scorer writes them), from the canonical files only while their recorded sha256 holds, then from progress
+    files in append order (a later row for the same image supersedes an earlier one, as after a kill between
+    the detections and the samples of one batch)."""
     current = {(r.prompt_id, r.sample_index): r.sha256 for r in records}
+    sample_rows = (run.read_rows(SAMPLES) if run.intact(SAMPLES) else []) + run.progress_rows(SAMPLES)
+    detection_rows = (run.read_rows(DETECTIONS) if run.intact(DETECTIONS) else []) + run.progress_rows(DETECTIONS)
     grouped: dict[Key, dict[str, dict]] = {}
-    for row in run.read_all_rows(SAMPLES):
+    for row in sample_rows:
         key = _key(row)
-        if current.get(key) is not None and row.get("image_sha256") == current[key]:
+        if current.get(key) is not None and row.get("image_sha256") == current[key] and row.get("metric") in metrics:
             grouped.setdefault(key, {})[row["metric"]] = row
-    return {k: [v[m] for m in sorted(v)] for k, v in grouped.items() if sorted(v) == sorted(metrics)}
+    detections = {_key(row): row for row in detection_rows}
+    kept = {key: [by_metric[m] for m in sorted(by_metric)] for key, by_metric in grouped.items()
+            if len(by_metric) == len(metrics) and (not with_detections or key in detections)}
+    return kept, {k: detections[k] for k in kept if with_detections}
 
 
-def score_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], records: list[ImageRecord], scorer, *,
-                 world: World = World(), use_cache: bool = True, progress: bool = True) -> None:
-    """Score every image that has no rows yet for its current bytes; reuse the content cache."""
+def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, world: World = World(),
+                 use_cache: bool = True, progress: bool = True, overwrite: bool = False,
+                 scorer_options: dict[str, Any] | None = None) -> None:
+    """Score every image that has no rows yet for its current bytes; reuse the content cache.
+
+    A run holds one score set: scores from another scorer (or other scorer settings) are replaced only
+    with `--overwrite`, never silently.
+    """
+    run, prompts = prepared.run, prepared.prompts
     description = scorer.describe()
+    with_detections = bool(getattr(scorer, "writes_detections", False))
     if world.is_main:
-        manifest = run.read_manifest()
-        if manifest.get("scorer") not in (None, description):
-            clear(run, [SAMPLES, DETECTIONS, SUMMARY, "progress/samples-rank*", "progress/detections-rank*"])
-        manifest["scorer"] = description
-        run.write_manifest(manifest)
+        recorded = run.read_manifest().get("scorer")
+        if recorded not in (None, description):
+            if not overwrite:
+                raise UsageError(f"{run.path} is already scored with {_scorer_name(recorded)} ({_first_change(recorded, description)}); "
+                                 "pass --overwrite to replace those scores, or score a copy of the run")
+            run.clear([SAMPLES, DETECTIONS, SUMMARY, "progress/samples-rank*", "progress/detections-rank*"])
+        run.update_manifest(lambda m: m.update({"scorer": description, "metrics": list(scorer.metrics),
+                                                "scorer_options": scorer_options or {"name": scorer.name}}))
     world.barrier()
 
     by_id = {p.prompt_id: p for p in prompts}
-    done = scored_rows(run, records, scorer.metrics)
+    done, _ = scored_rows(run, records, scorer.metrics, with_detections)
     todo = [r for r in records if (r.prompt_id, r.sample_index) not in done]
     world.barrier()
     mine = world.shard(todo)
@@ -189,14 +239,25 @@ def score_images(run: RunDir, spec: TaskSpec, prompts: list[Prompt], records: li
     world.barrier()
     if world.is_main:
         keys = [(r.prompt_id, r.sample_index) for r in records]
-        done = _complete(run, scored_rows(run, records, scorer.metrics), keys, "score")
+        rows, detections = scored_rows(run, records, scorer.metrics, with_detections)
+        done = _complete(run, rows, keys, "score")
+        if with_detections:
+            run.finalize_rows(DETECTIONS, [detections[k] for k in keys])
         run.finalize_rows(SAMPLES, [row for rows in done for row in rows])
-        detections = {_key(r): r for r in run.read_all_rows(DETECTIONS)}
-        if detections:
-            run.finalize_rows(DETECTIONS, [detections[(r.prompt_id, r.sample_index)] for r in records
-                                           if (r.prompt_id, r.sample_index) in detections])
         record_timing(run, "score", time.perf_counter() - started, len(todo), world)
     world.barrier()
+
+
+def _scorer_name(description: dict[str, Any]) -> str:
+    return str(description.get("name", "another scorer")) if isinstance(description, dict) else "another scorer"
+
+
+def _first_change(old: Any, new: Any, path: str = "") -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if old.get(key) != new.get(key):
+                return _first_change(old.get(key), new.get(key), f"{path}{key}.")
+    return f"{path.rstrip('.') or 'scorer'}: {old!r} -> {new!r}"[:160]
 
 
 def _score_batch(scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:

@@ -9,6 +9,7 @@ Accepted layouts under `--model-arg path=DIR` (first match wins, per image):
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,33 @@ def find_image(root: Path, prompt_id: str, k: int) -> Path:
 
 
 def load_image(path: Path) -> Image.Image:
+    """One still RGB image: 16-bit images scaled to 8 bits (not clipped to white), animations and
+    decompression bombs refused."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if getattr(image, "n_frames", 1) > 1:
+                    raise UsageError(f"{path}: holds {image.n_frames} frames (an animation?); give one still image")
+                image.load()
+                return _to_rgb(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UsageError(f"{path}: too many pixels for an image to score (over {Image.MAX_IMAGE_PIXELS:,}); "
+                         "is it a decompression bomb? replace or remove it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UsageError(f"{path}: not a readable image ({type(exc).__name__}); replace or remove it") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        # 16-bit (or 32-bit) grey: PIL's convert() clips to 0..255, turning most of the image white.
+        import numpy as np
+
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode != "F" else max(float(values.max()), 1.0)
+        grey = np.clip(np.rint(values / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")
 
 
 class FolderGenerator:

@@ -25,7 +25,7 @@ from ts_eval.store import DETECTIONS, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMAR
 CHECKSUMS = "checksums"
 RUN_FILES = (MANIFEST, PROMPTS, SAMPLES, SUMMARY, IMAGES, DETECTIONS)
 REQUIRED = (MANIFEST, PROMPTS, SAMPLES, SUMMARY, CHECKSUMS)
-_IMAGE_NAME = re.compile(r"images/[A-Za-z0-9_.-]+/[0-9]{4}\.png")
+_IMAGE_NAME = re.compile(r"images/[A-Za-z0-9_.-]+/[0-9]{4}\.(png|jpg)")
 _CHECKSUM_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
 _UNIX = 3  # ZipInfo.create_system of archives made on Unix: external_attr then carries st_mode
 
@@ -103,7 +103,7 @@ def check_members(archive: Path, infos: list[zipfile.ZipInfo], limits: ArchiveLi
                 raise reject(archive, f"unexpected directory {name!r}")
             continue
         if name not in RUN_FILES and name != CHECKSUMS and not _IMAGE_NAME.fullmatch(name):
-            raise reject(archive, f"unexpected member {name!r} (allowed: run files, checksums, images/<id>/NNNN.png)")
+            raise reject(archive, f"unexpected member {name!r} (allowed: run files, checksums, images/<id>/NNNN.png|jpg)")
         total += info.file_size
         if total > limits.max_total_bytes:
             raise reject(archive, f"members expand to more than the limit of {limits.max_total_bytes} bytes")

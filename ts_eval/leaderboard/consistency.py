@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ from ts_eval.store import IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir, r
 from ts_eval.tasks import TaskSpec
 
 SUMMARY_TOLERANCE = 1e-9  # the same code recomputes the same floats; anything larger is an edit
-DEFAULT_RESAMPLES = 1000  # RunOptions.resamples; the manifest lists it under non_default_settings when changed
 
 
 class RunProblem(Exception):
@@ -109,20 +106,14 @@ def run_metric(manifest: dict[str, Any], spec: TaskSpec) -> str:
 
 
 def recompute_summary(run_path: Path, *, resamples: int | None = None, tasks_dir: str | None = None) -> dict[str, Any]:
-    """summary.json as `ts-eval report` would write it, computed in a scratch copy so the run stays untouched.
+    """summary.json as `ts-eval report` would write it, computed without touching the run.
 
     `resamples=None` uses the run's own setting; 0 gives point estimates only (CIs collapse to the mean).
     """
-    from ts_eval.evaluate import summarize_run  # pandas: only when a command checks a run
+    from ts_eval.store.reader import read_run as read_validated  # pandas: only when a command checks a run
+    from ts_eval.summary import summarize
 
-    with tempfile.TemporaryDirectory(prefix="ts-eval-summary-") as tmp:
-        for name in (MANIFEST, PROMPTS, SAMPLES):
-            shutil.copyfile(run_path / name, Path(tmp) / name)
-        scratch = RunDir(tmp)
-        if resamples is None:
-            non_default = scratch.read_manifest().get("non_default_settings") or {}
-            resamples = int(non_default.get("resamples", DEFAULT_RESAMPLES))
-        return summarize_run(scratch, resamples=resamples, tasks_dir=tasks_dir)
+    return summarize(read_validated(run_path, tasks_dir=tasks_dir), resamples=resamples)
 
 
 def _first_difference(submitted: Any, recomputed: Any, where: str) -> str | None:

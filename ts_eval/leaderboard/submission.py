@@ -35,7 +35,8 @@ def _image_members(files: RunFiles) -> list[str]:
         raise CheckFailed(f"run {files.path} has no {IMAGES}; --include-images needs the generated images")
     names = []
     for row in files.images:
-        rel = RunDir(files.path).image_relpath(row["prompt_id"], int(row["sample_index"]))
+        fmt = files.manifest.get("settings", {}).get("image_format", "png")
+        rel = RunDir(files.path).image_relpath(row["prompt_id"], int(row["sample_index"]), fmt)
         path = files.path / rel
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != row.get("sha256"):
             raise CheckFailed(f"run {files.path}: image {rel} is missing or does not match its sha256 in {IMAGES}")
@@ -48,7 +49,7 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, digests: dict[str, str]) -
     info.create_system = 3  # Unix, so the mode bits below mean what they say
     info.external_attr = _FILE_MODE
     # PNG is already compressed; deflating it again costs time and saves nothing.
-    info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
+    info.compress_type = zipfile.ZIP_STORED if name.endswith((".png", ".jpg")) else zipfile.ZIP_DEFLATED
     zf.writestr(info, data)
     digests[name] = hashlib.sha256(data).hexdigest()
 
@@ -64,8 +65,8 @@ def write_submission(run_path: str | Path, out: str | Path, *, include_images: b
     try:
         files = read_run(run_path)
         spec = load_task(files.manifest["settings"]["task"]["name"], tasks_dir)
+        check_summary(files, tasks_dir)  # reads the run through the validating reader first
         check_samples(files, spec)
-        check_summary(files, tasks_dir)
     except RunProblem as exc:
         raise CheckFailed(f"run {run_path} cannot be submitted: {exc}") from None
     names = [MANIFEST, PROMPTS, SAMPLES, SUMMARY] + [n for n in (IMAGES, DETECTIONS) if (run_path / n).is_file()]

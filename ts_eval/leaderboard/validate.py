@@ -92,14 +92,16 @@ def check_prompts(archive: Path, rows: list[dict[str, Any]], official: list[Prom
 def check_images(archive: Path, files: RunFiles) -> int:
     """Included images must be exactly those images.jsonl lists, with the recorded sha256."""
     folder = files.path / "images"
-    present = {p.relative_to(files.path).as_posix() for p in folder.rglob("*.png")} if folder.is_dir() else set()
+    present = ({p.relative_to(files.path).as_posix() for p in folder.rglob("*") if p.is_file()}
+               if folder.is_dir() else set())
     if not present:
         return 0
     run = RunDir(files.path)
     listed = {}
     for row in files.images:
         try:
-            listed[run.image_relpath(row["prompt_id"], int(row["sample_index"]))] = row["sha256"]
+            fmt = files.manifest.get("settings", {}).get("image_format", "png")
+            listed[run.image_relpath(row["prompt_id"], int(row["sample_index"]), fmt)] = row["sha256"]
         except (KeyError, TypeError, ValueError):
             raise reject(archive, f"{IMAGES} has a row without prompt_id, sample_index and sha256") from None
     unlisted, absent = sorted(present - set(listed)), sorted(set(listed) - present)
@@ -150,22 +152,21 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
         raise reject(archive, f"scored with metric {metric!r}; the {spec.name} board ranks {spec.metric!r}")
     official = official_prompts(spec, variant, split, data)
     check_prompts(archive, files.prompts, official, f"{spec.name} {variant} {split}")
+    images = check_images(archive, files)  # the archive's own images first: the most specific message
     try:
         check_samples(files, spec)
         summary = check_summary(files, tasks_dir)
         read_jsonl(root / DETECTIONS)  # where present it must at least parse
     except (RunProblem, UsageError) as exc:
         raise reject(archive, str(exc)) from None
-    images = check_images(archive, files)
 
     manifest = files.manifest
     scorer = manifest.get("scorer") if isinstance(manifest.get("scorer"), dict) else {}
-    non_default = manifest.get("non_default_settings") or {}
     candidate = Candidate(
         task=spec.name, task_version=spec.version, variant=variant, split=split, metric=spec.metric,
         model=_model_label(manifest["settings"].get("generator")),
         scorer=str(scorer.get("name", "unknown")),
-        official_scorer=not non_default.get("scorer_differs_from_official", False),
+        official_scorer=bool((summary.get("verdict") or {}).get("official")),
         n_samples=n_samples(files), n_prompts=len(files.prompts), summary=summary, manifest=manifest,
         content_sha256=hashlib.sha256((root / SAMPLES).read_bytes()).hexdigest(),
         ts_eval_version=(manifest.get("ts_eval") or {}).get("version"), run_created=manifest.get("created"),

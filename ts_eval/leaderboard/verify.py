@@ -29,9 +29,9 @@ def rebuild_scorer(validated: Validated, options: VerifyOptions, archive):
     from ts_eval.evaluate import build_scorer
 
     manifest = validated.candidate.manifest
-    non_default = manifest.get("non_default_settings") or {}
-    scorer = build_scorer(validated.spec, non_default.get("scorer"), dict(non_default.get("scorer_args") or {}),
-                          device=options.device, dtype=options.dtype, batch_size=options.batch_size)
+    recorded = manifest.get("scorer_options") or {}  # how the run's scorer was built
+    scorer = build_scorer(validated.spec, recorded.get("name"), dict(recorded.get("args") or {}),
+                          device=options.device, batch_size=options.batch_size)
     if scorer.describe() != manifest.get("scorer"):
         raise reject(archive, f"cannot verify: the scorer recorded in the manifest ({manifest.get('scorer')}) "
                               f"cannot be rebuilt from its settings (got {scorer.describe()})")

@@ -65,6 +65,7 @@ def open_image(path: str) -> Image.Image:
 class GenEvalScorer:
     name = "geneval"
     metrics = ("correct",)
+    writes_detections = True  # detections.jsonl: every object found, for `ts-eval rescore`
 
     def __init__(self, args: dict[str, str], *, task, device: str = "auto", dtype: str = "auto",
                  batch_size: int = 8):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     from ts_eval.cli import key_values
-    from ts_eval.report.tables import render
+    from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
     from ts_eval.tasks.geneval_rescore import rescore
 
@@ -33,7 +33,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ts_eval.report.tables import render
+    from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
     from ts_eval.tasks.geneval_interop import import_official
 

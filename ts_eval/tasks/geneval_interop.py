@@ -30,13 +30,13 @@ from ts_eval.tasks.geneval_rescore import IMPORTED_SCORER
 GENERATOR_NAME = "official-results"
 
 
-def _geneval_run(path, tasks_dir: str | None) -> tuple[RunDir, dict[str, Any], TaskSpec]:
-    run = RunDir(path)
-    manifest = run.read_manifest()
-    spec = load_task(manifest["settings"]["task"]["name"], tasks_dir)
-    if spec.module.__name__ != "ts_eval.tasks.geneval":
-        raise UsageError(f"{run.path} is a {spec.name} run, not a GenEval run")
-    return run, manifest, spec
+def _geneval_run(path, tasks_dir: str | None, need: str = "scores"):
+    from ts_eval.store.reader import read_run
+
+    run = read_run(path, need=need, tasks_dir=tasks_dir)
+    if run.spec.module.__name__ != "ts_eval.tasks.geneval":
+        raise UsageError(f"{run.path} is a {run.spec.name} run, not a GenEval run")
+    return run
 
 
 def _fresh_folder(path: Path, overwrite: bool, what: str) -> None:
@@ -51,23 +51,15 @@ def _fresh_folder(path: Path, overwrite: bool, what: str) -> None:
 def export_official(run_path, outdir, *, overwrite: bool = False, tasks_dir: str | None = None,
                     progress: bool = True) -> int:
     """Write the run's images and metadata in the official layout; returns the number of images."""
-    run, manifest, _ = _geneval_run(run_path, tasks_dir)
-    prompts = [Prompt.from_row(r) for r in read_jsonl(run.file(PROMPTS))]
-    images = {(r["prompt_id"], int(r["sample_index"])): r for r in run.read_rows(IMAGES)}
-    n_samples = int(manifest["settings"]["n_samples"])
-    wanted = [(p, k) for p in prompts for k in range(n_samples)]
-    for p, k in wanted:  # check everything before writing anything
-        row = images.get((p.prompt_id, k))
-        source = run.path / row["path"] if row else None
-        if source is None or not source.is_file() or sha256_file(source) != row["sha256"]:
-            raise UsageError(f"{run.path}: image {p.prompt_id}/{k:04d} is missing or does not match its sha256; "
-                             "run `ts-eval generate` with the same settings to finish it")
+    run = _geneval_run(run_path, tasks_dir, need="images")  # every image present with its recorded bytes
+    images = {(r.prompt_id, r.sample_index): r for r in run.images}
+    wanted = [(p, k) for p in run.prompts for k in range(run.n_samples)]
     out = Path(outdir)
     _fresh_folder(out, overwrite, "output folder")
-    for p in prompts:
+    for p in run.prompts:
         write_atomic(out / p.prompt_id / "metadata.jsonl", (json.dumps(p.metadata) + "\n").encode("utf-8"))
     for p, k in tqdm(wanted, desc="export", unit="img", disable=not progress):
-        source = run.path / images[(p.prompt_id, k)]["path"]
+        source = run.path / images[(p.prompt_id, k)].path
         write_atomic(out / p.prompt_id / "samples" / f"{k:04d}.png", source.read_bytes())
     return len(wanted)
 
@@ -100,9 +92,10 @@ def _detections_from_details(details: Any, where: str) -> dict[str, list[dict[st
 
 
 def import_official(results_path, out, *, data: str | None = None, overwrite: bool = False,
-                    tasks_dir: str | None = None, resamples: int = 1000) -> dict[str, Any]:
+                    tasks_dir: str | None = None, resamples: int | None = None) -> dict[str, Any]:
     """Turn an official results.jsonl into a run directory; returns its summary."""
-    from ts_eval.evaluate import summarize_run
+    from ts_eval.store.reader import read_run
+    from ts_eval.summary import summarize, write_summary
 
     results_path = Path(results_path)
     if not results_path.is_file():
@@ -162,7 +155,10 @@ def import_official(results_path, out, *, data: str | None = None, overwrite: bo
     run.write_rows(SAMPLES, [samples[key].to_row() for key in order])
     run.write_rows(DETECTIONS, [{"prompt_id": pid, "sample_index": k, "detections": detections[(pid, k)]}
                                 for pid, k in order])
-    return summarize_run(run, resamples=resamples, tasks_dir=tasks_dir)
+    imported = read_run(run.path, tasks_dir=tasks_dir, spec=spec)
+    summary = summarize(imported, resamples=resamples)
+    write_summary(imported, summary)
+    return summary
 
 
 # -- compare -----------------------------------------------------------------------------------------
@@ -171,13 +167,13 @@ def compare_runs(first, second, *, tasks_dir: str | None = None) -> tuple[pd.Dat
     """Per-tag agreement on shared images, and the images judged differently (with both reasons)."""
     tables = []
     for path in (first, second):
-        run, _, _ = _geneval_run(path, tasks_dir)
-        tags = {r["prompt_id"]: r["metadata"]["tag"] for r in read_jsonl(run.file(PROMPTS))}
-        rows = [r for r in read_jsonl(run.file(SAMPLES)) if r["metric"] == "correct"]
-        frame = pd.DataFrame({"prompt_id": [r["prompt_id"] for r in rows],
-                              "sample_index": [int(r["sample_index"]) for r in rows],
-                              "correct": [bool(r["value"]) for r in rows],
-                              "reason": [r.get("reason") or "" for r in rows]})
+        run = _geneval_run(path, tasks_dir)
+        tags = {p.prompt_id: p.metadata["tag"] for p in run.prompts}
+        rows = [s for s in run.samples if s.metric == "correct"]
+        frame = pd.DataFrame({"prompt_id": [s.prompt_id for s in rows],
+                              "sample_index": [s.sample_index for s in rows],
+                              "correct": [bool(s.value) for s in rows],
+                              "reason": [s.reason or "" for s in rows]})
         frame["tag"] = frame["prompt_id"].map(tags)
         tables.append(frame)
     both = tables[0].merge(tables[1], on=["prompt_id", "sample_index", "tag"], suffixes=("_a", "_b"))

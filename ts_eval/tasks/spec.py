@@ -102,12 +102,62 @@ def _spec_files(tasks_dir: Path | None) -> dict[str, Path]:
 def _read(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(f"task spec {path} cannot be read: {str(exc).splitlines()[0]}") from None
-    missing = [k for k in ("name", "version", "python", "metric", "variants") if not isinstance(raw, dict) or k not in raw]
-    if missing:
-        raise UsageError(f"task spec {path} lacks required key(s): {', '.join(missing)}")
+    if not isinstance(raw, dict):
+        raise UsageError(f"task spec {path} is not a YAML mapping of keys (name, version, variants, ...)")
+    problem = _problem(raw)
+    if problem:
+        raise UsageError(f"task spec {path}: {problem}")
     return raw
+
+
+_REQUIRED = ("name", "version", "python", "metric", "variants", "default_variant", "groups", "table")
+
+
+def _problem(raw: dict[str, Any]) -> str | None:
+    """The first thing wrong with a spec's shape, in words (None: usable)."""
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        return f"lacks required key(s): {', '.join(missing)} (see docs/extending.md)"
+    for key in ("name", "python", "metric"):
+        if not isinstance(raw[key], str) or not raw[key]:
+            return f"{key} must be a non-empty string"
+    if not isinstance(raw["version"], int) or isinstance(raw["version"], bool):
+        return "version must be an integer"
+    variants = raw["variants"]
+    if not isinstance(variants, dict) or not variants:
+        return "variants must map each variant name to its source and files"
+    for name, variant in variants.items():
+        if not isinstance(variant, dict) or not isinstance(variant.get("files"), dict) \
+                or not isinstance(variant.get("source"), dict):
+            return f"variant {name!r} needs a `source` mapping and a `files` mapping"
+    if str(raw["default_variant"]) not in {str(k) for k in variants}:
+        return f"default_variant {raw['default_variant']!r} is not one of the variants"
+    groups = raw["groups"]
+    if not isinstance(groups, dict) or not groups or not all(
+            isinstance(v, list) and v and all(isinstance(g, str) for g in v) for v in groups.values()):
+        return "groups must map each section to a non-empty list of group names"
+    names = {g for section in groups.values() for g in section}
+    table = raw["table"]
+    if not isinstance(table, list) or not table or not all(
+            isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row) for row in table):
+        return "table must be a list of [header, group] pairs"
+    unknown = [group for _, group in table if group not in names]
+    if unknown:
+        return f"table names group {unknown[0]!r}, which groups does not list"
+    splits = raw.get("splits")
+    if splits is not None and (not isinstance(splits, dict) or not splits):
+        return "splits must map each split name to a tag (or null for every prompt)"
+    if str(raw.get("default_split", "all")) not in (splits or {"all": None}):
+        return f"default_split {raw.get('default_split', 'all')!r} is not one of the splits"
+    n_samples = raw.get("n_samples", 1)
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+        return "n_samples must be a whole number of at least 1"
+    for key in ("scorer", "official"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            return f"{key} must be a mapping"
+    return None
 
 
 def available_tasks(tasks_dir: Path | None = None) -> list[str]:
