@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_GENAI_527 = ROOT / "tasks" / "data" / "genai-bench-527"
-
-
-def shared_data_dir() -> Path | None:
-    """$TS_EVAL_SHARED_DATA, else ../shared/data next to the checkout."""
-    env = os.environ.get("TS_EVAL_SHARED_DATA")
-    candidate = Path(env) if env else ROOT.parent / "shared" / "data"
-    return candidate if candidate.is_dir() else None
+from tests.support import shared_data_dir
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def _run(genai_527: Path, out: Path, entry: str, *extra: str) -> int:
 
 
 def _pngs(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "images").rglob("*.png"))}
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "images").rglob("*.*"))}
 
 
 def test_example_makes_a_full_reproducible_run(genai_527, tmp_path):
@@ -67,7 +67,7 @@ def test_module_colon_function_imports_from_the_current_directory(tmp_path, monk
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     monkeypatch.delitem(sys.modules, "my_sampler", raising=False)
     assert _run(genai_527, tmp_path / "run", "my_sampler:make") == 0
-    images = sorted((tmp_path / "run" / "images").rglob("*.png"))
+    images = sorted((tmp_path / "run" / "images").rglob("*.jpg"))
     assert len(images) == 4 and Image.open(images[0]).size == (16, 16)
 
 

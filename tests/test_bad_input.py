@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 
-from helpers import cli
+from tests.support import cli
 
 
 def _one_line_error(capsys, code: int, *needles: str) -> str:
@@ -106,7 +106,7 @@ def test_folder_model_with_missing_or_corrupt_image(tmp_path, capsys):
     code = cli("run", "genai-bench", "--variant", "527", "--limit", "3", "--model", "folder", "--model-arg",
                f"path={images}", "--model-arg", "batch_size=1", "--scorer", "dummy", "--out", tmp_path / "R", "--quiet")[0]
     _one_line_error(capsys, code, "00002.png", "not a readable image")
-    assert (tmp_path / "R" / "images" / "00001" / "0000.png").exists()  # work done before the bad file is kept
+    assert (tmp_path / "R" / "images" / "00001" / "0000.jpg").exists()  # work done before the bad file is kept
     (images / "00003.png").unlink()
     Image.new("RGB", (16, 16)).save(images / "00002.png")
     code = cli("run", "genai-bench", "--variant", "527", "--limit", "3", "--model", "folder", "--model-arg",

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ts_eval.errors import UsageError
-from ts_eval.evaluate import run
+from ts_eval import run
 from ts_eval.records import Prompt, ScoreRequest
 from ts_eval.store import read_jsonl
 
@@ -198,4 +198,4 @@ def test_end_to_end_genai_bench_reports_clipscore(tiny_clip, genai_527, tmp_path
     assert summary["groups"]["all"]["n"] == 3
     assert summary["groups"]["all"]["mean"] == pytest.approx(sum(r["value"] for r in rows) / 3)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["non_default_settings"]["scorer_differs_from_official"] is True
+    assert manifest["verdict"]["differences"][0] == "scorer.name=clipscore (official: vqascore)"

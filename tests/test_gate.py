@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from ts_eval.cli import main
-from ts_eval.evaluate import run as evaluate_run
-from ts_eval.evaluate import summarize_run
+from ts_eval import run as evaluate_run
+from tests.support import summarize_run
 from ts_eval.gate import GateOptions, run_gate
 from ts_eval.store import RunDir, read_jsonl, write_jsonl
 
@@ -31,7 +31,7 @@ def dummy_run(out: Path, task: str = "genai-bench", **options) -> Path:
 def edited(src: Path, dst: Path, edit) -> Path:
     """A copy of a run (no images) whose sample values went through `edit(values) -> values`, re-summarised."""
     dst.mkdir()
-    for name in ("manifest.json", "prompts.jsonl"):
+    for name in ("manifest.json", "prompts.jsonl", "images.jsonl"):
         shutil.copy(src / name, dst / name)
     samples = read_jsonl(src / "samples.jsonl")
     values = edit(np.array([row["value"] for row in samples]))
@@ -144,7 +144,7 @@ def test_mismatched_runs_are_a_usage_error(small, tmp_path, capsys):
     shutil.copytree(small, incomplete, ignore=shutil.ignore_patterns("images"))
     write_jsonl(incomplete / "samples.jsonl", read_jsonl(incomplete / "samples.jsonl")[:-1])
     for current, reason in [(basic, "split"), (fewer, "prompt sets differ"), (geneval, "task"),
-                            (incomplete, "prompt sets differ")]:
+                            (incomplete, "samples.jsonl was changed")]:
         code, out, err = cli(capsys, "gate", "--baseline", small, "--current", current)
         assert code == 2 and reason in err and len(err.strip().splitlines()) == 1, (current, err)
         assert out == ""

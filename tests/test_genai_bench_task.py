@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from ts_eval.data import resolve_data
-from ts_eval.evaluate import run
+from ts_eval import run
 from ts_eval.store import read_jsonl, write_jsonl
 from ts_eval.tasks import load_task
 
-from helpers import cli
+from tests.support import record_edit
+
+from tests.support import cli
 
 OFFICIAL_GROUPS = ["attribute", "scene", "spatial relation", "action relation", "part relation", "basic",
                    "counting", "comparison", "differentiation", "negation", "universal", "advanced", "all"]
@@ -72,6 +74,7 @@ def test_report_reproduces_t2v_metrics_aggregation_for_any_values(tmp_path, gena
     for row in rows:
         row["value"] = rng.uniform(-3, 3)  # any numbers, not only probabilities
     write_jsonl(out / "samples.jsonl", rows)
+    record_edit(out)
     code, printed, _ = cli("report", out, "--format", "json", capsys=capsys)
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -109,7 +112,8 @@ def test_report_puts_runs_side_by_side(tmp_path, capsys):
     code, printed, _ = cli("report", tmp_path / "R1", tmp_path / "R2", "--format", "csv", capsys=capsys)
     assert code == 0
     lines = printed.strip().splitlines()
-    assert lines[0].split(",")[:3] == ["run", "Attribute", "Scene"] and len(lines) == 3
-    for fmt, marker in (("md", "|   Count |"), ("latex", "\\begin{tabular}")):
+    assert lines[0].split(",")[:3] == ["run", "Attribute", "Scene"] and len(lines) == 4  # header, n, two runs
+    assert lines[1].startswith("n,") and lines[2].startswith("R1,") and lines[3].startswith("R2,")
+    for fmt, marker in (("md", "| Count "), ("latex", "\\begin{tabular}")):
         code, printed, _ = cli("report", tmp_path / "R1", "--format", fmt, capsys=capsys)
         assert code == 0 and marker in printed

@@ -92,7 +92,9 @@ def test_import_official_results_and_compare_side_by_side(run, tmp_path, capsys)
     detections = read_jsonl(imported / "detections.jsonl")
     assert len(detections) == 1106 and all(o["color"] is None for r in detections for v in r["detections"].values() for o in v)
     capsys.readouterr()
-    assert main(["report", str(run), str(imported)]) == 0
+    assert main(["report", str(run), str(imported)]) == 2  # another scorer: not comparable unless asked
+    assert "not comparable" in capsys.readouterr().err
+    assert main(["report", str(run), str(imported), "--allow-mixed"]) == 0
     table = capsys.readouterr().out
     assert "| R " in table and "| imported " in table and "nan" not in table
     assert main(["geneval", "compare", str(run), str(imported)]) == 0

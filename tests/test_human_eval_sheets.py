@@ -432,7 +432,7 @@ def test_report_numbers_are_integers_and_agreement_is_computed(runs, tmp_path, c
 def test_cli_round_trip_on_two_dummy_runs(genai_527, tmp_path, capsys):
     """The acceptance flow on real run directories: export, fill, import, report, all through the CLI.
     The rater recognises run A's images by their checksums in A's images.jsonl, not by the key."""
-    from ts_eval.evaluate import run
+    from ts_eval import run
 
     for name, seed in (("dummy-a", 0), ("dummy-b", 1)):
         run("genai-bench", variant="527", data=str(genai_527), model="dummy", scorer="dummy", limit=5, seed=seed,

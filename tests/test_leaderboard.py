@@ -17,8 +17,8 @@ import pytest
 
 from ts_eval.cli import main
 from ts_eval.errors import UsageError
-from ts_eval.evaluate import run as evaluate_run
-from ts_eval.evaluate import summarize_run
+from ts_eval import run as evaluate_run
+from tests.support import summarize_run
 from ts_eval.leaderboard import db
 from ts_eval.leaderboard.archive import extracted
 from ts_eval.leaderboard.submission import write_submission

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from helpers import ROOT, cli
+from tests.support import ROOT, cli
 
 
 def _quick_start_blocks() -> list[str]:

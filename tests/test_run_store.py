@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from ts_eval.errors import UsageError
-from ts_eval.evaluate import run
+from ts_eval import run
 from ts_eval.store import RunDir, read_jsonl
 
-from helpers import cli, cli_process
+from tests.support import cli, cli_process
 
 RUN_ARGS = ["run", "genai-bench", "--variant", "527", "--split", "all", "--model", "dummy",
             "--model-arg", "batch_size=1", "--model-arg", "resolution=96", "--scorer", "dummy",
@@ -116,9 +116,9 @@ def test_seeds_depend_on_prompt_sample_and_seed_only(tmp_path):
     assert not {r["sha256"] for r in c} & {r["sha256"] for r in b}
 
 
-def test_manifest_lists_only_settings_that_differ_from_the_official_ones(tmp_path):
+def test_manifest_names_the_settings_that_differ_from_the_official_recipe(tmp_path):
     run("genai-bench", variant="527", split="hard", limit=2, n_samples=1, model="dummy", scorer="dummy",
         out=str(tmp_path / "R"), progress=False)
-    non_default = json.loads((tmp_path / "R" / "manifest.json").read_text())["non_default_settings"]
-    assert non_default == {"variant": "527", "split": "hard", "limit": 2, "scorer": "dummy",
-                           "scorer_differs_from_official": True}
+    verdict = json.loads((tmp_path / "R" / "manifest.json").read_text())["verdict"]
+    assert not verdict["official"] and verdict["differences"][0] == "scorer.name=dummy (official: vqascore)"
+    assert verdict["subset"] == "limit=2" and verdict["split"] == "hard"

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
-from ts_eval.evaluate import run, score
+import pytest
+
+from ts_eval import run
+from ts_eval.errors import UsageError
+from ts_eval.evaluate import score
+from ts_eval.options import RunOptions
 from ts_eval.scorers.dummy import DummyScorer
 from ts_eval.store import read_jsonl
 
-from helpers import cli
+from tests.support import cli
 
 
 def _count_scored(monkeypatch) -> list[int]:
@@ -46,11 +51,16 @@ def test_generate_then_score_then_report_as_separate_stages(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["R"]["task"] == "genai-bench"
 
 
-def test_another_scorer_replaces_every_score(tmp_path):
+def test_another_scorer_replaces_every_score_only_when_asked(tmp_path):
     out = tmp_path / "R"
     run("genai-bench", variant="527", limit=3, model="dummy", scorer="dummy", out=str(out), progress=False)
     before = read_jsonl(out / "samples.jsonl")
-    score(out, scorer="dummy", scorer_args={"binary": "true"}, progress=False)
+    binary = RunOptions(out=str(out), scorer="dummy", scorer_args={"binary": "true"}, progress=False)
+    with pytest.raises(UsageError, match="already scored with dummy .*binary"):
+        score(binary)
+    assert read_jsonl(out / "samples.jsonl") == before
+    binary.overwrite = True
+    score(binary)
     after = read_jsonl(out / "samples.jsonl")
     assert len(after) == len(before) == 3
     assert {r["value"] for r in after} <= {0.0, 1.0} and before != after

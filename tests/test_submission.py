@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from ts_eval.cli import main
-from ts_eval.evaluate import run as evaluate_run
-from ts_eval.evaluate import summarize_run
+from ts_eval import run as evaluate_run
+from tests.support import record_edit, summarize_run
+from ts_eval.errors import UsageError
 from ts_eval.leaderboard.archive import checksums_text
 from ts_eval.store import RunDir
 
@@ -58,12 +59,19 @@ def rows(data: bytes) -> list[dict]:
 
 
 def resummarized(members: dict[str, bytes]) -> dict[str, bytes]:
-    """The same members with summary.json recomputed, so only the edit under test is wrong."""
+    """The same members with their sha256 re-recorded in the manifest and summary.json recomputed where the run
+    still has one, as a deliberate forger would do: only the edit under test is wrong."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("manifest.json", "prompts.jsonl", "samples.jsonl"):
+        for name in ("manifest.json", "prompts.jsonl", "samples.jsonl", "images.jsonl"):
             (Path(tmp) / name).write_bytes(members[name])
-        summarize_run(RunDir(tmp))
-        return {**members, "summary.json": (Path(tmp) / "summary.json").read_bytes()}
+        for name in ("prompts.jsonl", "images.jsonl"):
+            record_edit(tmp, name)
+        try:
+            summarize_run(RunDir(tmp))
+        except UsageError:
+            record_edit(tmp, "samples.jsonl")  # no summary for a run this broken: the board must refuse it
+            return {**members, "manifest.json": (Path(tmp) / "manifest.json").read_bytes()}
+        return {**members, **{n: (Path(tmp) / n).read_bytes() for n in ("summary.json", "manifest.json")}}
 
 
 def pack(path: Path, members: dict[str, bytes], *, extra: list[tuple[zipfile.ZipInfo, bytes]] = (),
@@ -125,6 +133,7 @@ def test_submit_refuses_incomplete_run(hard_run, tmp_path, capsys):
     shutil.copytree(hard_run, run, ignore=shutil.ignore_patterns("images"))
     samples = rows((run / "samples.jsonl").read_bytes())
     (run / "samples.jsonl").write_bytes(jsonl(samples[:-1]))
+    record_edit(run)  # as if scoring had stopped short: the file is intact, only incomplete
     code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "missing samples" in err and samples[-1]["prompt_id"] in err
@@ -139,7 +148,10 @@ def test_submit_refuses_stale_summary(hard_run, tmp_path, capsys):
     samples[0]["value"] = 1.0 - samples[0]["value"]
     (run / "samples.jsonl").write_bytes(jsonl(samples))
     code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")
-    assert code == 1 and "summary.json does not equal" in err
+    assert code == 1 and "samples.jsonl was changed" in err  # the manifest's record catches an edit
+    record_edit(run)
+    code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")
+    assert code == 1 and "summary.json does not equal" in err  # a deliberate one, the stale summary
     assert not (tmp_path / "sub.zip").exists()
 
 
@@ -150,7 +162,8 @@ def test_submit_refuses_images_that_do_not_match(hard_run, tmp_path, capsys):
     (run / first).write_bytes(b"not the image that was scored")
     code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip", "--include-images")
     assert code == 1 and first in err
-    assert cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")[0] == 0, "without images the run is fine"
+    code, _, err = cli(capsys, "submit", run, "--out", tmp_path / "sub.zip")
+    assert code == 1 and "does not match its sha256" in err, "a damaged run is refused even without its images"
 
 
 def test_submit_needs_a_run_directory(tmp_path, capsys):
@@ -187,6 +200,12 @@ def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch)
     assert code == 1 and "checksum mismatch for 'samples.jsonl'" in err
     tampered = pack(tmp_path / "tampered.zip", {**members, "samples.jsonl": jsonl(samples)})
     code, _, err = cli(capsys, "leaderboard", "add", tampered, "--db", db)
+    assert code == 1 and "samples.jsonl was changed" in err and len(err.strip().splitlines()) == 1
+    manifest = json.loads(members["manifest.json"])
+    manifest["files"]["samples.jsonl"] = sha(jsonl(samples))  # a forger redoes the manifest's record too
+    forged = pack(tmp_path / "forged.zip", {**members, "samples.jsonl": jsonl(samples),
+                                            "manifest.json": json.dumps(manifest).encode()})
+    code, _, err = cli(capsys, "leaderboard", "add", forged, "--db", db)
     assert code == 1 and "summary.json does not equal" in err and len(err.strip().splitlines()) == 1
     assert db_state(db) == before
 

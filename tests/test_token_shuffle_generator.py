@@ -25,7 +25,7 @@ def _run(genai_527: Path, out: Path, window: int, seed: int, *extra: str) -> int
 
 
 def _pngs(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "images").rglob("*.png"))}
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "images").rglob("*.*"))}
 
 
 @pytest.mark.parametrize("window", [1, 2, 4])

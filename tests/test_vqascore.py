@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from ts_eval.errors import UsageError
-from ts_eval.evaluate import run
+from ts_eval import run
 from ts_eval.records import Prompt, ScoreRequest
 from ts_eval.store import read_jsonl
 
