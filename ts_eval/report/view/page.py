@@ -11,6 +11,7 @@ import hashlib
 import html
 import math
 import os
+import posixpath
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +37,9 @@ class Box:
     y: float
     w: float
     h: float
-    text: str  # class, confidence, colour
-    colour: str  # stroke: one per class name, the same on every image
+    text: str  # class, confidence, colour: the list under the image and the label in the enlarged view
+    colour: int  # index into BOX_COLOURS: one per class name, the same on every image
     judged: bool  # the judge counted it (a class the prompt names, kept by its threshold); else drawn on demand
-    label_x: float
-    label_y: float
-    label_w: float
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,6 @@ class Tile:
     text: str
     reason: str | None
     boxes: list[Box]
-    font: float  # box label size in the image's pixels
     width: int
     height: int
 
@@ -96,11 +93,11 @@ def is_binary(run: ViewRun) -> bool:
     return all(s.value in (0.0, 1.0) for s in run.samples if s.metric == run.metric)
 
 
-def box_colour(name: str) -> str:
-    return BOX_COLOURS[int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % len(BOX_COLOURS)]
+def box_colour(name: str) -> int:
+    return int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % len(BOX_COLOURS)
 
 
-def boxes_for(run: ViewRun, key: tuple[str, int], metadata: dict[str, Any], size: tuple[int, int]) -> list[Box]:
+def boxes_for(run: ViewRun, key: tuple[str, int], metadata: dict[str, Any]) -> list[Box]:
     """The image's detections: those the judge counted, then the best few others."""
     found = run.detections.get(key)
     if not found or run.judge is None:
@@ -112,22 +109,14 @@ def boxes_for(run: ViewRun, key: tuple[str, int], metadata: dict[str, Any], size
     ranked = sorted(((o, n) for n, objects in found.items() for o in objects), key=lambda item: -item[0].score)
     others = [(o, n, False) for o, n in ranked if (n, id(o)) not in judged][:OTHER_DETECTIONS]
     counted = [(o, n, True) for o, n in ranked if (n, id(o)) in judged]
-    return [_box(o, n, j, size) for o, n, j in others[::-1] + counted[::-1]]  # drawn in order: best on top
+    return [_box(o, n, j) for o, n, j in others[::-1] + counted[::-1]]  # drawn in order: best on top
 
 
-def _box(obj: DetectedObject, name: str, judged: bool, size: tuple[int, int]) -> Box:
+def _box(obj: DetectedObject, name: str, judged: bool) -> Box:
     x1, y1, x2, y2 = obj.box
-    font = label_font(size)
     text = f"{name} {obj.score:.2f}" + (f" {obj.color}" if obj.color else "")
-    label_w = len(text) * font * 0.6 + font * 0.6
-    label_x = min(max(x1, 0.0), max(size[0] - label_w, 0.0))
-    label_y = y1 - font * 1.3 if y1 >= font * 1.3 else y1  # above the box, or inside it at the top edge
-    return Box(x1, y1, max(x2 - x1, 1.0), max(y2 - y1, 1.0), text, box_colour(name), judged,
-               round(label_x, 1), round(label_y, 1), round(label_w, 1))
-
-
-def label_font(size: tuple[int, int]) -> float:
-    return round(max(size) / 36, 1)  # ~18 px in the enlarged view
+    return Box(round(x1, 1), round(y1, 1), round(max(x2 - x1, 1.0), 1), round(max(y2 - y1, 1.0), 1), text,
+               box_colour(name), judged)
 
 
 def _verdict(value: float | None, binary: bool) -> tuple[str | None, str]:
@@ -160,6 +149,7 @@ def _run_cells(index: int, run: ViewRun, thumbs: dict[str, Thumbnail], page_dir:
     by_prompt: dict[str, list[tuple[str, int]]] = {}
     for key in keys:
         by_prompt.setdefault(key[0], []).append(key)
+    root = Path(os.path.relpath(run.root.resolve(), page_dir.resolve())).as_posix()
     cells = {}
     for prompt in run.prompts:
         tiles = []
@@ -169,11 +159,9 @@ def _run_cells(index: int, run: ViewRun, thumbs: dict[str, Thumbnail], page_dir:
             value = sample.value if sample else None
             verdict, text = _verdict(value, binary)
             size = (thumb.width, thumb.height) if thumb else (1, 1)
-            full = None
-            if image and thumb:
-                full = quote(Path(os.path.relpath((run.root / image.path).resolve(), page_dir.resolve())).as_posix())
+            full = quote(posixpath.normpath(posixpath.join(root, image.path))) if image and thumb else None
             tiles.append(Tile(key[1], thumb, full, value, verdict, text, sample.reason if sample else None,
-                              boxes_for(run, key, prompt.metadata, size) if thumb else [], label_font(size), *size))
+                              boxes_for(run, key, prompt.metadata) if thumb else [], *size))
         scored = [t.value for t in tiles if t.value is not None]
         score = sum(scored) / len(scored) if scored else None
         if score is None:
@@ -206,12 +194,15 @@ def _flatten(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]
 
 
 def _escape(value: Any):
-    """Every {{ value }} goes through html.escape, as on the rater sheets; markup built by the template stays."""
+    """Text in every {{ value }} goes through html.escape, as on the rater sheets (numbers need no escaping,
+    and autoescape passes markup the template built)."""
     from markupsafe import Markup
 
-    if isinstance(value, Markup):
+    if value is None:
+        return ""
+    if isinstance(value, (Markup, int, float)):
         return value
-    return Markup(html.escape("" if value is None else str(value)))
+    return Markup(html.escape(str(value)))
 
 
 def render_view(runs: list[ViewRun], thumbs: dict[str, Thumbnail], page_dir: Path, *, nonce: str | None = None) -> str:
@@ -233,7 +224,7 @@ def render_view(runs: list[ViewRun], thumbs: dict[str, Thumbnail], page_dir: Pat
     return env.get_template("view.html.j2").render(
         title=f"{tasks[0]}: " + " vs ".join(run.label for run in runs), runs=_headers(runs), chart=build_chart(runs),
         cards=cards, tags=tags, nonce=nonce or secrets.token_urlsafe(18), card_px=tiles_per_card * (tile_px + 8) + 18,
-        tile_px=tile_px, has_boxes=any(run.detections for run in runs), metric=runs[0].metric)
+        tile_px=tile_px, box_colours=BOX_COLOURS, has_boxes=any(run.detections for run in runs), metric=runs[0].metric)
 
 
 def thumbnail_sources(runs: list[ViewRun]) -> dict[str, Path]:

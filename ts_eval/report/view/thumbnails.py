@@ -31,12 +31,21 @@ def thumbnail_name(sha256: str) -> str:
     return f"{sha256}-{SIZE}.jpg"
 
 
+def _orientation(image: Image.Image) -> int:
+    if image.format == "PNG":  # PNG's getexif() decodes the whole image to look for a late eXIf chunk
+        exif = Image.Exif()
+        if image.info.get("exif"):
+            exif.load(image.info["exif"])
+        return exif.get(ORIENTATION, 1)
+    return image.getexif().get(ORIENTATION, 1)
+
+
 def _make(source: Path, target: Path) -> tuple[int, int] | None:
     """The original's size; writes the thumbnail unless the cache already holds it. None: not readable."""
     try:
         with Image.open(source) as image:
             # Detection boxes are in the upright image's pixels (the scorer applies the EXIF orientation).
-            turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)
+            turned = _orientation(image) in (5, 6, 7, 8)
             size = (image.height, image.width) if turned else image.size
             if not target.exists():
                 image.draft("RGB", (SIZE, SIZE))  # JPEG originals decode at a reduced scale
