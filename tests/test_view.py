@@ -17,7 +17,7 @@ from PIL import Image
 
 from helpers import ROOT, cli
 from ts_eval.errors import UsageError
-from ts_eval.report.view.chart import LABEL_W, PLOT_W, axis_max, build_chart
+from ts_eval.report.view.chart import LABEL_W, PLOT_W, axis_max, build_chart, number
 from ts_eval.report.view.page import render_view, write_view
 from ts_eval.report.view.run import load_view_run
 from ts_eval.report.view.thumbnails import SIZE
@@ -199,6 +199,7 @@ def test_runs_of_different_tasks_cannot_share_a_page(tmp_path):
 
 def test_chart_bars_and_whiskers_are_to_scale():
     assert [axis_max(v) for v in (0.3, 1.0, 1.2, 30.0, 0.0)] == [1.0, 1.0, 2.0, 50.0, 1.0]
+    assert [number(v) for v in (0.0, 0.004567, 0.01, 0.6349)] == ["0.00", "0.0046", "0.01", "0.63"]
 
     class Stub:
         def __init__(self, label, groups):
@@ -206,13 +207,14 @@ def test_chart_bars_and_whiskers_are_to_scale():
 
     from ts_eval.report.view.run import GroupStat
 
-    chart = build_chart([Stub("a", [GroupStat("overall", 0.5, 10, (0.25, 0.75)), GroupStat("colors", 0.1, 4, None)]),
+    chart = build_chart([Stub("a", [GroupStat("overall", 0.5, 10, (0.25, 0.75)), GroupStat("colors", 0.0042, 4, None)]),
                          Stub("b", [GroupStat("overall", 1.0, 10, (0.9, 1.0))])])
     assert [r.group for r in chart.rows] == ["overall", "colors"]
     overall = chart.rows[0].bars
     assert overall[0].width == PLOT_W / 2 and overall[0].ci == (LABEL_W + PLOT_W / 4, LABEL_W + 3 * PLOT_W / 4)
     assert overall[1].width == PLOT_W and overall[0].text == "0.50 [0.25, 0.75]"
     assert [b.run_index for b in chart.rows[1].bars] == [0] and chart.rows[1].bars[0].ci is None
+    assert chart.rows[1].bars[0].text == "0.0042"  # tiny values keep two significant digits
 
 
 # -- thumbnails --------------------------------------------------------------------------------------
@@ -287,10 +289,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, message):
     assert not (tmp_path / "v.html").exists()
 
 
-def test_more_labels_than_runs_is_a_usage_error(tmp_path, capsys):
+def test_more_labels_than_runs_or_a_folder_as_out_is_a_usage_error(tmp_path, capsys):
     run = geneval_run(tmp_path / "run")
     code, _, err = cli("view", run, "--label", "a", "--label", "b", "--out", tmp_path / "v.html", capsys=capsys)
     assert code == 2 and "--label" in err
+    code, _, err = cli("view", run, "--out", tmp_path, capsys=capsys)
+    assert code == 2 and "is a folder" in err and not (tmp_path / "-thumbs").exists()
 
 
 def test_help_does_not_load_jinja2():
