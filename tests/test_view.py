@@ -289,6 +289,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, message):
     assert not (tmp_path / "v.html").exists()
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: (run / "summary.json").unlink(), "summary.json is missing; run `ts-eval report"),
+    (lambda run: (run / "summary.json").write_text('{"groups": {"overall": {"mean": 0.5}}}'), "not a ts-eval summary"),
+    (lambda run: (run / "samples.jsonl").write_text('{"prompt_id": "00000"}\n'), "line 1 needs prompt_id"),
+    (lambda run: (run / "detections.jsonl").write_text('{"prompt_id": "00000", "sample_index": 0, '
+                                                      '"detections": {"cat": [{"box": [1, 2], "score": 0.5}]}}\n'),
+     "detections.jsonl: line 1"),
+])
+def test_a_damaged_run_is_one_line_and_exit_2(tmp_path, capsys, damage, message):
+    run = geneval_run(tmp_path / "run")
+    damage(run)
+    code, _, err = cli("view", run, "--out", tmp_path / "v.html", capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "v.html").exists()
+
+
 def test_more_labels_than_runs_or_a_folder_as_out_is_a_usage_error(tmp_path, capsys):
     run = geneval_run(tmp_path / "run")
     code, _, err = cli("view", run, "--label", "a", "--label", "b", "--out", tmp_path / "v.html", capsys=capsys)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import math
 import os
 import posixpath
 import secrets
@@ -19,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ts_eval.errors import UsageError
-from ts_eval.report.view.chart import RUN_COLOURS, Chart, build_chart
+from ts_eval.report.view.chart import RUN_COLOURS, build_chart
 from ts_eval.report.view.run import ViewRun
 from ts_eval.report.view.thumbnails import Thumbnail, make_thumbnails
 from ts_eval.scorers.geneval import DetectedObject, kept_by_class
@@ -73,7 +72,6 @@ class Card:
     prompt: str
     tags: tuple[str, ...]
     cells: list[Cell | None]  # one per run; None where a run lacks the prompt
-    worst: float  # lowest run score (for the data attribute of sorting by any run)
 
 
 @dataclass(frozen=True)
@@ -102,8 +100,7 @@ def boxes_for(run: ViewRun, key: tuple[str, int], metadata: dict[str, Any]) -> l
     found = run.detections.get(key)
     if not found or run.judge is None:
         return []
-    named = {c.get("class") for c in metadata.get("include", []) + metadata.get("exclude", [])
-             if isinstance(c, dict)}
+    named = {c.get("class") for key in ("include", "exclude") for c in metadata.get(key) or [] if isinstance(c, dict)}
     kept = kept_by_class({n: o for n, o in found.items() if n in named}, metadata.get("tag", ""), run.judge)
     judged = {(n, id(o)) for n, objects in kept.items() for o in objects}
     ranked = sorted(((o, n) for n, objects in found.items() for o in objects), key=lambda item: -item[0].score)
@@ -135,9 +132,7 @@ def build_cards(runs: list[ViewRun], thumbs: dict[str, Thumbnail], page_dir: Pat
     per_run = [_run_cells(index, run, thumbs, page_dir) for index, run in enumerate(runs)]
     cards = []
     for order, (pid, prompt) in enumerate(prompts.items()):
-        cells = [cells.get(pid) for cells in per_run]
-        scores = [c.score for c in cells if c is not None and c.score is not None]
-        cards.append(Card(order, pid, prompt.prompt, prompt.tags, cells, min(scores) if scores else math.nan))
+        cards.append(Card(order, pid, prompt.prompt, prompt.tags, [cells.get(pid) for cells in per_run]))
     return cards
 
 

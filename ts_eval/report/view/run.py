@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ts_eval.errors import UsageError
+from ts_eval.records import ImageKey
 from ts_eval.scorers.geneval import DetectedObject, JudgeSettings, objects_from_row
 from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, SUMMARY, RunDir
-
-ImageKey = tuple[str, int]  # (prompt_id, sample_index)
-
 
 @dataclass(frozen=True)
 class GroupStat:
@@ -81,11 +79,14 @@ def load_view_run(path: str | Path, label: str | None = None) -> ViewRun:
     summary_path = run.file(SUMMARY)
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        groups = [GroupStat(name, float(g["mean"]), int(g["n"]), tuple(g["ci95"]) if g.get("ci95") else None)
+        groups = [GroupStat(name, float(g["mean"]), int(g["n"]),
+                            (float(g["ci95"][0]), float(g["ci95"][1])) if g.get("ci95") else None)
                   for name, g in summary["groups"].items()]
     except FileNotFoundError:
         raise UsageError(f"{summary_path} is missing; run `ts-eval report {run.path}` to write it") from None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+    except OSError as exc:
+        raise UsageError(f"{summary_path}: cannot be read ({exc.strerror})") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, IndexError):
         raise UsageError(f"{summary_path}: not a ts-eval summary (needs groups with mean, n and ci95)") from None
     try:
         prompts = [ViewPrompt(str(r["prompt_id"]), str(r["prompt"]), tuple(map(str, r.get("tags") or ())),
