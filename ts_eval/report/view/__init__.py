@@ -7,12 +7,10 @@ verdict, GenEval's boxes, two runs side by side.
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = ["ViewRun", "load_view_run", "render_view", "write_view"]
 
 
-def __getattr__(name: str) -> Any:  # imported on first use, so `ts-eval --help` does not load PIL or jinja2
+def __getattr__(name: str) -> object:  # imported on first use, so `ts-eval --help` does not load PIL or jinja2
     if name in ("ViewRun", "load_view_run"):
         from ts_eval.report.view import run
 
