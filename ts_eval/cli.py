@@ -18,7 +18,7 @@ from ts_eval.distributed import rank_prefix
 from ts_eval.errors import CheckFailed, UsageError, disk_full
 from ts_eval.options import RunOptions, key_values
 
-COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.tasks.geneval_cli", "ts_eval.sweep.cli"]
+COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.tasks.geneval_cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
 
 
 class _Parser(argparse.ArgumentParser):
