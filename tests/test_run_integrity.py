@@ -250,6 +250,12 @@ def test_a_resume_never_keeps_an_edited_score(clean, tmp_path):
     assert (run / "samples.jsonl").read_bytes() == (clean / "samples.jsonl").read_bytes()
 
 
+def test_every_run_writes_its_visual_report(clean):
+    page = (clean / "view.html").read_text()
+    assert "unofficial: scorer.name=dummy; subset: limit=6" in page
+    assert len(list((clean / "view-thumbs").glob("*.jpg"))) == 6
+
+
 def test_report_tables_carry_n_and_the_verdict(clean, capsys):
     capsys.readouterr()
     assert cli("report", clean, "--format", "csv")[0] == 0

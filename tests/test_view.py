@@ -6,6 +6,7 @@ The page in a real browser (filter, sort, boxes, console errors) is tested in te
 from __future__ import annotations
 
 import html
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import ROOT, cli
+from tests.support import ROOT, cli
 from ts_eval.errors import UsageError
 from ts_eval.report.view.chart import LABEL_W, PLOT_W, axis_max, build_chart, number
 from ts_eval.report.view.page import render_view, write_view
@@ -39,9 +40,11 @@ def write_run(folder: Path, prompts: list[tuple], values: dict[tuple[str, int], 
               groups: dict | None = None) -> Path:
     """A run directory written file by file (format ts-eval/run@1), images included."""
     folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({"format": FORMAT, "non_default_settings": {"limit": 3},
-                                                      "scorer": {"name": "geneval", "judge": {"threshold": 0.3,
-                                                                 "counting_threshold": 0.9}}}))
+    settings = {"task": {"name": task, "version": 1, "variant": "official", "split": "all", "skill": None,
+                         "limit": 3}, "generator": {"name": "dummy"}, "n_samples": n_samples, "seed": None}
+    (folder / "manifest.json").write_text(json.dumps({
+        "format": FORMAT, "settings": settings, "metrics": [metric],
+        "scorer": {"name": "geneval", "metric": metric, "judge": {"threshold": 0.3, "counting_threshold": 0.9}}}))
     rows, images, samples = [], [], []
     for number, (pid, text, tag, include) in enumerate(prompts):
         rows.append({"prompt_id": pid, "prompt": text, "tags": [tag],
@@ -51,9 +54,11 @@ def write_run(folder: Path, prompts: list[tuple], values: dict[tuple[str, int], 
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             shade = (40 * number + 90 * k + 17 * colour_seed) % 256
             Image.new("RGB", size, (shade, 255 - shade, 128)).save(folder / rel)
-            images.append({"prompt_id": pid, "sample_index": k, "seed": k, "path": rel})
+            sha = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
+            images.append({"prompt_id": pid, "sample_index": k, "seed": k, "path": rel, "sha256": sha})
             if (pid, k) in values:
-                row = {"prompt_id": pid, "sample_index": k, "metric": metric, "value": values[(pid, k)]}
+                row = {"prompt_id": pid, "sample_index": k, "metric": metric, "value": values[(pid, k)],
+                       "image_sha256": sha}
                 if reasons and (pid, k) in reasons:
                     row["reason"] = reasons[(pid, k)]
                 samples.append(row)
@@ -235,7 +240,14 @@ def test_thumbnails_are_small_cached_by_sha256_and_pruned(tmp_path):
     render(tmp_path, run)
     assert {p.name: p.stat().st_mtime_ns for p in (out.parent / "report-thumbs").iterdir()} == stamps
 
-    Image.new("RGB", (1024, 512), (1, 2, 3)).save(run / "images/00000/0000.png")  # a changed image: new sha256
+    Image.new("RGB", (1024, 512), (1, 2, 3)).save(run / "images/00000/0000.png")  # a re-made image: new sha256
+    sha = hashlib.sha256((run / "images/00000/0000.png").read_bytes()).hexdigest()
+    for name in ("images.jsonl", "samples.jsonl"):  # recorded as a re-made and re-scored image is
+        table = [json.loads(line) for line in (run / name).read_text().splitlines()]
+        for row in table:
+            if (row["prompt_id"], row["sample_index"]) == ("00000", 0):
+                row["sha256" if name == "images.jsonl" else "image_sha256"] = sha
+        (run / name).write_text("".join(json.dumps(r) + "\n" for r in table))
     render(tmp_path, run)
     names = {p.name for p in (out.parent / "report-thumbs").iterdir()}
     assert len(names) == 6 and len(names - set(stamps)) == 1  # one new thumbnail, the stale one removed
@@ -279,7 +291,7 @@ def test_view_command_writes_the_page_for_a_geneval_run(tmp_path, capsys):
 @pytest.mark.parametrize("setup, message", [
     (lambda p: None, "no such folder"),
     (lambda p: p.mkdir(), "is not a run directory"),
-    (lambda p: (p.mkdir(), (p / "manifest.json").write_text(json.dumps({"format": FORMAT}))), "has no scores"),
+    (lambda p: (p.mkdir(), (p / "manifest.json").write_text(json.dumps({"format": FORMAT}))), "the run is damaged"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, message):
     path = tmp_path / "not-a-run"
@@ -290,12 +302,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, message):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "summary.json").unlink(), "summary.json is missing; run `ts-eval report"),
-    (lambda run: (run / "summary.json").write_text('{"groups": {"overall": {"mean": 0.5}}}'), "not a ts-eval summary"),
-    (lambda run: (run / "samples.jsonl").write_text('{"prompt_id": "00000"}\n'), "line 1 needs prompt_id"),
+    (lambda run: (run / "samples.jsonl").write_text('{"prompt_id": "00000"}\n'), "line 1 lacks prompt_id"),
+    (lambda run: (run / "samples.jsonl").write_text(""), "missing samples"),
+    (lambda run: (run / "images" / "00001" / "0000.png").write_bytes(b"other bytes"), "does not match its sha256"),
     (lambda run: (run / "detections.jsonl").write_text('{"prompt_id": "00000", "sample_index": 0, '
                                                       '"detections": {"cat": [{"box": [1, 2], "score": 0.5}]}}\n'),
-     "detections.jsonl: line 1"),
+     "detections.jsonl has no detections for image 00000/0001"),
 ])
 def test_a_damaged_run_is_one_line_and_exit_2(tmp_path, capsys, damage, message):
     run = geneval_run(tmp_path / "run")

@@ -68,6 +68,7 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run directory made with other settings, or scores made by another scorer")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-view", action="store_true", help="do not write view.html, the visual report, beside summary.json")
 
 
 def scorer_args(args: argparse.Namespace) -> dict[str, str]:
@@ -88,6 +89,7 @@ def _run_options(args: argparse.Namespace, **given) -> RunOptions:
     values["model_args"] = key_values(getattr(args, "model_arg", None), "--model-arg")
     values["scorer_args"] = scorer_args(args)
     values["cache"] = not getattr(args, "no_cache", False)
+    values["view"] = not getattr(args, "no_view", False)
     values["progress"] = not getattr(args, "quiet", False)
     return RunOptions(**{**values, **given})
 

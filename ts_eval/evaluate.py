@@ -75,10 +75,18 @@ def generate(options: RunOptions) -> tuple[PreparedRun, list[ImageRecord]]:
         finish_world(world)
 
 
+VIEW = "view.html"
+
+
 def _summarize_and_write(path, options: RunOptions, spec: TaskSpec) -> dict[str, Any]:
+    """summary.json, and view.html beside it (the visual report of the run)."""
     run = read_run(path, tasks_dir=options.tasks_dir, spec=spec)
     summary = summarize(run, resamples=options.resamples)
     write_summary(run, summary)
+    if options.view:
+        from ts_eval.report.view import load_view_run, write_view
+
+        write_view([load_view_run(run.path)], run.path / VIEW, progress=options.progress)
     return summary
 
 

@@ -41,6 +41,7 @@ class RunOptions:
     prompt_rewrites: str | None = None
     resamples: int | None = None  # None: the run's recorded setting (DEFAULT_RESAMPLES for a new run)
     cache: bool = True
+    view: bool = True  # write view.html (the visual report) next to summary.json
     progress: bool = True
 
     def __post_init__(self) -> None:

@@ -83,7 +83,7 @@ class RunHeader:
     model: str | None
     n_prompts: int
     n_images: int
-    settings: str  # non-default settings, "none" when the run used every default
+    verdict: str  # official, or what makes the run unofficial or a subset
 
 
 def is_binary(run: ViewRun) -> bool:
@@ -172,20 +172,9 @@ def _run_cells(index: int, run: ViewRun, thumbs: dict[str, Thumbnail], page_dir:
 def _headers(runs: list[ViewRun]) -> list[RunHeader]:
     out = []
     for index, run in enumerate(runs):
-        settings = "; ".join(f"{k}={v}" for k, v in _flatten(run.non_default)) or "none"
         out.append(RunHeader(run.label, RUN_COLOURS[index % len(RUN_COLOURS)], run.task, run.split, run.model,
-                             len(run.prompts), len(run.images), settings))
+                             len(run.prompts), len(run.images), run.verdict))
     return out
-
-
-def _flatten(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    items = []
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            items += _flatten(value, f"{prefix}{key}.")
-        else:
-            items.append((f"{prefix}{key}", value))
-    return items
 
 
 def _escape(value: Any):
