@@ -464,3 +464,34 @@ def test_cli_round_trip_on_two_dummy_runs(genai_527, tmp_path, capsys):
     assert (report["a"], report["b"]) == ("dummy-a", "dummy-b") and report["excluded"] == []
     got = Counter({(aspect, o): s[o] for aspect, s in report["aspects"].items() for o in OUTCOMES if s[o]})
     assert got == expected
+
+
+def _human_eval_imports() -> dict[str, set[str]]:
+    """Module -> the ts_eval.human_eval modules it imports anywhere (top level, functions, TYPE_CHECKING)."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "ts_eval" / "human_eval"
+    names = {p.stem for p in package.glob("*.py")}
+    graph = {}
+    for path in package.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "ts_eval.human_eval":
+                found |= {alias.name for alias in node.names if alias.name in names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ts_eval.human_eval."):
+                found.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("ts_eval.human_eval.")}
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def test_human_eval_modules_import_no_circle():
+    graph = _human_eval_imports()
+    assert "sheets" in graph["export"] and "sheets" in graph["html_page"]  # the scan sees real imports
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    circles = sorted(m for m in graph if reaches(m, m, {m}))
+    assert circles == [], f"modules on an import circle: {circles}"

@@ -12,12 +12,8 @@ import hashlib
 import json
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ts_eval.human_eval.sheets import ID_COLUMNS
-
-if TYPE_CHECKING:
-    from ts_eval.human_eval.export import SheetRow
+from ts_eval.human_eval.sheets import ID_COLUMNS, SheetRow
 
 QUESTIONS = {
     "text_alignment": ("Text alignment", "Which image matches the prompt better?"),
@@ -130,7 +126,7 @@ def _question(aspect: str) -> tuple[str, str]:
     return QUESTIONS.get(aspect, (aspect.replace("_", " ").capitalize(), "Which image is better?"))
 
 
-def render(study: str, rater: str, aspects: list[str], rows: list["SheetRow"], sheets_dir: Path,
+def render(study: str, rater: str, aspects: list[str], rows: list[SheetRow], sheets_dir: Path,
            embed_images: bool = False) -> str:
     nonce = hashlib.sha256(f"{study}:{rater}:nonce".encode()).hexdigest()[:24]
     data = {"study": study, "rater": rater, "aspects": aspects, "columns": list(ID_COLUMNS),
