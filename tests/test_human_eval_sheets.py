@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -260,8 +261,15 @@ def test_assignment_is_balanced_seeded_and_keeps_the_key_apart(runs, tmp_path):
     # The same seed gives byte-identical sheets and key; another seed does not.
     again = export(runs, tmp_path / "s2", raters=4, per_rater=9, seed=2)
     other = export(runs, tmp_path / "s3", raters=4, per_rater=9, seed=3)
-    for name in ("key.json", "sheets/rater-01.csv", "sheets/rater-02.html"):
+    for name in ("key.json", "sheets/rater-01.csv"):
         assert (out / name).read_bytes().replace(b"/s1/", b"/s2/") == (again / name).read_bytes()
+    # The page is the same but for its script nonce, which is random per export.
+    pages = [(folder / "sheets/rater-02.html").read_text(encoding="utf-8") for folder in (out, again)]
+    nonces = [re.findall(r"nonce-([A-Za-z0-9_-]+)'", page) + re.findall(r'nonce="([A-Za-z0-9_-]+)"', page)
+              for page in pages]
+    assert all(len(found) == 2 and found[0] == found[1] and len(found[0]) >= 22 for found in nonces)
+    assert nonces[0][0] != nonces[1][0], "a nonce anyone can recompute from the study id protects nothing"
+    assert pages[0].replace(nonces[0][0], "N") == pages[1].replace(nonces[1][0], "N")
     assert (out / "sheets/rater-01.csv").read_bytes() != (other / "sheets/rater-01.csv").read_bytes()
     # Nothing handed to raters names a run, a prompt id or a side.
     for path in (out / "sheets").rglob("*"):

@@ -1,8 +1,9 @@
 """`human-eval export`: pair two runs' images, deal them out to raters, write sheets and the answer key.
 
 Randomness (which items each rater gets, row order, left/right, gold and repeat items) comes from one
-generator seeded by `--seed`, so the same runs and options give the same sheets and key. The study id
-hashes the options and the image checksums: sheets of one study never validate against another's key.
+generator seeded by `--seed`, so the same runs and options give the same sheets and key (the HTML page
+differs only in its random script nonce). The study id hashes the options and the image checksums:
+sheets of one study never validate against another's key.
 """
 
 from __future__ import annotations
