@@ -31,7 +31,7 @@ TOY_LIKERT = {
     "00001": {"id": "00001", "prompt": "p1", "models": {"A": [5, 4, 4], "B": [3, 3, 3], "C": [1, 1, 1]}},  # win
     "00002": {"id": "00002", "prompt": "p2", "models": {"A": [5, 1, 3], "B": [3, 3, 3], "C": [2, 2, 2]}},  # tie, unequal lists
     "00003": {"id": "00003", "prompt": "p3", "models": {"A": [2, 2, 3], "B": [3, 2, 3], "C": [5, 5, 5]}},  # lose
-    "00004": {"id": "4", "prompt": "p4", "models": {"A": [4, 4, 4], "B": [4, 4, 5], "C": [4, 44, 4]}},  # typo in C
+    "00004": {"id": "4", "prompt": "p4", "models": {"A": [4, 4, 4], "B": [4, 4, 5], "C": [4, 44, 4]}},  # lose; typo in C only
     "00005": {"id": "5", "prompt": "p5", "models": {"A": [3, 3, 3], "B": [0, 3, 3], "C": [1, 1, 1]}},  # 0 is out of range
     "00006": {"id": "6", "prompt": "p6", "models": {"A": [3, 3, 3], "C": [1, 1, 1]}},  # B missing
     "00007": {"id": "7", "prompt": "p7", "models": {"A": [3.5, 3, 3], "B": [3, 3, 3], "C": [1, 1, 1]}},  # not an integer
@@ -43,14 +43,17 @@ def test_likert_toy_file_gives_the_hand_counted_answer(tmp_path, capsys):
     path = tmp_path / "ratings.json"
     path.write_text(json.dumps(TOY_LIKERT))
     assert main(["human-eval", "import-likert", str(path), "--a", "A", "--b", "B", "--out", str(tmp_path / "d")]) == 0
-    assert "excluded: 00004, 00005, 00006, 00007" in capsys.readouterr().out
+    # C's typo on 00004 says nothing about A and B: only the compared pair's ratings are checked.
+    assert "excluded: 00005, 00006, 00007" in capsys.readouterr().out
     assert main(["human-eval", "report", str(tmp_path / "d"), "--format", "json"]) == 0
     ta = json.loads(capsys.readouterr().out)["aspects"]["text_alignment"]
-    assert (ta["win"], ta["tie"], ta["lose"], ta["n"]) == (1, 2, 1, 4)
+    assert (ta["win"], ta["tie"], ta["lose"], ta["n"]) == (1, 2, 2, 5)
     # Swapping the models swaps win and lose.
     swapped = import_likert(path, "B", "A")
-    assert Counter(j.outcome for j in swapped.judgements) == Counter({"win": 1, "tie": 2, "lose": 1})
-    assert [j.prompt_id for j in swapped.judgements if j.outcome == "win"] == ["00003"]
+    assert Counter(j.outcome for j in swapped.judgements) == Counter({"win": 2, "tie": 2, "lose": 1})
+    assert [j.prompt_id for j in swapped.judgements if j.outcome == "win"] == ["00003", "00004"]
+    # Comparing with C, C's own typo excludes 00004.
+    assert "00004" in {e.source for e in import_likert(path, "A", "C").excluded}
 
 
 def test_likert_unknown_model_or_bad_file_is_one_line_exit_2(tmp_path, capsys):
@@ -73,20 +76,24 @@ def test_genai_bench_527_dalle3_vs_sdxl_base_matches_an_independent_count(genai_
     capsys.readouterr()
     assert main(["human-eval", "report", str(out), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    # Independent count: pandas over the raw file, rows with any rating outside 1..5 dropped.
+    # Independent count: pandas over the raw file, prompts where either compared model has a rating outside
+    # 1..5 dropped. The file's two typos: DALLE_3's 41 on 00232, DeepFloyd_I_XL_v1's 33 on 00253.
     raw = json.loads(source.read_text())
     frame = pd.DataFrame([{"prompt_id": k, "model": m, "rating": r} for k, v in raw.items()
                           for m, ratings in v["models"].items() for r in ratings])
-    typo = set(frame.loc[~frame["rating"].between(1, 5), "prompt_id"])
+    typos = frame.loc[~frame["rating"].between(1, 5), ["prompt_id", "model"]]
+    assert sorted(map(tuple, typos.values)) == [("00232", "DALLE_3"), ("00253", "DeepFloyd_I_XL_v1")]
+    typo = set(typos.loc[typos["model"].isin(["DALLE_3", "SDXL_Base"]), "prompt_id"])
     means = frame[~frame["prompt_id"].isin(typo)].groupby(["prompt_id", "model"])["rating"].mean().unstack()
     diff = means["DALLE_3"] - means["SDXL_Base"]
     ta = report["aspects"]["text_alignment"]
-    assert typo == {"00232", "00253"}
+    assert typo == {"00232"}
     assert (ta["win"], ta["tie"], ta["lose"]) == (int((diff > 1e-9).sum()), int((diff.abs() < 1e-9).sum()),
                                                   int((diff < -1e-9).sum()))
-    assert ta["n"] == 525 and ta["prompts"] == 525
-    assert [(e["source"], "41" in e["reason"] or "33" in e["reason"]) for e in report["excluded"]] == [
-        ("00232", True), ("00253", True)]
+    assert ta["n"] == 526 and ta["prompts"] == 526  # 00253 is kept: the typo there is DeepFloyd's
+    assert [(e["source"], "41" in e["reason"]) for e in report["excluded"]] == [("00232", True)]
+    other = import_likert(source, "DeepFloyd_I_XL_v1", "SDXL_Base")
+    assert [e.source for e in other.excluded] == ["00253"] and len(other.judgements) == 526
     lo, hi = ta["ci95"]["win"]
     assert lo < ta["share"]["win"] < hi and hi - lo < 0.1
     assert 0.5 < ta["agreement"]["value"] < 1.0
