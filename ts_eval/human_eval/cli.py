@@ -60,7 +60,7 @@ def cmd_import_geneval(args: argparse.Namespace) -> int:
     from ts_eval.human_eval import geneval_mturk
     from ts_eval.store import write_json, write_jsonl
 
-    verdicts, result = geneval_mturk.import_geneval(args.file, run=args.run, metadata=args.metadata)
+    verdicts, result = geneval_mturk.import_geneval(args.file, run=args.run, metadata=args.metadata, images=args.images)
     out = Path(args.out)
     write_jsonl(out / "human_correct.jsonl", (v.to_row() for v in verdicts))
     write_json(out / "agreement.json", result)
@@ -124,7 +124,10 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("import-geneval", help="GenEval MTurk annotations -> human correctness vs a run's judge")
     p.add_argument("file", help="GenEval annotations CSV, e.g. annotations_sdv2.csv")
-    p.add_argument("--run", help="GenEval run directory whose samples.jsonl `correct` is compared")
+    p.add_argument("--run", help="GenEval run directory whose samples.jsonl `correct` is compared; it must have "
+                   "scored the rated images themselves (see --images)")
+    p.add_argument("--images", help="folder holding the rated files named in the CSV's Input.image_url "
+                   "(e.g. DIR/00328/samples/00001.png): each annotated image of --run must equal its rated file")
     p.add_argument("--metadata", help="evaluation_metadata.jsonl (default: the run's prompts.jsonl metadata)")
     p.add_argument("--out", required=True, help="folder for human_correct.jsonl and agreement.json")
     p.add_argument("--format", choices=("md", "json"), default="md")
