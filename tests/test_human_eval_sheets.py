@@ -178,7 +178,7 @@ def test_round_trip_xlsx_gives_the_same_counts_as_csv(runs, tmp_path):
     assert study.excluded == [] and counts(tmp_path / "imported") == total
 
 
-def test_bad_rows_are_reported_and_never_counted(runs, tmp_path):
+def test_bad_rows_are_reported_and_never_counted(runs, tmp_path, capsys):
     out = export(runs, tmp_path / "study", raters=2, per_rater=6, seed=1, formats=("csv",))
     sheet_1, sheet_2 = sorted((out / "sheets").glob("rater-*.csv"))
     rows_1, expected_1, _ = fill(sheet_1)
@@ -206,9 +206,14 @@ def test_bad_rows_are_reported_and_never_counted(runs, tmp_path):
     write_study(tmp_path / "imported", study)
     assert counts(tmp_path / "imported") == expected_1 + expected_2 - lost
     assert len(read_study(tmp_path / "imported").excluded) == len(study.excluded)
-    # --strict: the same import still writes the study, then fails the check (exit 1).
+    # --strict: the same import still writes the study, then fails the check (exit 1) with the error alone.
     args = ["human-eval", "import", str(sheet_1), str(sheet_2), "--key", str(out / "key.json")]
+    capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.count("\n") == 1 and printed.err.startswith("ts-eval: error:")
+    strict = read_study(tmp_path / "strict").excluded
+    assert f"{len(strict)} answers excluded" in printed.err and f"first {strict[0].source}: " in printed.err
     assert counts(tmp_path / "strict") == counts(tmp_path / "imported")
 
 

@@ -35,12 +35,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     study = import_sheets(args.sheets, args.key, min_gold=args.min_gold)
     write_study(args.out, study)
+    if args.strict and study.excluded:  # the error alone: the exclusions it counts are listed in study.json
+        first = study.excluded[0]
+        raise CheckFailed(f"{len(study.excluded)} answers excluded (--strict), first {first.source}: {first.reason}; "
+                          f"all listed in {Path(args.out) / 'study.json'}")
     print(f"{len(study.judgements)} answers counted into {args.out}; {len(study.excluded)} excluded"
           + (" (listed in study.json)" if study.excluded else ""))
     for exclusion in study.excluded[:10]:
         print(f"  excluded {exclusion.source}: {exclusion.reason}", file=sys.stderr)
-    if args.strict and study.excluded:
-        raise CheckFailed(f"{len(study.excluded)} answers excluded (--strict); see {Path(args.out) / 'study.json'}")
     return 0
 
 
