@@ -435,3 +435,155 @@ def test_checksums_file_is_sha256sum_format(hard_run, tmp_path, capsys):
     zipfile.ZipFile(sub).extractall(unpacked)  # our own archive, written a moment ago
     check = subprocess.run(["sha256sum", "--check", "--quiet", "checksums"], cwd=unpacked, capture_output=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# -- hostile archives: what reaches the disk before the rejection ------------------------------------
+
+class MeasuredTemporaryDirectory(tempfile.TemporaryDirectory):
+    """Records how many bytes the extraction folder holds when it is removed: everything written to it."""
+
+    written: list[int] = []
+
+    def cleanup(self):
+        if Path(self.name).name.startswith("ts-eval-submission-"):
+            MeasuredTemporaryDirectory.written.append(
+                sum(p.stat().st_size for p in Path(self.name).rglob("*") if p.is_file() and not p.is_symlink()))
+        super().cleanup()
+
+
+def patch_sizes(path: Path, names: str | set[str], *, compressed: int | None = None,
+                uncompressed: int | None = None) -> Path:
+    """Make the central directory lie about members' sizes (zipfile reads sizes from there)."""
+    names = {names} if isinstance(names, str) else names
+    data = bytearray(path.read_bytes())
+    offset = data.find(b"PK\x01\x02")
+    while offset >= 0:
+        length = int.from_bytes(data[offset + 28:offset + 30], "little")
+        if data[offset + 46:offset + 46 + length].decode() in names:
+            if compressed is not None:
+                data[offset + 20:offset + 24] = compressed.to_bytes(4, "little")
+            if uncompressed is not None:
+                data[offset + 24:offset + 28] = uncompressed.to_bytes(4, "little")
+        offset = data.find(b"PK\x01\x02", offset + 46 + length)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def noise(n: int, seed: int = 0) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def text_noise(n: int) -> bytes:
+    """Compresses about 2x: honest-looking, far below the ratio limit."""
+    return noise(n // 2).hex().encode()[:n]
+
+
+MIB = 1 << 20
+
+
+def _hostile(case: str, members: dict[str, bytes], path: Path) -> tuple[Path, list[str], int | None]:
+    """(archive, extra `add` options, a tighter bound on bytes written than the general one, or None)."""
+    if case == "lying compressed size":
+        # 512 MiB of zeros deflate to ~0.5 MB; the header claims 512 MiB compressed (ratio 1). Members follow it,
+        # so a reader trusting the header finds bytes to read and decompresses it all.
+        bomb, size = zipfile.ZipInfo("detections.jsonl"), 512 * MIB
+        bomb.compress_type = zipfile.ZIP_DEFLATED
+        after = [(zipfile.ZipInfo(f"images/00103/{k:04d}.png"), noise(MIB, k)) for k in range(2)]
+        digest = hashlib.sha256()
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            with zf.open(bomb, "w", force_zip64=False) as sink:
+                for _ in range(size // MIB):
+                    sink.write(bytes(MIB))
+                    digest.update(bytes(MIB))
+            for info, data in after:
+                zf.writestr(info, data)
+            for name, data in members.items():
+                zf.writestr(name, data)
+            zf.writestr("checksums", checksums_text({**{n: sha(d) for n, d in members.items()},
+                                                     **{i.filename: sha(d) for i, d in after},
+                                                     "detections.jsonl": digest.hexdigest()}))
+        return patch_sizes(path, "detections.jsonl", compressed=size), [], 0
+    if case == "lying uncompressed size":
+        pack(path, {**members, "detections.jsonl": b"{}\n" * MIB})
+        return patch_sizes(path, "detections.jsonl", uncompressed=1000), [], None
+    if case == "checksum wrong on the first of many honest members":
+        bad = text_noise(8 * MIB)
+        extra = [(zipfile.ZipInfo("detections.jsonl"), bad)]
+        extra += [(zipfile.ZipInfo(f"images/00103/{k:04d}.png"), noise(MIB, k)) for k in range(20)]
+        digests = {**{n: sha(d) for n, d in members.items()}, **{i.filename: sha(d) for i, d in extra}}
+        digests["detections.jsonl"] = sha(b"something else")
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for info, data in extra:  # the bad member first: nothing after it may be written
+                zf.writestr(info, data)
+            for name, data in members.items():
+                zf.writestr(name, data)
+            zf.writestr("checksums", checksums_text(digests))
+        return path, [], 8 * MIB
+    if case == "member not in checksums":
+        unlisted = [(zipfile.ZipInfo(f"images/00103/{k:04d}.png"), noise(MIB, k)) for k in range(20)]
+        return pack(path, members, extra=unlisted, checksums={n: sha(d) for n, d in members.items()}), [], 0
+    if case == "many small members":
+        extra = [(zipfile.ZipInfo(f"images/{k:05d}/0000.png"), noise(1024, k)) for k in range(3000)]
+        return pack(path, members, extra=extra), ["--max-size-mb", 1], None
+    if case == "many small members with lying sizes":
+        extra = [(zipfile.ZipInfo(f"images/{k:05d}/0000.png"), noise(1024, k)) for k in range(3000)]
+        pack(path, members, extra=extra)
+        return patch_sizes(path, {i.filename for i, _ in extra}, uncompressed=10), ["--max-size-mb", 1], None
+    if case == "one huge member":
+        return pack(path, members, extra=[(zipfile.ZipInfo("images/00103/0000.png"), noise(3 * MIB))]), \
+            ["--max-size-mb", 1], None
+    if case == "nested path":
+        return pack(path, members, extra=[(zipfile.ZipInfo("images/00103/deeper/0000.png"), b"x")]), [], 0
+    if case in ("symbolic link", "duplicate member", "dot-dot path", "zip bomb"):
+        return _archive(case, members, path), [], None
+    raise AssertionError(case)
+
+
+HOSTILE = ["lying compressed size", "lying uncompressed size", "checksum wrong on the first of many honest members",
+           "member not in checksums", "many small members", "many small members with lying sizes", "one huge member",
+           "nested path", "symbolic link", "duplicate member", "dot-dot path", "zip bomb"]
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path, capsys, monkeypatch):
+    """Whatever the headers say, at most the limit (plus one chunk) reaches the disk, and the board is unchanged."""
+    from ts_eval.leaderboard.archive import CHUNK, ArchiveLimits
+
+    db = tmp_path / "board.sqlite"
+    assert cli(capsys, "leaderboard", "add", pack(tmp_path / "honest.zip", honest_members), "--db", db)[0] == 0
+    before = db_state(db)
+    archive, options, tight = _hostile(case, honest_members, tmp_path / "hostile.zip")
+    monkeypatch.setattr(MeasuredTemporaryDirectory, "written", [])
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", MeasuredTemporaryDirectory)
+    code, _, err = cli(capsys, "leaderboard", "add", archive, "--db", db, *options)
+    assert code == 1 and err.startswith("ts-eval: error: submission") and err.count("\n") == 1, err
+    assert db_state(db) == before
+    [written] = MeasuredTemporaryDirectory.written
+    max_total = int(float(options[1]) * MIB) if options else ArchiveLimits().max_total_bytes
+    bound = min(max_total, int(ArchiveLimits().max_ratio * archive.stat().st_size))
+    assert written <= bound + CHUNK, f"{written} bytes written, limit {bound}"
+    if tight is not None:  # nothing past the offending member: checksums first, then it alone
+        assert written <= tight + 64 * 1024, f"{written} bytes written before the rejection"
+
+
+def test_streaming_counts_stop_a_bomb_even_past_the_layout_check(honest_members, tmp_path, capsys, monkeypatch):
+    """The second line of defence alone: with the header check switched off, real bytes are still counted
+    against ratio x compressed size, and extraction stops within one chunk of it."""
+    from ts_eval.leaderboard import archive as archive_module
+
+    archive, _, _ = _hostile("lying compressed size", honest_members, tmp_path / "hostile.zip")
+    monkeypatch.setattr(archive_module, "check_layout", lambda *args: None)
+    monkeypatch.setattr(MeasuredTemporaryDirectory, "written", [])
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", MeasuredTemporaryDirectory)
+    code, _, err = cli(capsys, "leaderboard", "add", archive, "--db", tmp_path / "board.sqlite")
+    assert code == 1 and "'detections.jsonl' expands beyond 100x" in err and "zip bomb" in err, err
+    [written] = MeasuredTemporaryDirectory.written
+    with zipfile.ZipFile(archive) as zf:
+        claimed = zf.getinfo("detections.jsonl").compress_size  # the lie: 512 MiB
+        others = sum(i.file_size for i in zf.infolist() if i.filename != "detections.jsonl")
+    assert claimed == 512 * MIB
+    # zipfile reads at most what it finds before EOF, so the bound is the ratio times the real archive.
+    assert written <= others + archive_module.CHUNK + 100 * archive.stat().st_size
+    assert not (tmp_path / "board.sqlite").exists()
