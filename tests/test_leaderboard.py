@@ -482,6 +482,31 @@ def test_verify_needs_images(subs, tmp_path, capsys, official_tasks):
     assert not (tmp_path / "b.sqlite").exists()
 
 
+def test_a_warning_before_a_rejection_is_not_printed(subs, tmp_path, capsys, monkeypatch, official_tasks):
+    """A library warning raised on the way to a one-line error is noise: the error is printed alone; when the
+    command succeeds, the warning still reaches the user."""
+    import warnings
+
+    from ts_eval.leaderboard import validate
+
+    real = validate.validate_run
+
+    def warns_then_validates(*args, **kwargs):
+        warnings.warn("a library complains on the way", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "validate_run", warns_then_validates)
+    board = tmp_path / "board.sqlite"
+    with warnings.catch_warnings(record=True) as escaped:  # what would reach stderr
+        warnings.simplefilter("always")
+        code, _, err = cli(capsys, "leaderboard", "add", subs["seed0"], "--db", board)  # unofficial: rejected
+    assert code == 1 and err.count("\n") == 1 and err.startswith("ts-eval: error:"), err
+    assert [str(w.message) for w in escaped] == []
+    with pytest.warns(UserWarning, match="a library complains on the way"):
+        code, _, err = cli(capsys, "leaderboard", "add", subs["seed0"], "--db", board, "--tasks-dir", official_tasks)
+    assert code == 0, err
+
+
 def test_docs_table_matches_the_detection_probability():
     """docs/leaderboard.md's table of sampled-check strength is what the code computes."""
     from ts_eval.leaderboard.trust import detection_probability, images_needed

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ts_eval.errors import CheckFailed, UsageError
+from ts_eval.held_warnings import held_warnings
 
 _ASPECTS = "text_alignment visual_flaws visual_appearance"
 
@@ -15,6 +16,7 @@ def _comma_list(values: list[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
+@held_warnings
 def cmd_export(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.export import ExportOptions, export_study
 
@@ -29,6 +31,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_import(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.study import write_study
     from ts_eval.human_eval.unblind import import_sheets
@@ -46,6 +49,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_import_likert(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.likert import import_likert
     from ts_eval.human_eval.study import write_study
@@ -58,6 +62,7 @@ def cmd_import_likert(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_import_geneval(args: argparse.Namespace) -> int:
     from ts_eval.human_eval import geneval_mturk
     from ts_eval.store import write_json, write_jsonl
@@ -70,6 +75,7 @@ def cmd_import_geneval(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_report(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.report import render, summarize
     from ts_eval.human_eval.study import read_study
