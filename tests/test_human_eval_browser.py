@@ -121,3 +121,24 @@ def test_the_page_in_chromium_produces_the_csv_the_importer_reads(browser, tmp_p
     assert got == expected and sum(got.values()) == 8 * len(ASPECTS)
     assert {o for _, o in got} <= set(OUTCOMES)
     assert len(PROMPTS_TEXT) * SAMPLES >= 8
+
+
+def test_a_long_unbroken_prompt_wraps_inside_the_page(browser, tmp_path):
+    """2,000 characters without a space must wrap inside the prompt box, not run off the right edge."""
+    from selenium.webdriver.common.by import By
+
+    long_prompt = "x" * 1000 + "ü" * 500 + "0123456789" * 50
+    prompts = [long_prompt, "a red cube on a table"]
+    run_a = make_run(tmp_path / "run-a", "a", prompts=prompts, samples=1)
+    run_b = make_run(tmp_path / "run-b", "b", prompts=prompts, samples=1)
+    out = tmp_path / "study"
+    export_study(run_a, run_b, out, ExportOptions(raters=1, seed=0, formats=("html",)))
+    browser.get((out / "sheets" / "rater-01.html").as_uri())
+    element = next(e for e in browser.find_elements(By.CSS_SELECTOR, "p.prompt")
+                   if e.get_attribute("textContent") == long_prompt)
+    box = browser.execute_script("""const p = arguments[0], r = p.getBoundingClientRect();
+        return {right: r.right, height: r.height, scroll: p.scrollWidth, client: p.clientWidth,
+                page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth};""", element)
+    assert box["scroll"] <= box["client"], box  # nothing overflows the prompt box
+    assert box["right"] <= box["view"] and box["page"] <= box["view"], box  # no horizontal scrolling
+    assert box["height"] > 100, box  # it did wrap onto many lines

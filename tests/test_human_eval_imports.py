@@ -20,7 +20,7 @@ from ts_eval.human_eval.report import summarize
 from ts_eval.human_eval.study import Judgement, Study, write_study
 from ts_eval.records import Prompt, Sample
 from ts_eval.stats import bootstrap_ci
-from ts_eval.store import PROMPTS, SAMPLES, RunDir
+from ts_eval.store import IMAGES, PROMPTS, SAMPLES, RunDir
 
 for _module in ("krippendorff", "openpyxl", "sklearn"):  # the [human] extra
     pytest.importorskip(_module, reason="needs the [human] extra: pip install -e '.[human]'")
@@ -31,7 +31,7 @@ TOY_LIKERT = {
     "00001": {"id": "00001", "prompt": "p1", "models": {"A": [5, 4, 4], "B": [3, 3, 3], "C": [1, 1, 1]}},  # win
     "00002": {"id": "00002", "prompt": "p2", "models": {"A": [5, 1, 3], "B": [3, 3, 3], "C": [2, 2, 2]}},  # tie, unequal lists
     "00003": {"id": "00003", "prompt": "p3", "models": {"A": [2, 2, 3], "B": [3, 2, 3], "C": [5, 5, 5]}},  # lose
-    "00004": {"id": "4", "prompt": "p4", "models": {"A": [4, 4, 4], "B": [4, 4, 5], "C": [4, 44, 4]}},  # typo in C
+    "00004": {"id": "4", "prompt": "p4", "models": {"A": [4, 4, 4], "B": [4, 4, 5], "C": [4, 44, 4]}},  # lose; typo in C only
     "00005": {"id": "5", "prompt": "p5", "models": {"A": [3, 3, 3], "B": [0, 3, 3], "C": [1, 1, 1]}},  # 0 is out of range
     "00006": {"id": "6", "prompt": "p6", "models": {"A": [3, 3, 3], "C": [1, 1, 1]}},  # B missing
     "00007": {"id": "7", "prompt": "p7", "models": {"A": [3.5, 3, 3], "B": [3, 3, 3], "C": [1, 1, 1]}},  # not an integer
@@ -43,14 +43,17 @@ def test_likert_toy_file_gives_the_hand_counted_answer(tmp_path, capsys):
     path = tmp_path / "ratings.json"
     path.write_text(json.dumps(TOY_LIKERT))
     assert main(["human-eval", "import-likert", str(path), "--a", "A", "--b", "B", "--out", str(tmp_path / "d")]) == 0
-    assert "excluded: 00004, 00005, 00006, 00007" in capsys.readouterr().out
+    # C's typo on 00004 says nothing about A and B: only the compared pair's ratings are checked.
+    assert "excluded: 00005, 00006, 00007" in capsys.readouterr().out
     assert main(["human-eval", "report", str(tmp_path / "d"), "--format", "json"]) == 0
     ta = json.loads(capsys.readouterr().out)["aspects"]["text_alignment"]
-    assert (ta["win"], ta["tie"], ta["lose"], ta["n"]) == (1, 2, 1, 4)
+    assert (ta["win"], ta["tie"], ta["lose"], ta["n"]) == (1, 2, 2, 5)
     # Swapping the models swaps win and lose.
     swapped = import_likert(path, "B", "A")
-    assert Counter(j.outcome for j in swapped.judgements) == Counter({"win": 1, "tie": 2, "lose": 1})
-    assert [j.prompt_id for j in swapped.judgements if j.outcome == "win"] == ["00003"]
+    assert Counter(j.outcome for j in swapped.judgements) == Counter({"win": 2, "tie": 2, "lose": 1})
+    assert [j.prompt_id for j in swapped.judgements if j.outcome == "win"] == ["00003", "00004"]
+    # Comparing with C, C's own typo excludes 00004.
+    assert "00004" in {e.source for e in import_likert(path, "A", "C").excluded}
 
 
 def test_likert_unknown_model_or_bad_file_is_one_line_exit_2(tmp_path, capsys):
@@ -73,20 +76,24 @@ def test_genai_bench_527_dalle3_vs_sdxl_base_matches_an_independent_count(genai_
     capsys.readouterr()
     assert main(["human-eval", "report", str(out), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    # Independent count: pandas over the raw file, rows with any rating outside 1..5 dropped.
+    # Independent count: pandas over the raw file, prompts where either compared model has a rating outside
+    # 1..5 dropped. The file's two typos: DALLE_3's 41 on 00232, DeepFloyd_I_XL_v1's 33 on 00253.
     raw = json.loads(source.read_text())
     frame = pd.DataFrame([{"prompt_id": k, "model": m, "rating": r} for k, v in raw.items()
                           for m, ratings in v["models"].items() for r in ratings])
-    typo = set(frame.loc[~frame["rating"].between(1, 5), "prompt_id"])
+    typos = frame.loc[~frame["rating"].between(1, 5), ["prompt_id", "model"]]
+    assert sorted(map(tuple, typos.values)) == [("00232", "DALLE_3"), ("00253", "DeepFloyd_I_XL_v1")]
+    typo = set(typos.loc[typos["model"].isin(["DALLE_3", "SDXL_Base"]), "prompt_id"])
     means = frame[~frame["prompt_id"].isin(typo)].groupby(["prompt_id", "model"])["rating"].mean().unstack()
     diff = means["DALLE_3"] - means["SDXL_Base"]
     ta = report["aspects"]["text_alignment"]
-    assert typo == {"00232", "00253"}
+    assert typo == {"00232"}
     assert (ta["win"], ta["tie"], ta["lose"]) == (int((diff > 1e-9).sum()), int((diff.abs() < 1e-9).sum()),
                                                   int((diff < -1e-9).sum()))
-    assert ta["n"] == 525 and ta["prompts"] == 525
-    assert [(e["source"], "41" in e["reason"] or "33" in e["reason"]) for e in report["excluded"]] == [
-        ("00232", True), ("00253", True)]
+    assert ta["n"] == 526 and ta["prompts"] == 526  # 00253 is kept: the typo there is DeepFloyd's
+    assert [(e["source"], "41" in e["reason"]) for e in report["excluded"]] == [("00232", True)]
+    other = import_likert(source, "DeepFloyd_I_XL_v1", "SDXL_Base")
+    assert [e.source for e in other.excluded] == ["00253"] and len(other.judgements) == 526
     lo, hi = ta["ci95"]["win"]
     assert lo < ta["share"]["win"] < hi and hi - lo < 0.1
     assert 0.5 < ta["agreement"]["value"] < 1.0
@@ -192,17 +199,38 @@ def test_a_missing_needed_answer_is_unanswerable(meta, given):
         rater_correct(meta, given)
 
 
-def geneval_run(path: Path, metadata: dict[str, dict], judged: dict[tuple[str, int], int]) -> Path:
+def picture(prompt_id: str, k: int) -> Image.Image:
+    """A small image whose pixels name (prompt, image index)."""
+    return Image.new("RGB", (8, 6), (int(prompt_id) % 256, int(prompt_id) // 256, 40 * k))
+
+
+def geneval_run(path: Path, metadata: dict[str, dict], judged: dict[tuple[str, int], int],
+                rated: Path | None = None) -> Path:
+    """A hand-made GenEval run; with `rated`, also the rated files (other PNG bytes, the same pixels) laid out
+    as the annotations' image folder: rated/<prompt id>/samples/<index:05d>.png."""
     run = RunDir(path)
     run.write_manifest({"settings": {"task": {"name": "geneval"}}})
     run.write_rows(PROMPTS, [Prompt(pid, m["prompt"], (m["tag"],), m).to_row() for pid, m in sorted(metadata.items())])
     run.write_rows(SAMPLES, [Sample(pid, k, "correct", float(v)).to_row() for (pid, k), v in sorted(judged.items())])
+    images = []
+    for pid, k in sorted(judged):
+        rel, sha = run.save_image(picture(pid, k), pid, k)
+        images.append({"prompt_id": pid, "sample_index": k, "seed": 0, "path": rel, "sha256": sha})
+        if rated is not None:
+            (rated / pid / "samples").mkdir(parents=True, exist_ok=True)
+            picture(pid, k).save(rated / pid / "samples" / f"{k:05d}.png", compress_level=1)
+    run.write_rows(IMAGES, images)
     return path
 
 
+def image_url(prompt_id: str, k: int) -> str:
+    return f"https://huggingface.co/datasets/djghosh/aigen-images/resolve/main/images/sdv2/{prompt_id}/samples/{k:05d}.png"
+
+
 def write_mturk(path: Path, rows: list[dict[str, str]]) -> Path:
-    columns = ["Input.prompt_id", "Input.image_id", "Input.caption", "Answer.task-count-0", "Answer.task-count-1",
-               "Answer.task-color-0", "Answer.task-color-1", "Answer.task-position-x", "Answer.task-position-y"]
+    columns = ["Input.prompt_id", "Input.image_id", "Input.image_url", "Input.caption", "Answer.task-count-0",
+               "Answer.task-count-1", "Answer.task-color-0", "Answer.task-color-1", "Answer.task-position-x",
+               "Answer.task-position-y"]
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -214,27 +242,57 @@ def test_toy_mturk_file_against_a_hand_made_run(tmp_path, capsys):
     metadata = {"00000": COUNTING, "00001": TWO}
 
     def rater(pid, k, **kw):
-        return {"Input.prompt_id": str(int(pid)), "Input.image_id": str(k), "Input.caption": metadata[pid]["prompt"],
-                **answers(**kw)}
+        return {"Input.prompt_id": str(int(pid)), "Input.image_id": str(k), "Input.image_url": image_url(pid, k),
+                "Input.caption": metadata[pid]["prompt"], **answers(**kw)}
     rows = [rater("00000", 0, count0="4"), rater("00000", 0, count0="4"), rater("00000", 0, count0="2"),  # 2/3 yes
             rater("00000", 1, count0="5"), rater("00000", 1, count0="1"), rater("00000", 1, count0="4"),  # 1/3 yes
             rater("00001", 0, count0="1", count1="1", x="right"), rater("00001", 0, count0="1", count1="1"),  # split 1:0 + unanswerable
             rater("00001", 1, count0="1", count1="1", x="right"), rater("00001", 1, count0="1", count1="1", x="left")]  # 1:1
     csv_path = write_mturk(tmp_path / "mturk.csv", rows)
-    run = geneval_run(tmp_path / "run", metadata, {("00000", 0): 1, ("00000", 1): 1, ("00001", 0): 1, ("00001", 1): 0})
-    verdicts, result = import_geneval(csv_path, run=run)
+    rated = tmp_path / "rated"
+    run = geneval_run(tmp_path / "run", metadata, {("00000", 0): 1, ("00000", 1): 1, ("00001", 0): 1, ("00001", 1): 0},
+                      rated=rated)
+    verdicts, result = import_geneval(csv_path, run=run, images=rated)
     assert [(v.prompt_id, v.sample_index, v.votes, v.correct_votes, v.correct) for v in verdicts] == [
         ("00000", 0, 3, 2, True), ("00000", 1, 3, 1, False), ("00001", 0, 1, 1, True), ("00001", 1, 2, 1, None)]
+    assert verdicts[1].image == "00000/samples/00001.png"
     assert [e["source"] for e in result["excluded"]] == ["mturk.csv:9"]
     comparison = result["comparison"]
     # Decided images: human (1, 0, 1) vs automatic (1, 1, 1): 2 of 3 agree; kappa 0 (automatic is constant).
     assert comparison["images"] == 3 and comparison["agreement"] == round(2 / 3, 4)
     assert comparison["confusion"] == {"both_correct": 2, "human_only": 0, "automatic_only": 1, "both_incorrect": 0}
-    assert comparison["cohen_kappa"] == 0.0
-    assert main(["human-eval", "import-geneval", str(csv_path), "--run", str(run), "--out", str(tmp_path / "o"),
-                 "--format", "json"]) == 0
+    assert comparison["cohen_kappa"] == 0.0 and comparison["same_pixels"] == 4
+    assert main(["human-eval", "import-geneval", str(csv_path), "--run", str(run), "--images", str(rated),
+                 "--out", str(tmp_path / "o"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["comparison"]["images"] == 3
     assert len((tmp_path / "o" / "human_correct.jsonl").read_text().splitlines()) == 4
+
+
+def test_geneval_import_refuses_a_run_that_did_not_score_the_rated_images(tmp_path, capsys):
+    """The MTurk ratings are about the rated files; a run's verdicts on other images must not be set against them."""
+    metadata = {"00000": COUNTING}
+    rows = [{"Input.prompt_id": "0", "Input.image_id": str(k), "Input.image_url": image_url("00000", k),
+             "Input.caption": COUNTING["prompt"], **answers("4")} for k in (0, 1)]
+    csv_path = write_mturk(tmp_path / "mturk.csv", rows)
+    rated = tmp_path / "rated"
+    run = geneval_run(tmp_path / "run", metadata, {("00000", 0): 1, ("00000", 1): 0}, rated=rated)
+    out = tmp_path / "o"
+
+    def attempt(*extra) -> tuple[int, str]:
+        code = main(["human-eval", "import-geneval", str(csv_path), "--run", str(run), "--out", str(out), *map(str, extra)])
+        return code, capsys.readouterr().err
+
+    code, err = attempt()  # no way to tell which images the run scored
+    assert code == 2 and err.count("\n") == 1 and "--images" in err and "00000/samples/00000.png" in err
+    picture("00007", 3).save(rated / "00000" / "samples" / "00001.png")  # a different image under the rated name
+    code, err = attempt("--images", rated)
+    assert code == 2 and err.count("\n") == 1 and "prompt 00000 image 1" in err and "pixels differ" in err
+    (rated / "00000" / "samples" / "00001.png").unlink()
+    code, err = attempt("--images", rated)
+    assert code == 2 and "00001.png not found" in err
+    assert not out.exists()
+    picture("00000", 1).save(rated / "00000" / "samples" / "00001.png")
+    assert attempt("--images", rated)[0] == 0 and (out / "agreement.json").is_file()
 
 
 def test_geneval_sdv2_annotations_against_a_run_that_disagrees_on_known_images(shared_data, tmp_path, capsys):
@@ -258,11 +316,13 @@ def test_geneval_sdv2_annotations_against_a_run_that_disagrees_on_known_images(s
     flip = {(v.prompt_id, v.sample_index) for v in decided[::10]}
     judged = {(v.prompt_id, v.sample_index): int(v.correct) ^ ((v.prompt_id, v.sample_index) in flip) for v in decided}
     used = {pid for pid, _ in judged}
-    run = geneval_run(tmp_path / "run", {p: metadata[p] for p in used}, judged)
+    rated = tmp_path / "sdv2"  # stand-ins for the rated files, at the paths the CSV's image URLs name
+    run = geneval_run(tmp_path / "run", {p: metadata[p] for p in used}, judged, rated=rated)
     assert main(["human-eval", "import-geneval", str(geneval / "human_annotations_sdv2.csv"), "--run", str(run),
-                 "--out", str(tmp_path / "o"), "--format", "json"]) == 0
+                 "--images", str(rated), "--out", str(tmp_path / "o"), "--format", "json"]) == 0
     comparison = json.loads(capsys.readouterr().out)["comparison"]
     n = len(decided)
+    assert comparison["same_pixels"] == n
     assert comparison["images"] == n and comparison["agreement"] == round((n - len(flip)) / n, 4)
     h = np.array([int(v.correct) for v in decided])
     a = np.array([judged[(v.prompt_id, v.sample_index)] for v in decided])

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -177,7 +178,7 @@ def test_round_trip_xlsx_gives_the_same_counts_as_csv(runs, tmp_path):
     assert study.excluded == [] and counts(tmp_path / "imported") == total
 
 
-def test_bad_rows_are_reported_and_never_counted(runs, tmp_path):
+def test_bad_rows_are_reported_and_never_counted(runs, tmp_path, capsys):
     out = export(runs, tmp_path / "study", raters=2, per_rater=6, seed=1, formats=("csv",))
     sheet_1, sheet_2 = sorted((out / "sheets").glob("rater-*.csv"))
     rows_1, expected_1, _ = fill(sheet_1)
@@ -205,9 +206,14 @@ def test_bad_rows_are_reported_and_never_counted(runs, tmp_path):
     write_study(tmp_path / "imported", study)
     assert counts(tmp_path / "imported") == expected_1 + expected_2 - lost
     assert len(read_study(tmp_path / "imported").excluded) == len(study.excluded)
-    # --strict: the same import still writes the study, then fails the check (exit 1).
+    # --strict: the same import still writes the study, then fails the check (exit 1) with the error alone.
     args = ["human-eval", "import", str(sheet_1), str(sheet_2), "--key", str(out / "key.json")]
+    capsys.readouterr()
     assert main([*args, "--out", str(tmp_path / "strict"), "--strict"]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.count("\n") == 1 and printed.err.startswith("ts-eval: error:")
+    strict = read_study(tmp_path / "strict").excluded
+    assert f"{len(strict)} answers excluded" in printed.err and f"first {strict[0].source}: " in printed.err
     assert counts(tmp_path / "strict") == counts(tmp_path / "imported")
 
 
@@ -260,8 +266,15 @@ def test_assignment_is_balanced_seeded_and_keeps_the_key_apart(runs, tmp_path):
     # The same seed gives byte-identical sheets and key; another seed does not.
     again = export(runs, tmp_path / "s2", raters=4, per_rater=9, seed=2)
     other = export(runs, tmp_path / "s3", raters=4, per_rater=9, seed=3)
-    for name in ("key.json", "sheets/rater-01.csv", "sheets/rater-02.html"):
+    for name in ("key.json", "sheets/rater-01.csv"):
         assert (out / name).read_bytes().replace(b"/s1/", b"/s2/") == (again / name).read_bytes()
+    # The page is the same but for its script nonce, which is random per export.
+    pages = [(folder / "sheets/rater-02.html").read_text(encoding="utf-8") for folder in (out, again)]
+    nonces = [re.findall(r"nonce-([A-Za-z0-9_-]+)'", page) + re.findall(r'nonce="([A-Za-z0-9_-]+)"', page)
+              for page in pages]
+    assert all(len(found) == 2 and found[0] == found[1] and len(found[0]) >= 22 for found in nonces)
+    assert nonces[0][0] != nonces[1][0], "a nonce anyone can recompute from the study id protects nothing"
+    assert pages[0].replace(nonces[0][0], "N") == pages[1].replace(nonces[1][0], "N")
     assert (out / "sheets/rater-01.csv").read_bytes() != (other / "sheets/rater-01.csv").read_bytes()
     # Nothing handed to raters names a run, a prompt id or a side.
     for path in (out / "sheets").rglob("*"):
@@ -464,3 +477,34 @@ def test_cli_round_trip_on_two_dummy_runs(genai_527, tmp_path, capsys):
     assert (report["a"], report["b"]) == ("dummy-a", "dummy-b") and report["excluded"] == []
     got = Counter({(aspect, o): s[o] for aspect, s in report["aspects"].items() for o in OUTCOMES if s[o]})
     assert got == expected
+
+
+def _human_eval_imports() -> dict[str, set[str]]:
+    """Module -> the ts_eval.human_eval modules it imports anywhere (top level, functions, TYPE_CHECKING)."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "ts_eval" / "human_eval"
+    names = {p.stem for p in package.glob("*.py")}
+    graph = {}
+    for path in package.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "ts_eval.human_eval":
+                found |= {alias.name for alias in node.names if alias.name in names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ts_eval.human_eval."):
+                found.add(node.module.split(".")[2])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("ts_eval.human_eval.")}
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def test_human_eval_modules_import_no_circle():
+    graph = _human_eval_imports()
+    assert "sheets" in graph["export"] and "sheets" in graph["html_page"]  # the scan sees real imports
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    circles = sorted(m for m in graph if reaches(m, m, {m}))
+    assert circles == [], f"modules on an import circle: {circles}"

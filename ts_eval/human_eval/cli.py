@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ts_eval.errors import CheckFailed, UsageError
+from ts_eval.held_warnings import held_warnings
 
 _ASPECTS = "text_alignment visual_flaws visual_appearance"
 
@@ -15,6 +16,7 @@ def _comma_list(values: list[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
+@held_warnings
 def cmd_export(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.export import ExportOptions, export_study
 
@@ -29,21 +31,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_import(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.study import write_study
     from ts_eval.human_eval.unblind import import_sheets
 
     study = import_sheets(args.sheets, args.key, min_gold=args.min_gold)
     write_study(args.out, study)
+    if args.strict and study.excluded:  # the error alone: the exclusions it counts are listed in study.json
+        first = study.excluded[0]
+        raise CheckFailed(f"{len(study.excluded)} answers excluded (--strict), first {first.source}: {first.reason}; "
+                          f"all listed in {Path(args.out) / 'study.json'}")
     print(f"{len(study.judgements)} answers counted into {args.out}; {len(study.excluded)} excluded"
           + (" (listed in study.json)" if study.excluded else ""))
     for exclusion in study.excluded[:10]:
         print(f"  excluded {exclusion.source}: {exclusion.reason}", file=sys.stderr)
-    if args.strict and study.excluded:
-        raise CheckFailed(f"{len(study.excluded)} answers excluded (--strict); see {Path(args.out) / 'study.json'}")
     return 0
 
 
+@held_warnings
 def cmd_import_likert(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.likert import import_likert
     from ts_eval.human_eval.study import write_study
@@ -56,11 +62,12 @@ def cmd_import_likert(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_import_geneval(args: argparse.Namespace) -> int:
     from ts_eval.human_eval import geneval_mturk
     from ts_eval.store import write_json, write_jsonl
 
-    verdicts, result = geneval_mturk.import_geneval(args.file, run=args.run, metadata=args.metadata)
+    verdicts, result = geneval_mturk.import_geneval(args.file, run=args.run, metadata=args.metadata, images=args.images)
     out = Path(args.out)
     write_jsonl(out / "human_correct.jsonl", (v.to_row() for v in verdicts))
     write_json(out / "agreement.json", result)
@@ -68,6 +75,7 @@ def cmd_import_geneval(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_report(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.report import render, summarize
     from ts_eval.human_eval.study import read_study
@@ -124,7 +132,10 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("import-geneval", help="GenEval MTurk annotations -> human correctness vs a run's judge")
     p.add_argument("file", help="GenEval annotations CSV, e.g. annotations_sdv2.csv")
-    p.add_argument("--run", help="GenEval run directory whose samples.jsonl `correct` is compared")
+    p.add_argument("--run", help="GenEval run directory whose samples.jsonl `correct` is compared; it must have "
+                   "scored the rated images themselves (see --images)")
+    p.add_argument("--images", help="folder holding the rated files named in the CSV's Input.image_url "
+                   "(e.g. DIR/00328/samples/00001.png): each annotated image of --run must equal its rated file")
     p.add_argument("--metadata", help="evaluation_metadata.jsonl (default: the run's prompts.jsonl metadata)")
     p.add_argument("--out", required=True, help="folder for human_correct.jsonl and agreement.json")
     p.add_argument("--format", choices=("md", "json"), default="md")

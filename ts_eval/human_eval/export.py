@@ -1,8 +1,9 @@
 """`human-eval export`: pair two runs' images, deal them out to raters, write sheets and the answer key.
 
 Randomness (which items each rater gets, row order, left/right, gold and repeat items) comes from one
-generator seeded by `--seed`, so the same runs and options give the same sheets and key. The study id
-hashes the options and the image checksums: sheets of one study never validate against another's key.
+generator seeded by `--seed`, so the same runs and options give the same sheets and key (the HTML page
+differs only in its random script nonce). The study id hashes the options and the image checksums:
+sheets of one study never validate against another's key.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ts_eval.errors import UsageError
+from ts_eval.human_eval import html_page
+from ts_eval.human_eval import sheets as sheet_files
 from ts_eval.human_eval.key import KEY_FILE, SHEETS_DIR, AnswerKey, KeyItem, write_key
+from ts_eval.human_eval.sheets import SheetRow
 from ts_eval.human_eval.study import ASPECTS
 from ts_eval.records import Prompt
 from ts_eval.store import IMAGES, PROMPTS, RunDir, write_atomic
@@ -40,17 +44,6 @@ class PairedImage:
     image_b: Path
     sha256_a: str
     sha256_b: str
-
-
-@dataclass(frozen=True)
-class SheetRow:
-    """One row a rater sees; image paths are relative to the sheets folder."""
-
-    number: int
-    item_id: str
-    prompt: str
-    left_image: str
-    right_image: str
 
 
 @dataclass
@@ -218,8 +211,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def export_study(run_a: str | Path, run_b: str | Path, out: str | Path, options: ExportOptions) -> AnswerKey:
-    from ts_eval.human_eval import html_page, sheets as sheet_files
-
     out = Path(out)
     pairs, unpaired = pair_runs(run_a, run_b)
     check_options(options, len(pairs))

@@ -2,22 +2,19 @@
 the browser and downloaded as the CSV that `human-eval import` reads.
 
 Everything from outside (prompts, names) goes through `html.escape` or, inside the script, JSON with
-`<`, `>` and `&` escaped; a per-page nonce in the Content-Security-Policy blocks any other script.
+`<`, `>` and `&` escaped; a random nonce per page (`secrets`) in the Content-Security-Policy blocks any other
+script: a nonce derived from the study id could be computed by anyone who knows it.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
+import secrets
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ts_eval.human_eval.sheets import ID_COLUMNS
-
-if TYPE_CHECKING:
-    from ts_eval.human_eval.export import SheetRow
+from ts_eval.human_eval.sheets import ID_COLUMNS, SheetRow
 
 QUESTIONS = {
     "text_alignment": ("Text alignment", "Which image matches the prompt better?"),
@@ -31,7 +28,8 @@ body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; pa
 header { border-bottom: 1px solid #ccc; margin-bottom: 1rem; }
 .item { border: 1px solid #ccc; border-radius: 6px; padding: 0.8rem 1rem; margin: 1rem 0; }
 .item.done { border-color: #3a7; }
-.prompt { font-size: 1.1rem; background: #f4f4f4; padding: 0.5rem; white-space: pre-wrap; }
+.prompt { font-size: 1.1rem; background: #f4f4f4; padding: 0.5rem; white-space: pre-wrap;
+          overflow-wrap: anywhere; }  /* a long unbroken prompt wraps instead of running off the page */
 .pair { display: flex; gap: 1rem; }
 figure { flex: 1; margin: 0; text-align: center; }
 /* One fixed box for both sides: images and questions fit one screen, whatever the sizes. */
@@ -130,9 +128,9 @@ def _question(aspect: str) -> tuple[str, str]:
     return QUESTIONS.get(aspect, (aspect.replace("_", " ").capitalize(), "Which image is better?"))
 
 
-def render(study: str, rater: str, aspects: list[str], rows: list["SheetRow"], sheets_dir: Path,
+def render(study: str, rater: str, aspects: list[str], rows: list[SheetRow], sheets_dir: Path,
            embed_images: bool = False) -> str:
-    nonce = hashlib.sha256(f"{study}:{rater}:nonce".encode()).hexdigest()[:24]
+    nonce = secrets.token_urlsafe(18)
     data = {"study": study, "rater": rater, "aspects": aspects, "columns": list(ID_COLUMNS),
             "items": [row.item_id for row in rows]}
     keys = ", ".join(f"<kbd>{k}</kbd> {label}" for _, label, k in CHOICES)

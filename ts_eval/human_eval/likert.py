@@ -2,8 +2,9 @@
 ratings) -> pairwise judgements of model A against model B.
 
 Per prompt the two models' mean ratings decide: A's mean higher = win, equal = tie, lower = lose, on
-the aspect `text_alignment`. A prompt whose record holds any rating outside 1..5 (the published file
-has two typos, 41 and 33) is excluded and named, because a typo makes the whole record suspect.
+the aspect `text_alignment`. Only the two compared models' ratings are read: a prompt is excluded (and
+named) when A's or B's ratings hold a value outside 1..5 (the published file has two typos, DALLE_3's 41 on
+00232 and DeepFloyd_I_XL_v1's 33 on 00253), while a typo in a third model's ratings changes nothing here.
 Prompt ids are the file's keys ("00001".., as in a run), not its `id` fields, which drop the leading
 zeros from prompt 292 on.
 """
@@ -66,7 +67,7 @@ def import_likert(path: str | Path, a: str, b: str, aspect: str = "text_alignmen
     alpha_values: dict[tuple[str, str], dict[int, int]] = {}
     for prompt_id in sorted(ratings):
         models = ratings[prompt_id]
-        bad = [(model, r) for model, values in models.items() for r in values if not _valid(r)]
+        bad = [(model, r) for model in (a, b) for r in models.get(model) or () if not _valid(r)]
         if bad:
             model, rating = bad[0]
             excluded.append(Exclusion(prompt_id, f"rating {rating!r} outside 1..5 ({model}: {models[model]}); "

@@ -11,29 +11,36 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.human_eval.key import SIDES
 from ts_eval.store import write_atomic
 
-if TYPE_CHECKING:
-    from ts_eval.human_eval.export import SheetRow
-
 ID_COLUMNS = ("study", "rater", "item_id")
 _FORMULA_START = ("=", "+", "-", "@")
+
+
+@dataclass(frozen=True)
+class SheetRow:
+    """One row a rater sees; image paths are relative to the sheets folder."""
+
+    number: int
+    item_id: str
+    prompt: str
+    left_image: str
+    right_image: str
 
 
 def header(aspects: list[str]) -> list[str]:
     return [*ID_COLUMNS, "item", "prompt", "left_image", "right_image", *aspects, "comment"]
 
 
-def _cells(study: str, rater: str, aspects: list[str], row: "SheetRow") -> list[str | int]:
+def _cells(study: str, rater: str, aspects: list[str], row: SheetRow) -> list[str | int]:
     return [study, rater, row.item_id, row.number, row.prompt, row.left_image, row.right_image,
             *[""] * len(aspects), ""]
 
 
-def write_csv(path: Path, study: str, rater: str, aspects: list[str], rows: list["SheetRow"]) -> None:
+def write_csv(path: Path, study: str, rater: str, aspects: list[str], rows: list[SheetRow]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header(aspects))
@@ -47,7 +54,7 @@ def write_csv(path: Path, study: str, rater: str, aspects: list[str], rows: list
     write_atomic(path, buffer.getvalue().encode("utf-8-sig"))
 
 
-def write_xlsx(path: Path, study: str, rater: str, aspects: list[str], rows: list["SheetRow"], sheets_dir: Path) -> None:
+def write_xlsx(path: Path, study: str, rater: str, aspects: list[str], rows: list[SheetRow], sheets_dir: Path) -> None:
     try:
         from openpyxl import Workbook
         from openpyxl.drawing.image import Image as XLImage

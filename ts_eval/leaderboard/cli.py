@@ -6,12 +6,19 @@ import argparse
 import secrets
 import sys
 
+from ts_eval.held_warnings import held_warnings
 
+
+@held_warnings
 def cmd_submit(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard.submission import write_submission
 
-    info = write_submission(args.run, args.out, include_images=args.include_images, tasks_dir=args.tasks_dir)
-    print(f"wrote {info.path} ({info.members} members, {info.images} images, {info.bytes} bytes)")
+    info = write_submission(args.run, args.out, include_images=args.include_images, tasks_dir=args.tasks_dir,
+                            allow_unofficial=args.allow_unofficial)
+    listed = "" if info.verdict.official and not info.verdict.subset else (
+        "; `leaderboard add` lists it only with --allow-unofficial")
+    print(f"wrote {info.path} ({info.members} members, {info.images} images, {info.bytes} bytes); "
+          f"verdict: {info.verdict.label}{listed}")
     return 0
 
 
@@ -23,37 +30,64 @@ def _name(name: str) -> str:
     return name
 
 
+def _verify_count(value: str | None) -> int | None | str:
+    """--verify: None (not asked), "all", or a positive number of images."""
+    from ts_eval.errors import UsageError
+
+    if value is None or value == "all":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UsageError(f"--verify {value!r}: give a number of images (at least 1) or 'all'")
+    return count
+
+
+def _fraction(value: float) -> float:
+    from ts_eval.errors import UsageError
+
+    if not 0 < value <= 1:  # also refuses nan
+        raise UsageError(f"--forged-fraction {value!r}: give a fraction in (0, 1], e.g. 0.05")
+    return value
+
+
+@held_warnings
 def cmd_add(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard import db
     from ts_eval.leaderboard.archive import ArchiveLimits, extracted
+    from ts_eval.leaderboard.trust import Trust
     from ts_eval.leaderboard.validate import validate_run
     from ts_eval.leaderboard.verify import VerifyOptions, verify_scores
 
     limits = ArchiveLimits(max_members=args.max_members, max_total_bytes=int(args.max_size_mb * (1 << 20)),
                            max_ratio=args.max_ratio)
     name = None if args.name is None else _name(args.name)
-    verified, seed = 0, None
+    verify, forged = _verify_count(args.verify), _fraction(args.forged_fraction)
     # Everything is checked inside the temporary folder before the board is even opened.
     with extracted(args.submission, limits) as root:
-        validated = validate_run(root, args.submission, data=args.data, tasks_dir=args.tasks_dir)
-        if args.verify is not None:
+        validated = validate_run(root, args.submission, data=args.data, tasks_dir=args.tasks_dir,
+                                 allow_unofficial=args.allow_unofficial)
+        candidate = validated.candidate
+        trust = Trust.self_reported(candidate.n_prompts * candidate.n_samples)
+        if verify is not None:
             seed = args.verify_seed if args.verify_seed is not None else secrets.randbits(31)
-            options = VerifyOptions(k=args.verify, seed=seed, tolerance=args.verify_tolerance,
-                                    device=args.device, dtype=args.dtype)
-            verified = verify_scores(validated, options, args.submission)
-    candidate = validated.candidate
+            options = VerifyOptions(k=None if verify == "all" else verify, seed=seed,
+                                    tolerance=args.verify_tolerance, device=args.device, dtype=args.dtype)
+            checked = verify_scores(validated, options, args.submission)
+            trust = Trust.verified(trust.images, checked, None if verify == "all" else seed, forged)
     conn = db.connect(args.db)
     try:
-        entry = db.add_submission(conn, candidate, name=name or _name(candidate.model),
-                                  verified_images=verified, verify_seed=seed)
+        entry = db.add_submission(conn, candidate, name=name or _name(candidate.model), trust=trust)
     finally:
         conn.close()
-    note = f", {verified} images re-scored (seed {seed})" if args.verify is not None else ""
     print(f"added #{entry} to {args.db}: {candidate.task} {candidate.variant} {candidate.split}, "
-          f"{candidate.n_prompts} prompts{note}")
+          f"{candidate.n_prompts} prompts; {candidate.verdict.label}; {trust.explain()}")
     return 0
 
 
+@held_warnings
 def cmd_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -84,6 +118,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@held_warnings
 def cmd_remove(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard import db
 
@@ -101,6 +136,8 @@ def register(sub) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--out", required=True, help="zip file to write")
     p.add_argument("--include-images", action="store_true", help="add the images (needed for `add --verify`)")
+    p.add_argument("--allow-unofficial", action="store_true",
+                   help="pack a --limit/--skill run too (a board lists it only with `add --allow-unofficial`)")
     p.add_argument("--tasks-dir", help="extra folder of task specs (*.yaml)")
     p.set_defaults(func=cmd_submit)
 
@@ -111,7 +148,13 @@ def register(sub) -> None:
     p.add_argument("submission", help="zip written by `ts-eval submit`")
     p.add_argument("--db", required=True, help="board file (created when missing)")
     p.add_argument("--name", help="entry name (default: the generator's name)")
-    p.add_argument("--verify", type=int, metavar="K", help="re-score K random images with the task's scorer")
+    p.add_argument("--allow-unofficial", action="store_true",
+                   help="list unofficial and subset runs too, unranked and labelled with their verdict")
+    p.add_argument("--verify", metavar="K|all",
+                   help="re-score K random images (or all) with the recorded scorer; the entry is then 'verified'")
+    p.add_argument("--forged-fraction", type=float, default=0.05,
+                   help="for --verify K: report and record the chance of catching this fraction of forged images "
+                        "(default 0.05)")
     p.add_argument("--verify-seed", type=int, help="seed choosing the images (default: random, printed)")
     p.add_argument("--verify-tolerance", type=float, default=0.01, help="largest accepted score difference")
     p.add_argument("--device", default="auto", help="device for --verify")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ts_eval.errors import CheckFailed, UsageError
+from ts_eval.leaderboard.trust import Trust
 from ts_eval.leaderboard.validate import Candidate
 
 BUSY_TIMEOUT_S = 60.0
@@ -35,7 +36,7 @@ CREATE TABLE submissions (
     metric TEXT NOT NULL,
     model TEXT NOT NULL,
     scorer TEXT NOT NULL,
-    official_scorer INTEGER NOT NULL,
+    official_scorer INTEGER NOT NULL,      -- from v2: the recomputed verdict's `official` (see `verdict`)
     n_samples INTEGER NOT NULL,
     n_prompts INTEGER NOT NULL,
     summary TEXT NOT NULL,                 -- summary.json, recomputed and checked
@@ -69,8 +70,16 @@ def _create_v1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+def _trust_and_verdict_v2(conn: sqlite3.Connection) -> None:
+    """The trust model: each entry's verdict (recomputed at `add`) and what a sampled --verify proves.
+    Rows added before have NULL here: their verdict was never recomputed, so the board leaves them unranked."""
+    conn.execute("ALTER TABLE submissions ADD COLUMN verdict TEXT")  # Verdict.to_dict() as JSON
+    conn.execute("ALTER TABLE submissions ADD COLUMN forged_fraction REAL")  # f the detection probability is for
+    conn.execute("ALTER TABLE submissions ADD COLUMN detection_probability REAL")  # of catching f with the K re-scored
+
+
 # Migration i takes the schema from version i to i + 1; append, never edit, once released.
-MIGRATIONS: list[Migration] = [_create_v1]
+MIGRATIONS: list[Migration] = [_create_v1, _trust_and_verdict_v2]
 
 
 @contextmanager
@@ -141,9 +150,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str, verified_images: int = 0,
-                   verify_seed: int | None = None) -> int:
-    """Store one validated submission; returns its id. Raises CheckFailed (nothing stored) on a conflict."""
+def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str, trust: Trust | None = None) -> int:
+    """Store one validated submission (self-reported unless `trust` says what was re-scored); returns its id.
+    Raises CheckFailed (nothing stored) on a conflict."""
+    trust = trust or Trust.self_reported(candidate.n_prompts * candidate.n_samples)
     with transaction(conn):
         row = conn.execute("SELECT task_version FROM boards WHERE task = ?", (candidate.task,)).fetchone()
         if row is None:
@@ -159,12 +169,14 @@ def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str,
         cursor = conn.execute(
             "INSERT INTO submissions (name, task, task_version, variant, split, metric, model, scorer, official_scorer,"
             " n_samples, n_prompts, summary, manifest, content_sha256, ts_eval_version, run_created, submitted,"
-            " verified_images, verify_seed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " verified_images, verify_seed, verdict, forged_fraction, detection_probability)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, fields["task"], fields["task_version"], fields["variant"], fields["split"], fields["metric"],
-             fields["model"], fields["scorer"], int(fields["official_scorer"]), fields["n_samples"],
+             fields["model"], fields["scorer"], int(candidate.verdict.official), fields["n_samples"],
              fields["n_prompts"], json.dumps(fields["summary"]), json.dumps(fields["manifest"]),
              fields["content_sha256"], fields["ts_eval_version"], fields["run_created"], _now(),
-             verified_images, verify_seed))
+             trust.rescored, trust.seed, json.dumps(candidate.verdict.to_dict()), trust.forged_fraction,
+             trust.detection_probability))
         submission_id = int(cursor.lastrowid)
         conn.executemany(
             "INSERT INTO group_scores (submission_id, grp, mean, n, ci_lo, ci_hi) VALUES (?, ?, ?, ?, ?, ?)",
@@ -191,6 +203,7 @@ def submissions(conn: sqlite3.Connection, task: str, split: str, variant: str | 
     try:
         rows = [dict(r) for r in conn.execute(query + " ORDER BY id", params)]
         for row in rows:
+            row["verdict"] = json.loads(row["verdict"]) if row["verdict"] else None  # None: added before v2
             row["groups"] = {g["grp"]: {"mean": g["mean"], "n": g["n"], "ci95": [g["ci_lo"], g["ci_hi"]]}
                              for g in conn.execute("SELECT * FROM group_scores WHERE submission_id = ?", (row["id"],))}
     finally:

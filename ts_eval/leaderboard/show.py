@@ -1,7 +1,11 @@
-"""Render one board (task, split) as markdown, CSV, JSON or a static HTML page.
+"""Render one board (task, variant, split) as markdown, CSV, JSON or a static HTML page.
 
-Rows are ranked by the task's overall group (GenAI-Bench `all`); the columns follow the task's paper
-table. Everything a submitter chose (name, model, scorer) is escaped in every format that can break.
+Official entries of the whole prompt set are ranked by the task's overall group (GenAI-Bench `all`);
+entries listed with `--allow-unofficial` (unofficial or subset runs) and entries whose verdict was never
+recomputed (added before the board recorded verdicts) follow them unranked. Every format carries each
+entry's `verdict` label and its `trust` (self-reported or verified, and how; docs/leaderboard.md). The
+columns follow the task's paper table. Everything a submitter chose (name, model, scorer) is escaped in
+every format that can break.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ import json
 from typing import Any
 
 from ts_eval.errors import UsageError
+from ts_eval.leaderboard.trust import Trust
+from ts_eval.official import Verdict
 from ts_eval.tasks import TaskSpec
 
 FORMATS = ("md", "csv", "json", "html")
+NOT_RECORDED = "not recorded (added before verdicts)"
+UNRANKED = "-"
 
 
 def rank_group(spec: TaskSpec) -> str:
@@ -23,21 +31,38 @@ def rank_group(spec: TaskSpec) -> str:
     return overall[0] if overall else spec.table[-1][1]
 
 
+def _verdict(entry: dict[str, Any]) -> Verdict | None:
+    return Verdict.from_dict(entry["verdict"]) if entry.get("verdict") else None
+
+
+def is_ranked(entry: dict[str, Any]) -> bool:
+    """Only an official run of the whole prompt set earns a rank."""
+    found = _verdict(entry)
+    return found is not None and found.official and not found.subset
+
+
 def ranked_rows(spec: TaskSpec, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Board entries (from db.submissions) as ranked rows; a missing rank group sorts last."""
+    """Board entries (from db.submissions) as rows: ranked entries first, then the unranked (rank None),
+    each part by score; a missing rank group sorts last."""
     group = rank_group(spec)
 
     def score(entry: dict[str, Any]) -> float:
         stats = entry["groups"].get(group)
         return stats["mean"] if stats else float("-inf")
 
-    ordered = sorted(entries, key=lambda e: (-score(e), e["id"]))
+    ordered = sorted(entries, key=lambda e: (not is_ranked(e), -score(e), e["id"]))
     rows = []
-    for rank, entry in enumerate(ordered, start=1):
+    rank = 0
+    for entry in ordered:
         stats = entry["groups"].get(group) or {"mean": None, "ci95": [None, None]}
+        found, trust = _verdict(entry), Trust.from_entry(entry)
+        rank += is_ranked(entry)
         rows.append({
-            "rank": rank, "id": entry["id"], "name": entry["name"], "model": entry["model"],
-            "scorer": entry["scorer"], "official_scorer": bool(entry["official_scorer"]),
+            "rank": rank if is_ranked(entry) else None, "id": entry["id"], "name": entry["name"],
+            "model": entry["model"], "scorer": entry["scorer"],
+            "official": bool(found and found.official),
+            "verdict": found.to_dict() if found else {"label": NOT_RECORDED},
+            "trust": trust.to_dict(),
             "task": entry["task"], "task_version": entry["task_version"], "variant": entry["variant"],
             "split": entry["split"], "metric": entry["metric"], "rank_group": group,
             "score": stats["mean"], "ci95": stats["ci95"],
@@ -66,10 +91,11 @@ def _ci(row: dict[str, Any], digits: int = 3) -> str:
 
 def _table(spec: TaskSpec, rows: list[dict[str, Any]], digits: int) -> tuple[list[str], list[list[str]]]:
     columns = _columns(spec, rows)
-    headers = ["#", "id", "name", "model", "scorer", *[h for h, _ in columns], "95% CI", "date", "ts-eval"]
-    body = [[str(r["rank"]), str(r["id"]), r["name"], r["model"], r["scorer"] + ("" if r["official_scorer"] else " (unofficial)"),
-             *[_number(r["groups"].get(g), digits) for _, g in columns], _ci(r, digits), r["date"][:10],
-             r["ts_eval_version"] or ""] for r in rows]
+    headers = ["#", "id", "name", "model", "scorer", "verdict", "trust", *[h for h, _ in columns], "95% CI", "date",
+               "ts-eval"]
+    body = [[UNRANKED if r["rank"] is None else str(r["rank"]), str(r["id"]), r["name"], r["model"], r["scorer"],
+             r["verdict"]["label"], r["trust"]["label"], *[_number(r["groups"].get(g), digits) for _, g in columns],
+             _ci(r, digits), r["date"][:10], r["ts_eval_version"] or ""] for r in rows]
     return headers, body
 
 
@@ -105,7 +131,7 @@ def _bar_chart(rows: list[dict[str, Any]], metric: str) -> str:
         y = 10 + i * (bar + gap)
         score = r["score"] or 0.0
         parts.append(f'<text x="{label_w - 6}" y="{y + bar * 0.7:.1f}" text-anchor="end" font-size="12">'
-                     f'{html.escape(str(r["rank"]))}. {html.escape(r["name"])}</text>')
+                     f'{html.escape(UNRANKED if r["rank"] is None else str(r["rank"]))}. {html.escape(r["name"])}</text>')
         parts.append(f'<rect x="{label_w}" y="{y}" width="{x(score) - label_w:.1f}" height="{bar}" fill="#4c78a8"/>')
         if r["ci95"][0] is not None:
             lo, hi = x(r["ci95"][0]), x(r["ci95"][1])
@@ -136,9 +162,11 @@ def _html(spec: TaskSpec, rows: list[dict[str, Any]], title: str) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{cursor:pointer;background:#eee}}
-td:nth-child(3),td:nth-child(4),td:nth-child(5){{text-align:left}}</style></head>
+td:nth-child(n+3):nth-child(-n+7){{text-align:left}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p>Ranked by {html.escape(rank_group(spec))} ({html.escape(spec.metric)}); click a column header to sort.</p>
+<p>Official runs of the whole prompt set are ranked by {html.escape(rank_group(spec))} ({html.escape(spec.metric)});
+entries marked {UNRANKED} are unofficial or subsets, listed with their verdict. Scores are self-reported unless the
+trust column says they were verified by re-scoring the images. Click a column header to sort.</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {trs}
 </tbody></table>

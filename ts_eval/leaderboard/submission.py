@@ -14,6 +14,8 @@ from pathlib import Path
 from ts_eval.errors import CheckFailed, UsageError
 from ts_eval.leaderboard.archive import CHECKSUMS, checksums_text
 from ts_eval.leaderboard.consistency import RunFiles, RunProblem, check_samples, check_summary, read_run
+from ts_eval.leaderboard.trust import board_verdict
+from ts_eval.official import Verdict
 from ts_eval.store import DETECTIONS, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir, atomic_file
 from ts_eval.tasks import load_task
 
@@ -27,6 +29,7 @@ class SubmissionInfo:
     members: int
     images: int
     bytes: int
+    verdict: Verdict
 
 
 def _image_members(files: RunFiles) -> list[str]:
@@ -54,9 +57,18 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, digests: dict[str, str]) -
     digests[name] = hashlib.sha256(data).hexdigest()
 
 
+def _task_name(files: RunFiles) -> str:
+    settings = files.manifest.get("settings")
+    task = settings.get("task") if isinstance(settings, dict) else None
+    if not isinstance(task, dict) or not isinstance(task.get("name"), str):
+        raise RunProblem(f"{MANIFEST} lacks settings.task.name")
+    return task["name"]
+
+
 def write_submission(run_path: str | Path, out: str | Path, *, include_images: bool = False,
-                     tasks_dir: str | None = None) -> SubmissionInfo:
-    """Check that the run is complete and its summary current, then write the zip atomically."""
+                     tasks_dir: str | None = None, allow_unofficial: bool = False) -> SubmissionInfo:
+    """Check that the run is a whole prompt set (unless allowed), complete and its summary current, then write
+    the zip atomically. A `--limit`/`--skill` run is refused up front: a board would reject the zip."""
     run_path, out = Path(run_path), Path(out)
     if not RunDir(run_path).exists():
         raise UsageError(f"{run_path} is not a run directory (no {MANIFEST})")
@@ -64,7 +76,12 @@ def write_submission(run_path: str | Path, out: str | Path, *, include_images: b
         raise UsageError(f"--out {out} is a directory; name the zip file to write")
     try:
         files = read_run(run_path)
-        spec = load_task(files.manifest["settings"]["task"]["name"], tasks_dir)
+        spec = load_task(_task_name(files), tasks_dir)
+        verdict = board_verdict(spec, files.manifest)
+        if verdict.subset and not allow_unofficial:
+            raise CheckFailed(f"run {run_path} is a subset ({verdict.subset}); a board ranks whole prompt sets and "
+                              "would reject it: run without --limit/--skill, or pass --allow-unofficial to pack it "
+                              "for a board that lists subsets labelled")
         check_summary(files, tasks_dir)  # reads the run through the validating reader first
         check_samples(files, spec)
     except RunProblem as exc:
@@ -78,4 +95,4 @@ def write_submission(run_path: str | Path, out: str | Path, *, include_images: b
             for name in names + images:
                 _add(zf, name, (run_path / name).read_bytes(), digests)
             _add(zf, CHECKSUMS, checksums_text(digests).encode("ascii"), {})
-    return SubmissionInfo(out, len(names) + len(images) + 1, len(images), out.stat().st_size)
+    return SubmissionInfo(out, len(names) + len(images) + 1, len(images), out.stat().st_size, verdict)

@@ -1,9 +1,11 @@
 """Is an extracted submission a whole, official run of its task? Returns what the board stores.
 
 Checks, in order: the manifest names a known task, variant and split at the version this ts-eval has;
-`prompts.jsonl` is exactly the official prompt set of that split at the pinned data revision (loaded
-and sha256-checked through `resolve_data`); every prompt has every sample, each in range; the summary
-equals the one recomputed from the samples; included images match `images.jsonl`.
+the run is official and not a subset, by the verdict recomputed from its manifest (unless allowed, see
+`trust`); `prompts.jsonl` is exactly the official prompt set of that split (or the subset the manifest
+declares) at the pinned data revision (loaded and sha256-checked through `resolve_data`); every prompt
+has every sample, each in range; the summary equals the one recomputed from the samples; included
+images match `images.jsonl`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from ts_eval.errors import UsageError
 from ts_eval.leaderboard.archive import Rejected, reject
 from ts_eval.leaderboard.consistency import (RunFiles, RunProblem, check_samples, check_summary, n_samples, read_run,
                                              run_metric)
+from ts_eval.leaderboard.trust import admit, board_verdict, declared_subset
+from ts_eval.official import Verdict
 from ts_eval.records import Prompt
 from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, RunDir, read_jsonl
 from ts_eval.tasks import TaskSpec, load_task
@@ -34,7 +38,7 @@ class Candidate:
     metric: str
     model: str
     scorer: str
-    official_scorer: bool
+    verdict: Verdict  # recomputed from the manifest with the task's official recipe
     n_samples: int
     n_prompts: int
     summary: dict[str, Any]
@@ -131,7 +135,8 @@ def _task_settings(archive: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
-def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_dir: str | None = None) -> Validated:
+def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_dir: str | None = None,
+                 allow_unofficial: bool = False) -> Validated:
     """All checks on an extracted submission; raises `Rejected` with the first reason found."""
     try:
         files = read_run(root)
@@ -150,8 +155,19 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
     metric = run_metric(files.manifest, spec)
     if metric != spec.metric:
         raise reject(archive, f"scored with metric {metric!r}; the {spec.name} board ranks {spec.metric!r}")
+    found = board_verdict(spec, files.manifest)
+    admit(archive, found, allow_unofficial)
     official = official_prompts(spec, variant, split, data)
-    check_prompts(archive, files.prompts, official, f"{spec.name} {variant} {split}")
+    skill, limit = declared_subset(archive, task)
+    if skill is not None or limit is not None:  # an allowed subset: exactly the prompts `--skill`/`--limit` pick
+        from ts_eval.prepare import select_prompts
+
+        try:
+            official = select_prompts(spec, official, split, skill, limit)[1]
+        except UsageError as exc:
+            raise reject(archive, str(exc)) from None
+    check_prompts(archive, files.prompts, official,
+                  f"{spec.name} {variant} {split}" + (f" ({found.subset})" if found.subset else ""))
     images = check_images(archive, files)  # the archive's own images first: the most specific message
     try:
         check_samples(files, spec)
@@ -166,7 +182,7 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
         task=spec.name, task_version=spec.version, variant=variant, split=split, metric=spec.metric,
         model=_model_label(manifest["settings"].get("generator")),
         scorer=str(scorer.get("name", "unknown")),
-        official_scorer=bool((summary.get("verdict") or {}).get("official")),
+        verdict=found,
         n_samples=n_samples(files), n_prompts=len(files.prompts), summary=summary, manifest=manifest,
         content_sha256=hashlib.sha256((root / SAMPLES).read_bytes()).hexdigest(),
         ts_eval_version=(manifest.get("ts_eval") or {}).get("version"), run_created=manifest.get("created"),
