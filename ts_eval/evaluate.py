@@ -36,7 +36,7 @@ def build_scorer(spec: TaskSpec, name: str | None, args: dict[str, str], *, devi
     cls = registry.scorer_class(name)
     if batch_size < 1:  # checked here once for every scorer
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    return cls(dict(args), task=spec, device=device, dtype=dtype, batch_size=batch_size)
+    return cls(dict(args), task=spec, device=device, batch_size=batch_size)
 
 
 # -- summary ---------------------------------------------------------------------------------------
