@@ -33,7 +33,7 @@ def build_scorer(spec: TaskSpec, name: str | None, args: dict[str, str], *, devi
     default_name, default_args = spec.default_scorer
     if name is None:
         name, args = default_name, {**default_args, **args}
-    cls = registry.scorer_class(name)
+    cls = registry.scorer_class(name, args)
     if batch_size < 1:  # checked here once for every scorer
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     return cls(dict(args), task=spec, device=device, batch_size=batch_size)
