@@ -87,6 +87,7 @@ def test_cached_files_are_used_without_any_network(tmp_path, empty_cache, monkey
     assert hub.fetch(REPO, ["config.json", "spiece.model"]) == {"config.json": snapshot / "config.json",
                                                                 "spiece.model": snapshot / "spiece.model"}
     assert hub.require_local_or_reachable(REPO, ["config.json"]) == snapshot
+    assert hub.require_local_or_reachable(REPO, ["model.safetensors", "spiece.model"], any_of=True) == snapshot
     assert hub.list_files(REPO) == ["config.json", "spiece.model"]
 
 
@@ -99,6 +100,16 @@ def test_missing_files_and_no_hub_is_one_line_with_the_command_and_the_flag(empt
     assert text.endswith(f"`hf download some-org/some-model config.json model.safetensors --revision {REPO.revision} "
                          "--local-dir DIR` and pass --scorer-arg x=DIR")
     assert "HF_HUB_OFFLINE is set" in text and "\n" not in text
+
+
+def test_one_of_several_files_missing_offline_names_the_first_choice(empty_cache, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clip = hub.HubRepo("timm/vit_large_patch14_clip_224.openai", flag="--scorer-arg pretrained=FILE")
+    with pytest.raises(UsageError) as caught:
+        hub.require_local_or_reachable(clip, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"],
+                                       any_of=True, what="scorer 'clipscore'")
+    assert ("`hf download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors --revision main "
+            "--local-dir DIR` and pass --scorer-arg pretrained=FILE") in str(caught.value)
 
 
 def test_missing_files_with_a_reachable_hub_let_the_library_download(empty_cache, monkeypatch):

@@ -170,3 +170,23 @@ def test_cli_run_with_a_tiny_model_under_the_pinned_checksums_is_official(tiny, 
     assert manifest["settings"]["task"]["split"] == "hard"
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(0.0 < row["value"] < 1.0 for row in rows)
+
+
+def test_cached_parts_load_and_score_without_touching_the_network(tiny, hf_cache, monkeypatch, three_image_files):
+    import socket
+
+    import huggingface_hub.constants
+
+    from ts_eval.records import Prompt, ScoreRequest
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hf_cache))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # not told to stay offline: it must not need to
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"network call {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    scorer = VQAScorer({}, device="cpu")  # every part from the cache; the tower through config.json's Hub id
+    out = scorer.score([ScoreRequest(Prompt("00001", "a red square"), 0, three_image_files[0], "x")])
+    assert 0.0 < out[0].samples[0].value < 1.0

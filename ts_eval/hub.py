@@ -86,20 +86,23 @@ def missing_message(repo: HubRepo, files: Sequence[str], reason: str, what: str 
 
 
 def require_local_or_reachable(repo: HubRepo, files: Sequence[str], *, cache_dir: str | Path | None = None,
-                               what: str = "") -> Path | None:
+                               what: str = "", any_of: bool = False) -> Path | None:
     """Call once before a library downloads `files` of `repo` by itself.
 
-    Returns the cached snapshot folder when every file is in the local cache (the library then needs no
-    network), None when some are missing but the Hub answers (the library may download), and raises a
-    one-line UsageError naming the fetch command and the flag when neither.
+    Returns the cached snapshot folder when every file (with `any_of`, one of them: e.g. open_clip's
+    `open_clip_model.safetensors` or `open_clip_pytorch_model.bin`) is in the local cache: hand the library
+    that folder, and it needs no network. Returns None when they are not cached but the Hub answers (let the
+    library download), and raises a one-line UsageError naming the fetch command and the flag when neither.
     """
     quiet_third_party_logs()
     found = [cached_file(repo, name, cache_dir) for name in files]
-    if files and all(found):
-        return found[0].parent
+    cached = [path for path in found if path is not None]
+    if cached and (any_of or len(cached) == len(found)):
+        return cached[0].parent
     reason = unreachable_reason()
     if reason:
-        raise UsageError(missing_message(repo, [n for n, f in zip(files, found) if f is None], reason, what))
+        wanted = list(files[:1]) if any_of else [n for n, f in zip(files, found) if f is None]
+        raise UsageError(missing_message(repo, wanted, reason, what))
     return None
 
 
