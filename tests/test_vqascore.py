@@ -298,7 +298,7 @@ def test_clip_t5_imports_without_ffmpeg_stubs_or_the_other_wrappers(tmp_path):
 
 def test_the_repos_found_before_the_import_are_t2v_metrics_own():
     from ts_eval.scorers.t2v_import import clip_t5_models
-    from ts_eval.scorers.vqascore import OFFICIAL_PARTS
+    from ts_eval.scorers.clip_t5_parts import OFFICIAL_PARTS
 
     table = clip_t5_models()
     for name, parts in OFFICIAL_PARTS.items():

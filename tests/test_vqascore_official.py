@@ -26,7 +26,8 @@ if importlib.util.find_spec("t2v_metrics") is None:
 from ts_eval.evaluate import build_scorer  # noqa: E402
 from ts_eval.official import verdict  # noqa: E402
 from ts_eval.scorers.tiny_models import build_tiny_clip_t5  # noqa: E402
-from ts_eval.scorers.vqascore import REVISIONS, VQAScorer  # noqa: E402
+from ts_eval.scorers.clip_t5_parts import REVISIONS  # noqa: E402
+from ts_eval.scorers.vqascore import VQAScorer  # noqa: E402
 from ts_eval.tasks import load_task  # noqa: E402
 
 from helpers import add_to_hf_cache  # noqa: E402
