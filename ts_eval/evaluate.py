@@ -71,20 +71,26 @@ def summarize_run(run: RunDir, *, resamples: int = 1000, tasks_dir: str | None =
 
 # -- the whole flow --------------------------------------------------------------------------------
 
-def _generate(options: RunOptions, world: World) -> tuple[TaskSpec, list[Prompt], RunDir, list[ImageRecord]]:
+def _generate(options: RunOptions, world: World, *, with_scorer: bool = False
+              ) -> tuple[TaskSpec, list[Prompt], RunDir, list[ImageRecord], Any]:
     generator = build_generator(options)
     spec, prompts, run_dir, manifest = prepare_run(options, generator.describe(), world)
+    # The scorer is built once the task, data, prompt selection and generator settings are known good (a typo
+    # is named as such), and before any image: its options are checked and its weights found, or named in one
+    # line, before hours of generation. Its model loads on the first batch, after the generator is freed.
+    scorer = (build_scorer(spec, options.scorer, options.scorer_args, device=options.device,
+                           dtype=options.dtype, batch_size=options.batch_size) if with_scorer else None)
     n_samples = manifest["settings"]["n_samples"]
     records = generate_images(run_dir, spec, prompts, generator, n_samples, options.seed, world=world,
                               progress=options.progress)
-    return spec, prompts, run_dir, records
+    return spec, prompts, run_dir, records, scorer
 
 
 def generate(options: RunOptions) -> tuple[TaskSpec, list[Prompt], RunDir, list[ImageRecord]]:
     """Make the images of a run (on this process or this torchrun rank's share)."""
     world = current_world(options.device)
     try:
-        return _generate(options, world)
+        return _generate(options, world)[:4]
     finally:
         finish_world(world)
 
@@ -126,13 +132,9 @@ def run(task: str, **kwargs) -> dict[str, Any]:
     Under torchrun every rank calls this; rank 0 returns the summary, the others return {}.
     """
     options = RunOptions(task=task, **kwargs)
-    # Scorers check their options here and load weights on their first batch: a typo in --scorer-arg fails
-    # before hours of generation, and the generator is freed before the scorer's model takes memory.
-    scorer = build_scorer(load_task(task, options.tasks_dir), options.scorer, options.scorer_args,
-                          device=options.device, dtype=options.dtype, batch_size=options.batch_size)
     world = current_world(options.device)
     try:
-        spec, prompts, run_dir, records = _generate(options, world)
+        spec, prompts, run_dir, records, scorer = _generate(options, world, with_scorer=True)
         score_images(run_dir, spec, prompts, records, scorer, world=world, use_cache=options.cache,
                      progress=options.progress)
         if not world.is_main:
