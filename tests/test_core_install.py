@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
+from tests.support import ROOT, shared_data_dir
 
 # Import names of what the extras install (jinja2 is a core dependency).
 EXTRAS_MODULES = ["torch", "torchvision", "transformers", "t2v_metrics", "open_clip", "mmdet", "mmcv", "mmengine",
@@ -36,8 +36,6 @@ def works(done: subprocess.CompletedProcess) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from conftest import shared_data_dir
-
     data = shared_data_dir()
     if data is None:
         pytest.skip("benchmark data not found: set TS_EVAL_SHARED_DATA to the shared data folder")

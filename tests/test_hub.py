@@ -14,7 +14,8 @@ import pytest
 from ts_eval import hub
 from ts_eval.errors import UsageError
 
-from helpers import ROOT, add_to_hf_cache
+from tests.hf_cache import add_to_hf_cache
+from tests.support import ROOT
 
 REPO = hub.HubRepo("some-org/some-model", "0123456789abcdef0123456789abcdef01234567", flag="--scorer-arg x=DIR")
 

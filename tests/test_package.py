@@ -35,7 +35,7 @@ def test_registry_targets_are_module_colon_class_strings():
 def test_plugins_declared_core_import_without_any_extra():
     # A plugin with no requirement must not need an extra even to be imported: its module loads with every
     # extra's packages marked absent.
-    from test_core_install import EXTRAS_MODULES
+    from tests.test_core_install import EXTRAS_MODULES
 
     core = sorted({p.target for t in (GENERATORS, SCORERS) for p in t.values() if p.needs is None})
     probe = (f"import importlib, sys\nfor name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"

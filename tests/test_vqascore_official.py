@@ -30,7 +30,7 @@ from ts_eval.scorers.clip_t5_parts import REVISIONS  # noqa: E402
 from ts_eval.scorers.vqascore import VQAScorer  # noqa: E402
 from ts_eval.tasks import load_task  # noqa: E402
 
-from helpers import add_to_hf_cache  # noqa: E402
+from tests.hf_cache import add_to_hf_cache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOWER = "openai/clip-vit-large-patch14-336"
