@@ -54,7 +54,9 @@ def scorer_args(name: str, models: Path, real: bool) -> dict[str, str]:
 
 def time_scorer(name: str, args: dict[str, str], requests: list[ScoreRequest], batch_size: int, *,
                 device: str, dtype: str, repeats: int) -> dict:
-    scorer = scorer_class(name)(args, task=None, device=device, dtype=dtype, batch_size=batch_size)
+    # scorers run in their official precision unless `--scorer-arg dtype=` (here --dtype) says otherwise
+    args = {**args, "dtype": dtype} if dtype != "auto" else args
+    scorer = scorer_class(name)(args, task=None, device=device, batch_size=batch_size)
     scorer.score(requests[:batch_size])  # warm-up: loads the model, first kernels
     seconds = []
     for _ in range(repeats):
@@ -65,7 +67,7 @@ def time_scorer(name: str, args: dict[str, str], requests: list[ScoreRequest], b
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
     return {"scorer": name, "batch_size": batch_size, "images": len(requests), "seconds_median": round(median, 4),
-            "images_per_s": round(len(requests) / median, 2), "precision": scorer.describe()["precision"]}
+            "images_per_s": round(len(requests) / median, 2), "precision": scorer.describe().get("dtype") or scorer.describe().get("precision")}
 
 
 def _sync(device_type: str) -> None:
@@ -91,7 +93,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=256, help="side of the test images (pixels)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--dtype", default="auto", help="auto: each scorer's official precision")
     parser.add_argument("--real", action="store_true", help="the scorers' default weights instead of tiny models")
     parser.add_argument("--json", default="results/benchmarks/scorer_speed.json")
     args = parser.parse_args()

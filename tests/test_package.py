@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import ts_eval
 from ts_eval.registry import GENERATORS, SCORERS
@@ -26,9 +27,37 @@ def test_import_and_help_load_no_backend():
 
 def test_registry_targets_are_module_colon_class_strings():
     for table in (GENERATORS, SCORERS):
-        for target in table.values():
-            module, _, attr = target.partition(":")
+        for plugin in table.values():
+            module, _, attr = plugin.target.partition(":")
             assert module.startswith("ts_eval.") and attr and attr[0].isupper()
+
+
+def test_plugins_declared_core_import_without_any_extra():
+    # A plugin with no requirement must not need an extra even to be imported: its module loads with every
+    # extra's packages marked absent.
+    from tests.test_core_install import EXTRAS_MODULES
+
+    core = sorted({p.target for t in (GENERATORS, SCORERS) for p in t.values() if p.needs is None})
+    probe = (f"import importlib, sys\nfor name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"
+             f"for target in {core!r}:\n    module, _, attr = target.partition(':')\n"
+             "    getattr(importlib.import_module(module), attr)\nprint('ok')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert "ts_eval.scorers.geneval_scorer:GenEvalScorer" in core and "ts_eval.scorers.dummy:DummyScorer" in core
+
+
+def test_each_extra_named_by_the_registry_exists_in_pyproject():
+    import tomllib
+
+    from ts_eval.registry import FEATURES
+
+    extras = tomllib.loads((Path(ts_eval.__file__).parent.parent / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    named = {p.needs.extra for t in (GENERATORS, SCORERS) for p in t.values() if p.needs}
+    named |= {r.extra for t in (GENERATORS, SCORERS) for p in t.values() for c in p.needs_by_option.values()
+              for r in c.values()}
+    named |= {r.extra for r in FEATURES.values()}
+    assert named <= set(extras), named - set(extras)
 
 
 def test_version_is_exposed():

@@ -1,15 +1,18 @@
 """Find a task's data files: `--data DIR`, the copy bundled with the package, or the official download.
 
-Every file is checked against the sha256 pinned in the task spec before any prompt is read from it.
+Every file is checked against the sha256 pinned in the task spec before any prompt is read from it. A
+download looks in the Hugging Face cache first; with no cached copy and no reachable Hub it fails at once
+with the `hf download` command that fetches the files and the `--data DIR` flag that uses them.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ts_eval import hub
 from ts_eval.distributed import rank_prefix
 from ts_eval.errors import UsageError
 from ts_eval.store.files import sha256_file
@@ -21,6 +24,7 @@ class DataFiles:
     paths: dict[str, Path]
     origin: str  # "--data", "bundled" or "download"
     source: dict[str, Any]  # what the manifest records: repo, revision, sha256 of each file
+    expected: dict[str, int] = field(default_factory=dict)  # the variant's official prompt counts (`expected:`)
 
     def __getitem__(self, name: str) -> Path:
         return self.paths[name]
@@ -39,12 +43,11 @@ def resolve_data(spec: TaskSpec, variant: str | None, data_dir: str | Path | Non
         paths = {name: folder / name for name in wanted}
     else:
         origin = "download"
-        paths = {name: _download(spec, variant_name, variant_spec, name) for name in wanted}
+        paths = _download(spec, variant_name, variant_spec, list(wanted))
     observed = {}
     for name, path in paths.items():
         if not path.is_file():
-            raise UsageError(f"{spec.name} {variant_name}: {path} is missing; put {name} from "
-                             f"{_official(variant_spec)} there or point --data at a folder holding it")
+            raise UsageError(f"{spec.name} {variant_name}: {path} is missing; {_how_to_fetch(variant_spec, name)}")
         observed[name] = sha256_file(path)
         pinned = wanted[name].get("sha256") if wanted[name] else None
         if pinned and observed[name] != pinned:
@@ -54,7 +57,15 @@ def resolve_data(spec: TaskSpec, variant: str | None, data_dir: str | Path | Non
             print(f"{rank_prefix()}ts-eval: warning: {path.name} has no pinned sha256 in {spec.path.name}; observed {observed[name]}",
                   file=sys.stderr)
     source = {**variant_spec["source"], "variant": variant_name, "origin": origin, "sha256": observed}
-    return DataFiles(paths=paths, origin=origin, source=source)
+    return DataFiles(paths=paths, origin=origin, source=source, expected=dict(variant_spec.get("expected") or {}))
+
+
+def _how_to_fetch(variant_spec: dict[str, Any], name: str) -> str:
+    src = variant_spec["source"]
+    if "hf_dataset" in src:
+        repo = hub.HubRepo(src["hf_dataset"], src.get("revision", "main"), repo_type="dataset")
+        return f"fetch it with `{repo.fetch_command([name])}` and pass --data DIR"
+    return f"put {name} from {_official(variant_spec)} there or point --data at a folder holding it"
 
 
 def _official(variant_spec: dict[str, Any]) -> str:
@@ -64,19 +75,11 @@ def _official(variant_spec: dict[str, Any]) -> str:
     return src.get("url", "the official source")
 
 
-def _download(spec: TaskSpec, variant_name: str, variant_spec: dict[str, Any], filename: str) -> Path:
-    """Fetch one file into the Hugging Face cache at the pinned revision (progress bar from huggingface_hub)."""
+def _download(spec: TaskSpec, variant_name: str, variant_spec: dict[str, Any], filenames: list[str]) -> dict[str, Path]:
+    """The files from the Hugging Face cache at the pinned revision, downloading them if the Hub answers."""
     src = variant_spec["source"]
     if "hf_dataset" not in src:
-        raise UsageError(f"{spec.name} {variant_name}: no download source; pass --data DIR holding {filename}")
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise UsageError("huggingface_hub is needed to download task data; run: pip install huggingface_hub") from None
-    try:
-        return Path(hf_hub_download(repo_id=src["hf_dataset"], filename=filename, repo_type="dataset",
-                                    revision=src.get("revision", "main")))
-    except Exception as exc:  # network errors, offline mode, missing file: all end the same way for the user
-        reason = type(exc).__name__
-        raise UsageError(f"cannot download {filename} of {spec.name} {variant_name} from {_official(variant_spec)} "
-                         f"({reason}); when offline, download it elsewhere and pass --data DIR") from None
+        raise UsageError(f"{spec.name} {variant_name}: no download source; pass --data DIR holding "
+                         f"{', '.join(filenames)}")
+    repo = hub.HubRepo(src["hf_dataset"], src.get("revision", "main"), repo_type="dataset", flag="--data DIR")
+    return hub.fetch(repo, filenames, what=f"{spec.name} {variant_name}")

@@ -40,7 +40,7 @@ def scorer_choice(spec: TaskSpec, name: str | None, args: dict[str, str]) -> dic
 
 def build_scorer(spec: TaskSpec, name: str | None, args: dict[str, str], *, device: str, batch_size: int):
     choice = scorer_choice(spec, name, args)
-    cls = registry.scorer_class(choice["name"])
+    cls = registry.scorer_class(choice["name"], choice["args"])
     if batch_size < 1:  # checked here once for every scorer
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     scorer = cls(dict(choice["args"]), task=spec, device=device, batch_size=batch_size)
@@ -53,11 +53,17 @@ def _release(prepared: PreparedRun | None) -> None:
         prepared.lock.release()
 
 
-def _generate(options: RunOptions, world: World, spec: TaskSpec | None = None) -> tuple[PreparedRun, list[ImageRecord]]:
+def _generate(options: RunOptions, world: World, spec: TaskSpec | None = None, *,
+              with_scorer: bool = False) -> tuple[PreparedRun, list[ImageRecord], Any]:
     generator = build_generator(options)
     prepared = prepare_run(options, generator.describe(), world, spec)
     try:
-        return prepared, generate_images(prepared, generator, world=world, progress=options.progress)
+        # The scorer is built once the task, data, prompt selection and generator settings are known good (a
+        # typo is named as such), and before any image: its options are checked and its weights found, or
+        # named in one line, before hours of generation. Its model loads on the first batch.
+        scorer = (build_scorer(prepared.spec, options.scorer, options.scorer_args, device=options.device,
+                               batch_size=options.batch_size) if with_scorer else None)
+        return prepared, generate_images(prepared, generator, world=world, progress=options.progress), scorer
     except BaseException:
         _release(prepared)
         raise
@@ -68,7 +74,7 @@ def generate(options: RunOptions) -> tuple[PreparedRun, list[ImageRecord]]:
     world = current_world(options.device)
     prepared = None
     try:
-        prepared, records = _generate(options, world)
+        prepared, records, _ = _generate(options, world)
         return prepared, records
     finally:
         _release(prepared)
@@ -121,14 +127,10 @@ def run(options: RunOptions) -> dict[str, Any]:
     if options.task is None:
         raise UsageError("run needs a task (see `ts-eval tasks`)")
     spec = load_task(options.task, options.tasks_dir)
-    # Scorers check their options here and load weights on their first batch: a typo in --scorer-arg fails
-    # before hours of generation, and the generator is freed before the scorer's model takes memory.
-    scorer = build_scorer(spec, options.scorer, options.scorer_args, device=options.device,
-                          batch_size=options.batch_size)
     world = current_world(options.device)
     prepared = None
     try:
-        prepared, records = _generate(options, world, spec)
+        prepared, records, scorer = _generate(options, world, spec, with_scorer=True)
         score_images(prepared, records, scorer, world=world, use_cache=options.cache, progress=options.progress,
                      overwrite=options.overwrite, scorer_options=scorer.options)
         if not world.is_main:

@@ -9,7 +9,10 @@ from ts_eval.records import ScoredImage, ScoreRequest
 
 @runtime_checkable
 class Scorer(Protocol):
-    """Built as `cls(args: dict[str, str], *, task, device, dtype, batch_size)` from `--scorer-arg k=v`.
+    """Built as `cls(args: dict[str, str], *, task, device, batch_size)` from `--scorer-arg k=v`.
+
+    No dtype comes from the command line (that is the generator's): each scorer runs in its official
+    precision unless `--scorer-arg dtype=...` says otherwise, and `describe()` reports the effective one.
 
     `score` returns one ScoredImage per request, in order, each holding exactly one row per name in
     `metrics`. Equal `describe()` output must mean equal scores: it keys the content cache.

@@ -15,7 +15,7 @@ from ts_eval.records import Sample, ScoredImage, ScoreRequest
 class DummyScorer:
     name = "dummy"
 
-    def __init__(self, args: dict[str, str], *, task, device: str = "cpu", dtype: str = "auto", batch_size: int = 64):
+    def __init__(self, args: dict[str, str], *, task, device: str = "cpu", batch_size: int = 64):
         opts = parse_options(args, {"binary": task.metric == "correct"}, "scorer 'dummy'")
         self.binary = opts["binary"]
         self.metrics = (task.metric,)

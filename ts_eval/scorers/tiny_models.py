@@ -33,13 +33,13 @@ def build_tiny_clip_t5(root: str | Path, seed: int = 0) -> dict[str, str]:
     import torch
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, T5Tokenizer
 
-    from ts_eval.scorers.t2v_import import import_t2v_metrics
+    from ts_eval.scorers.t2v_import import clip_t5_module
 
     root = Path(root)
     paths = {"model_path": str(root / "model"), "tokenizer_path": str(root / "tokenizer")}
     if _done(root):
         return paths
-    import_t2v_metrics()
+    clip_t5_module()  # registers t2v-metrics' packages without running their __init__ files
     from t2v_metrics.models.vqascore_models.clip_t5.model.language_model.clip_t5 import (
         CLIPT5Config, CLIPT5ForConditionalGeneration)
 

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from ts_eval.registry import require
+
+    require("sweep")  # one line naming the extra on a core install
     from ts_eval.sweep.runner import SweepOptions, check_agreement, markdown, run_sweep, write_outputs
 
     for flag, path in (("--json", args.json), ("--markdown", args.markdown)):

@@ -25,10 +25,25 @@ def prompt_id(index: int) -> str:
 
 
 def load_prompts(files: DataFiles) -> list[Prompt]:
-    texts = _read_prompts_txt(files) if "prompts.txt" in files.paths else _read_genai_image_json(files)
+    prompts_file = "prompts.txt" if "prompts.txt" in files.paths else "genai_image.json"
+    texts = _read_prompts_txt(files) if prompts_file == "prompts.txt" else _read_genai_image_json(files)
+    _check_count(files, prompts_file, "all", len(texts))
     tags = _read_skills(files, n_prompts=len(texts))
-    return [Prompt(prompt_id=prompt_id(i), prompt=text, tags=tuple(tags.get(i, ())))
-            for i, text in enumerate(texts, start=1)]
+    prompts = [Prompt(prompt_id=prompt_id(i), prompt=text, tags=tuple(tags.get(i, ())))
+               for i, text in enumerate(texts, start=1)]
+    for tag in files.expected:
+        if tag != "all":
+            _check_count(files, "genai_skills.json", tag, sum(tag in p.tags for p in prompts))
+    return prompts
+
+
+def _check_count(files: DataFiles, name: str, key: str, found: int) -> None:
+    """The variant's official counts (`expected:` in the task spec): a truncated or edited file stops here."""
+    wanted = files.expected.get(key)
+    if wanted is not None and found != wanted:
+        what = "prompts" if key == "all" else f"prompts tagged '{key}'"
+        raise UsageError(f"{files[name]}: {found} {what}, but GenAI-Bench {files.source.get('variant', '')} has "
+                         f"{wanted}; use the official file (or pass --data DIR holding it)")
 
 
 def _read_prompts_txt(files: DataFiles) -> list[str]:
