@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ts_eval.evaluate import run
+from ts_eval import run
 from ts_eval.generators.dummy import DummyGenerator
 from ts_eval.scorers.dummy import DummyScorer
 from ts_eval.store import write_json
@@ -25,14 +25,25 @@ SKILLS = ["attribute", "scene", "spatial relation", "action relation", "part rel
           "differentiation", "negation", "universal"]
 
 
-def synthetic_genai_bench(folder: Path, n_prompts: int) -> None:
-    """A data folder in the 1600 set's file format (genai_image.json + genai_skills.json)."""
+OFFICIAL_1600 = {"basic": 722, "advanced": 871}  # the counts ts-eval checks when it loads the 1600 set
+
+
+def synthetic_genai_bench(folder: Path, n_prompts: int = 1600) -> None:
+    """A data folder in the 1600 set's file format (genai_image.json + genai_skills.json), with its official
+    counts: 722 basic, 871 advanced, 7 untagged (skills spread over them for the per-skill groups)."""
+    if n_prompts != 1600:
+        raise SystemExit("the synthetic 1600 set must have 1600 prompts: ts-eval checks the official counts")
     folder.mkdir(parents=True, exist_ok=True)
     images = {f"{i:05d}": {"id": f"{i:05d}", "prompt": f"prompt number {i} with a red cube left of a blue ball"}
               for i in range(1, n_prompts + 1)}
     skills: dict[str, list[int]] = {"basic": [], "advanced": []}
     for i in range(1, n_prompts + 1):
-        skills["basic" if i % 2 else "advanced"].append(i)
+        if i <= OFFICIAL_1600["basic"]:
+            skills["basic"].append(i)
+        elif i <= OFFICIAL_1600["basic"] + OFFICIAL_1600["advanced"]:
+            skills["advanced"].append(i)
+        else:
+            continue
         skills.setdefault(SKILLS[i % len(SKILLS)], []).append(i)
     (folder / "genai_image.json").write_text(json.dumps(images))
     (folder / "genai_skills.json").write_text(json.dumps(skills))
@@ -57,7 +68,7 @@ class Timed:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=1600)
+    parser.add_argument("--prompts", type=int, default=1600, help="1600 (the official count is checked on load)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -68,7 +79,7 @@ def main() -> None:
         data, out = Path(tmp) / "data", Path(tmp) / "run"
         synthetic_genai_bench(data, args.prompts)
         options = dict(variant="1600", data=str(data), split="all", model="dummy", scorer="dummy", out=str(out),
-                       progress=False)
+                       progress=False, view=False)
         import os
 
         os.environ["TS_EVAL_CACHE_DIR"] = str(Path(tmp) / "cache")

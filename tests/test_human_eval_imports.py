@@ -209,17 +209,25 @@ def geneval_run(path: Path, metadata: dict[str, dict], judged: dict[tuple[str, i
     """A hand-made GenEval run; with `rated`, also the rated files (other PNG bytes, the same pixels) laid out
     as the annotations' image folder: rated/<prompt id>/samples/<index:05d>.png."""
     run = RunDir(path)
-    run.write_manifest({"settings": {"task": {"name": "geneval"}}})
-    run.write_rows(PROMPTS, [Prompt(pid, m["prompt"], (m["tag"],), m).to_row() for pid, m in sorted(metadata.items())])
-    run.write_rows(SAMPLES, [Sample(pid, k, "correct", float(v)).to_row() for (pid, k), v in sorted(judged.items())])
-    images = []
-    for pid, k in sorted(judged):
-        rel, sha = run.save_image(picture(pid, k), pid, k)
-        images.append({"prompt_id": pid, "sample_index": k, "seed": 0, "path": rel, "sha256": sha})
-        if rated is not None:
-            (rated / pid / "samples").mkdir(parents=True, exist_ok=True)
-            picture(pid, k).save(rated / pid / "samples" / f"{k:05d}.png", compress_level=1)
+    judged_prompts = sorted({pid for pid, _ in judged})
+    n_samples = 1 + max(k for _, k in judged)
+    run.write_manifest({"settings": {"task": {"name": "geneval", "version": 1, "variant": "official", "split": "all"},
+                                     "generator": {"name": "hand-made"}, "n_samples": n_samples, "seed": None,
+                                     "image_format": "png"},
+                        "scorer": {"name": "geneval", "metric": "correct"}, "metrics": ["correct"]})
+    run.write_rows(PROMPTS, [Prompt(pid, metadata[pid]["prompt"], (metadata[pid]["tag"],), metadata[pid]).to_row()
+                             for pid in judged_prompts])
+    images, samples = [], []
+    for pid in judged_prompts:  # a whole run: images the annotations do not rate are judged 0 and never compared
+        for k in range(n_samples):
+            rel, sha = run.save_image(picture(pid, k), pid, k)
+            images.append({"prompt_id": pid, "sample_index": k, "seed": 0, "path": rel, "sha256": sha})
+            samples.append(Sample(pid, k, "correct", float(judged.get((pid, k), 0)), image_sha256=sha).to_row())
+            if rated is not None and (pid, k) in judged:
+                (rated / pid / "samples").mkdir(parents=True, exist_ok=True)
+                picture(pid, k).save(rated / pid / "samples" / f"{k:05d}.png", compress_level=1)
     run.write_rows(IMAGES, images)
+    run.write_rows(SAMPLES, samples)
     return path
 
 

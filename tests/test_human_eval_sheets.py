@@ -42,10 +42,12 @@ SAMPLES = 2
 
 
 def make_run(path: Path, run: str, prompts: list[str] = PROMPTS_TEXT, samples: int = SAMPLES,
-             task: str = "toy") -> Path:
+             task: str = "genai-bench") -> Path:
     """A run directory by hand: A red, B blue; green = 20 * prompt index + sample index."""
     rundir = RunDir(path)
-    rundir.write_manifest({"settings": {"task": {"name": task}}})
+    rundir.write_manifest({"settings": {"task": {"name": task, "version": 1, "variant": "527", "split": "all"},
+                                        "generator": {"name": f"hand-made-{run}"}, "n_samples": samples,
+                                        "seed": None, "image_format": "png"}})
     rundir.write_rows(PROMPTS, [Prompt(f"{i:05d}", text).to_row() for i, text in enumerate(prompts)])
     rows = []
     for i in range(len(prompts)):

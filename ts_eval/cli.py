@@ -10,6 +10,7 @@ import argparse
 import errno
 import importlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -184,10 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_command(args: argparse.Namespace) -> int:
+    """Python warnings raised during a command are shown after it succeeds and dropped when it fails: before
+    a one-line error they are noise, and the error is what the user must read."""
+    with warnings.catch_warnings(record=True) as caught:  # the active filters still decide what is caught
+        code = int(args.func(args) or 0)
+    for warning in caught:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        return _run_command(args)
     except (UsageError, CheckFailed) as exc:
         print(f"{rank_prefix()}ts-eval: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,8 +193,10 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
         raise UsageError(f"--current {current.path}: give a run directory (the gate needs its per-prompt scores)")
     if not 0 < options.confidence < 1:
         raise UsageError(f"--confidence must be between 0 and 1, got {options.confidence}")
-    if options.max_drop < 0:
-        raise UsageError(f"--max-drop must be non-negative, got {options.max_drop}")
+    if not math.isfinite(options.max_drop) or options.max_drop < 0:
+        raise UsageError(f"--max-drop must be non-negative (a number), got {options.max_drop}")
+    if options.resamples < 1:
+        raise UsageError(f"--resamples must be at least 1, got {options.resamples}")
     _check_same_board(baseline, current)
     spec = load_task(current.task, options.tasks_dir)
     unknown = [g for g in options.groups or [] if g not in spec.groups]
@@ -249,6 +252,12 @@ def _signed(value: float) -> str:
     return f"{round(value, 10) + 0.0:+.4f}"  # no "-0.0000" for float dust around zero
 
 
+def _label(side: Side) -> str:
+    """The side's verdict (official, or the first setting that makes it unofficial), as every table shows it."""
+    verdict = side.summary.get("verdict")
+    return verdict["label"] if isinstance(verdict, dict) and "label" in verdict else "no verdict recorded"
+
+
 def markdown(result: GateResult, baseline: Side, current: Side, options: GateOptions) -> str:
     level = f"{options.confidence:.0%}"
     how = ("paired bootstrap over shared prompts" if result.paired
@@ -257,7 +266,8 @@ def markdown(result: GateResult, baseline: Side, current: Side, options: GateOpt
         f"### ts-eval gate: {result.task} {result.variant or ''} {result.split} — "
         f"{'FAIL' if result.failed else 'pass'}".replace("  ", " "),
         "",
-        f"Baseline `{baseline.path}`, current `{current.path}`. A group fails when it drops by more than "
+        f"Baseline `{baseline.path}` ({_label(baseline)}), current `{current.path}` ({_label(current)}). "
+        f"A group fails when it drops by more than "
         f"{options.max_drop:g} and the {level} CI of the change lies below 0 ({how}, {options.resamples} resamples, "
         f"seed {options.seed}).",
         "",

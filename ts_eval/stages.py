@@ -20,7 +20,7 @@ from ts_eval.distributed import World
 from ts_eval.errors import UsageError, disk_full
 from ts_eval.prepare import PreparedRun
 from ts_eval.records import ImageKey as Key
-from ts_eval.records import ImageRecord, ImageRequest, Prompt, Sample, ScoredImage, ScoreRequest, image_keys
+from ts_eval.records import ImageRecord, ImageRequest, Sample, ScoredImage, ScoreRequest, image_keys
 from ts_eval.seeding import image_seed
 from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir, environment, fingerprint, now
 from ts_eval.store.hashes import verified_sha256

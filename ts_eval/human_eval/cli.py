@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from ts_eval.errors import CheckFailed, UsageError
-from ts_eval.held_warnings import held_warnings
 
 _ASPECTS = "text_alignment visual_flaws visual_appearance"
 
@@ -16,7 +15,6 @@ def _comma_list(values: list[str]) -> tuple[str, ...]:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
-@held_warnings
 def cmd_export(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.export import ExportOptions, export_study
 
@@ -31,7 +29,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-@held_warnings
 def cmd_import(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.study import write_study
     from ts_eval.human_eval.unblind import import_sheets
@@ -49,7 +46,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-@held_warnings
 def cmd_import_likert(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.likert import import_likert
     from ts_eval.human_eval.study import write_study
@@ -62,7 +58,6 @@ def cmd_import_likert(args: argparse.Namespace) -> int:
     return 0
 
 
-@held_warnings
 def cmd_import_geneval(args: argparse.Namespace) -> int:
     from ts_eval.human_eval import geneval_mturk
     from ts_eval.store import write_json, write_jsonl
@@ -75,7 +70,6 @@ def cmd_import_geneval(args: argparse.Namespace) -> int:
     return 0
 
 
-@held_warnings
 def cmd_report(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.report import render, summarize
     from ts_eval.human_eval.study import read_study

@@ -26,7 +26,7 @@ from ts_eval.human_eval.key import KEY_FILE, SHEETS_DIR, AnswerKey, KeyItem, wri
 from ts_eval.human_eval.sheets import SheetRow
 from ts_eval.human_eval.study import ASPECTS
 from ts_eval.records import Prompt
-from ts_eval.store import IMAGES, PROMPTS, RunDir, write_atomic
+from ts_eval.store import PROMPTS, write_atomic
 
 FORMATS = ("html", "csv", "xlsx")
 GOLD_ASPECT = "text_alignment"  # a decoy image of another prompt is only clearly worse on alignment
@@ -69,24 +69,15 @@ class _Planned:
     right: Path
 
 
-def _task_name(manifest: dict) -> str | None:
-    task = (manifest.get("settings") or {}).get("task")
-    return task.get("name") if isinstance(task, dict) else None
-
-
 def _run_images(path: str | Path) -> tuple[dict[tuple[str, int], tuple[Path, str]], dict[str, Prompt], str | None]:
-    run = RunDir(path)
-    manifest = run.read_manifest()
-    prompts = {row["prompt_id"]: Prompt.from_row(row) for row in run.read_rows(PROMPTS)}
-    images: dict[tuple[str, int], tuple[Path, str]] = {}
-    for row in run.read_rows(IMAGES):
-        image = run.path / row["path"]
-        if not image.is_file():
-            raise UsageError(f"{image} is listed in {run.file(IMAGES)} but missing; re-run `ts-eval generate`")
-        images[(row["prompt_id"], int(row["sample_index"]))] = (image, row.get("sha256", ""))
+    """A run's images (each present with its recorded bytes: the reader refuses a damaged run) and prompts."""
+    from ts_eval.store.reader import read_run
+
+    run = read_run(path, need="images")
+    images = {(r.prompt_id, r.sample_index): (run.path / r.path, r.sha256) for r in run.images}
     if not images:
-        raise UsageError(f"{run.path} has no images ({IMAGES} is empty); run `ts-eval generate` first")
-    return images, prompts, _task_name(manifest)
+        raise UsageError(f"{run.path} has no images (imported results carry none); export needs generated images")
+    return images, {p.prompt_id: p for p in run.prompts}, run.spec.name
 
 
 def pair_runs(run_a: str | Path, run_b: str | Path) -> tuple[list[PairedImage], int]:

@@ -34,7 +34,6 @@ from tqdm.auto import tqdm
 from ts_eval.errors import UsageError
 from ts_eval.human_eval.agreement import cohen_kappa, krippendorff_alpha
 from ts_eval.human_eval.study import Exclusion
-from ts_eval.records import Prompt
 from ts_eval.store import IMAGES, PROMPTS, SAMPLES, RunDir, read_jsonl
 
 COLUMNS = ("Input.prompt_id", "Input.image_id", "Input.caption", "Answer.task-count-0", "Answer.task-count-1",
@@ -120,8 +119,9 @@ def load_metadata(path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def run_metadata(run: RunDir) -> dict[str, dict[str, Any]]:
-    run.read_manifest()
-    prompts = [Prompt.from_row(r) for r in run.read_rows(PROMPTS)]
+    from ts_eval.store.reader import read_run
+
+    prompts = read_run(run.path, need="prompts").prompts
     metadata = {p.prompt_id: p.metadata for p in prompts if isinstance(p.metadata, dict) and "include" in p.metadata}
     if not metadata:
         raise UsageError(f"{run.path} is not a GenEval run ({PROMPTS} has no GenEval metadata); "
@@ -223,7 +223,9 @@ def check_run_holds_rated_images(verdicts: list[HumanVerdict], run: RunDir, imag
     folder = Path(images)
     if not folder.is_dir():
         raise UsageError(f"--images {folder} is not a directory")
-    held = {(r["prompt_id"], int(r["sample_index"])): run.path / r["path"] for r in run.read_rows(IMAGES)}
+    from ts_eval.store.reader import read_run
+
+    held = {(r.prompt_id, r.sample_index): run.path / r.path for r in read_run(run.path, need="images").images}
     shared = [v for v in verdicts if (v.prompt_id, v.sample_index) in held]
     if not shared:
         raise UsageError(f"{run.path} holds none of the {len(verdicts)} annotated images (no {IMAGES} row with "
@@ -235,8 +237,6 @@ def check_run_holds_rated_images(verdicts: list[HumanVerdict], run: RunDir, imag
         rated, ours = folder / verdict.image, held[(verdict.prompt_id, verdict.sample_index)]
         if not rated.is_file():
             raise UsageError(f"rated image {rated} not found; --images must hold the files named in {source}")
-        if not ours.is_file():
-            raise UsageError(f"{ours} is listed in {run.file(IMAGES)} but missing")
         a, b = _pixels(rated), _pixels(ours)
         if a.shape != b.shape or not np.array_equal(a, b):
             raise UsageError(f"{run.path}'s {name} is not the rated image {verdict.image} (pixels differ): "
@@ -245,8 +245,10 @@ def check_run_holds_rated_images(verdicts: list[HumanVerdict], run: RunDir, imag
 
 
 def compare_with_run(verdicts: list[HumanVerdict], run: RunDir) -> dict[str, Any]:
-    automatic = {(r["prompt_id"], int(r["sample_index"])): int(round(float(r["value"])))
-                 for r in run.read_rows(SAMPLES) if r.get("metric") == "correct"}
+    from ts_eval.store.reader import read_run
+
+    automatic = {(s.prompt_id, s.sample_index): int(round(s.value))
+                 for s in read_run(run.path).samples if s.metric == "correct"}
     if not automatic:
         raise UsageError(f"{run.path} has no GenEval `correct` samples in {SAMPLES}; score it first")
     both = [(v, automatic[(v.prompt_id, v.sample_index)]) for v in verdicts

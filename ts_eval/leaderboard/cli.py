@@ -6,10 +6,8 @@ import argparse
 import secrets
 import sys
 
-from ts_eval.held_warnings import held_warnings
 
 
-@held_warnings
 def cmd_submit(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard.submission import write_submission
 
@@ -53,7 +51,6 @@ def _fraction(value: float) -> float:
     return value
 
 
-@held_warnings
 def cmd_add(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard import db
     from ts_eval.leaderboard.archive import ArchiveLimits, extracted
@@ -87,7 +84,6 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-@held_warnings
 def cmd_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -118,7 +114,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-@held_warnings
 def cmd_remove(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard import db
 

@@ -22,9 +22,9 @@ from tqdm.auto import tqdm
 
 from ts_eval.data import resolve_data, sha256_file
 from ts_eval.errors import UsageError
-from ts_eval.records import Prompt, Sample
-from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, RunDir, read_jsonl, write_atomic
-from ts_eval.tasks import TaskSpec, load_task
+from ts_eval.records import Sample
+from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir, read_jsonl, write_atomic
+from ts_eval.tasks import load_task
 from ts_eval.tasks.geneval_rescore import IMPORTED_SCORER
 
 GENERATOR_NAME = "official-results"
