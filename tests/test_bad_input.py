@@ -122,3 +122,144 @@ def test_rewrite_file_naming_unknown_prompt(tmp_path, capsys):
     rewrites.write_text("{broken\n")
     code = cli("run", "genai-bench", "--variant", "527", "--prompt-rewrites", rewrites, "--out", tmp_path / "R")[0]
     _one_line_error(capsys, code, "rw.jsonl", "line 1")
+
+
+# -- issue-14 cases: each used to end in a traceback or a silent change -----------------------------------
+
+def _snapshot(folder):
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
+
+
+@pytest.mark.parametrize("missing", ["default_variant", "groups", "table"])
+def test_task_yaml_missing_a_key_is_one_line(missing, tmp_path, capsys):
+    import yaml
+
+    from tests.support import ROOT
+
+    raw = yaml.safe_load((ROOT / "tasks" / "genai_bench.yaml").read_text())
+    raw.pop(missing)
+    raw["name"] = "broken"
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(raw))
+    code = cli("run", "broken", "--tasks-dir", tmp_path, "--out", tmp_path / "R")[0]
+    _one_line_error(capsys, code, "broken.yaml", missing)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["report", "@run", "--resamples", "0"], "--resamples must be at least 1"),
+    (["report", "@run", "--resamples", "-5"], "--resamples must be at least 1"),
+    (["report", "@run", "--format", "xml"], "unknown --format 'xml'"),
+    (["gate", "--baseline", "@run", "--current", "@run", "--resamples", "0"], "--resamples must be at least 1"),
+    (["gate", "--baseline", "@run", "--current", "@run", "--max-drop", "nan"], "--max-drop must be non-negative"),
+])
+def test_bad_numbers_and_formats_change_nothing(args, needle, tmp_path, capsys):
+    run = tmp_path / "R"
+    assert cli("run", "genai-bench", "--variant", "527", "--limit", "3", "--scorer", "dummy", "--out", run,
+               "--quiet")[0] == 0
+    before = _snapshot(run)
+    capsys.readouterr()
+    code = cli(*[str(run) if a == "@run" else a for a in args])[0]
+    _one_line_error(capsys, code, needle)
+    assert _snapshot(run) == before  # summary.json included: a bad format fails before anything is rewritten
+
+
+def test_run_format_is_checked_before_any_work(tmp_path, capsys):
+    code = cli("run", "genai-bench", "--variant", "527", "--limit", "3", "--scorer", "dummy", "--format", "xml",
+               "--out", tmp_path / "R")[0]
+    _one_line_error(capsys, code, "unknown --format 'xml'")
+    assert not (tmp_path / "R").exists()
+
+
+@pytest.mark.parametrize("prompt,needle", [("   ", "is blank"), (7, "is not text")])
+def test_blank_or_non_text_prompts_in_data(prompt, needle, tmp_path, capsys):
+    """A 1600-format data folder with the official counts, one prompt broken."""
+    import sys
+
+    from tests.support import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from harness_overhead import synthetic_genai_bench
+
+    data = tmp_path / "data"
+    synthetic_genai_bench(data)
+    images = json.loads((data / "genai_image.json").read_text())
+    images["00002"]["prompt"] = prompt
+    (data / "genai_image.json").write_text(json.dumps(images))
+    code = cli("run", "genai-bench", "--data", data, "--scorer", "dummy", "--out", tmp_path / "R")[0]
+    _one_line_error(capsys, code, "genai_image.json", "prompt 00002", needle)
+
+
+def test_duplicate_prompt_rewrites(tmp_path, capsys):
+    rewrites = tmp_path / "r.jsonl"
+    rewrites.write_text('{"prompt_id": "00001", "prompt": "a"}\n{"prompt_id": "00001", "prompt": "b"}\n')
+    code = cli("run", "genai-bench", "--variant", "527", "--limit", "2", "--scorer", "dummy",
+               "--prompt-rewrites", rewrites, "--out", tmp_path / "R")[0]
+    _one_line_error(capsys, code, "r.jsonl", "line 2", "a second time")
+
+
+def _png_claiming(size: tuple[int, int], path) -> None:
+    """A tiny PNG whose header claims `size` (a decompression bomb as the opener sees it)."""
+    import struct
+    import zlib
+
+    Image.new("L", (4, 4)).save(path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IHDR")
+    data[start + 4:start + 12] = struct.pack(">II", *size)
+    data[start + 17:start + 21] = struct.pack(">I", zlib.crc32(bytes(data[start:start + 17])))
+    path.write_bytes(bytes(data))
+
+
+def test_folder_images_bomb_16_bit_and_animation(tmp_path, capsys):
+    import numpy as np
+
+    images = tmp_path / "images"
+    images.mkdir()
+    _png_claiming((20000, 20000), images / "00001.png")
+    code = cli("run", "genai-bench", "--variant", "527", "--limit", "1", "--model", "folder", "--model-arg",
+               f"path={images}", "--scorer", "dummy", "--out", tmp_path / "R")[0]
+    _one_line_error(capsys, code, "00001.png", "decompression bomb")
+
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(images / "00001.png", format="GIF", save_all=True, append_images=frames[1:])  # read by content
+    code = cli("run", "genai-bench", "--variant", "527", "--limit", "1", "--model", "folder", "--model-arg",
+               f"path={images}", "--scorer", "dummy", "--out", tmp_path / "R")[0]
+    _one_line_error(capsys, code, "00001.png", "2 frames")
+
+    (images / "00001.png").unlink()
+    grey = (np.arange(16 * 16).reshape(16, 16) * 200).astype(np.uint16)  # up to 51,000 of 65,535
+    Image.fromarray(grey).save(images / "00001.png")
+    assert cli("run", "genai-bench", "--variant", "527", "--limit", "1", "--model", "folder", "--model-arg",
+               f"path={images}", "--scorer", "dummy", "--image-format", "png", "--out", tmp_path / "G",
+               "--quiet")[0] == 0
+    stored = np.asarray(Image.open(tmp_path / "G" / "images" / "00001" / "0000.png"))[..., 0]
+    assert stored.max() == round(grey.max() / 257) and stored.min() == 0  # scaled to 8 bits, not clipped white
+
+
+@pytest.mark.parametrize("stage", ["generate", "score"])
+def test_disk_full_is_one_line_naming_the_folder(stage, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import ts_eval.store.rundir as rundir
+
+    out = tmp_path / "R"
+    if stage == "score":
+        assert cli("generate", "genai-bench", "--variant", "527", "--limit", "3", "--out", out, "--quiet")[0] == 0
+    original = rundir.write_atomic
+    calls = []
+
+    def full(path, data):
+        calls.append(path)
+        if stage == "score" or "images" in path.parts:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        original(path, data)
+
+    monkeypatch.setattr(rundir, "write_atomic", full)
+    monkeypatch.setattr("ts_eval.store.files.write_atomic", full)
+    before = _snapshot(out)
+    args = (["run", "genai-bench", "--variant", "527", "--limit", "3", "--scorer", "dummy", "--out", out, "--quiet"]
+            if stage == "generate" else ["score", out, "--scorer", "dummy", "--quiet"])
+    code = cli(*args)[0]
+    line = _one_line_error(capsys, code, "no space left on the device holding", str(out))
+    assert "MB free" in line
+    if stage == "score":
+        assert _snapshot(out) == before

@@ -130,9 +130,11 @@ def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
                                        f"{len(requests)} requests")
                 finish(pending)
                 pending = [pool.submit(save, r, image) for r, image in zip(requests, images)]
-        finally:  # a failing batch still records the images made before it
-            finish(pending)
-    bar.close()
+        finally:  # a failing batch still records the images made before it; an error starts on its own line
+            try:
+                finish(pending)
+            finally:
+                bar.close()
     world.barrier()
     if world.is_main:
         records = _complete(run, valid_images(run, settings, keys), keys, "image")
@@ -198,8 +200,9 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
         recorded = run.read_manifest().get("scorer")
         if recorded not in (None, description):
             if not overwrite:
-                raise UsageError(f"{run.path} is already scored with {_scorer_name(recorded)} ({_first_change(recorded, description)}); "
-                                 "pass --overwrite to replace those scores, or score a copy of the run")
+                raise UsageError(f"{run.path} is already scored with {_scorer_name(recorded)} "
+                                 f"({_first_change(recorded, description)}); pass --overwrite to replace those "
+                                 "scores, or score a copy of the run")
             run.clear([SAMPLES, DETECTIONS, SUMMARY, "progress/samples-rank*", "progress/detections-rank*"])
         run.update_manifest(lambda m: m.update({"scorer": description, "metrics": list(scorer.metrics),
                                                 "scorer_options": scorer_options or {"name": scorer.name}}))
@@ -215,6 +218,27 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
     started = time.perf_counter()
     bar = _GlobalBar(run, SAMPLES, world, len(records), len(records) - len(todo), "score", progress)
     step = max(1, int(scorer.batch_size))
+    try:
+        _score_share(run, mine, by_id, scorer, cache, scorer_key, step, world, bar)
+    finally:
+        bar.close()
+        if cache:
+            cache.close()
+    world.barrier()
+    if world.is_main:
+        keys = [(r.prompt_id, r.sample_index) for r in records]
+        rows, detections = scored_rows(run, records, scorer.metrics, with_detections)
+        done = _complete(run, rows, keys, "score")
+        if with_detections:
+            run.finalize_rows(DETECTIONS, [detections[k] for k in keys])
+        run.finalize_rows(SAMPLES, [row for rows in done for row in rows])
+        record_timing(run, "score", time.perf_counter() - started, len(todo), world)
+    world.barrier()
+
+
+def _score_share(run: RunDir, mine: list[ImageRecord], by_id: dict, scorer, cache: ScoreCache | None,
+                 scorer_key: str, step: int, world: World, bar: _GlobalBar) -> None:
+    """This rank's share of the images, batch by batch; rows appended to its progress files as they come."""
     for start in range(0, len(mine), step):
         batch = mine[start:start + step]
         requests = [ScoreRequest(by_id[r.prompt_id], r.sample_index, str(run.path / r.path), r.sha256) for r in batch]
@@ -233,19 +257,6 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
             run.append_progress(DETECTIONS, world.rank, detection_rows)
         run.append_progress(SAMPLES, world.rank, sample_rows)
         bar.update(len(batch), items_per_row=len(scorer.metrics))
-    bar.close()
-    if cache:
-        cache.close()
-    world.barrier()
-    if world.is_main:
-        keys = [(r.prompt_id, r.sample_index) for r in records]
-        rows, detections = scored_rows(run, records, scorer.metrics, with_detections)
-        done = _complete(run, rows, keys, "score")
-        if with_detections:
-            run.finalize_rows(DETECTIONS, [detections[k] for k in keys])
-        run.finalize_rows(SAMPLES, [row for rows in done for row in rows])
-        record_timing(run, "score", time.perf_counter() - started, len(todo), world)
-    world.barrier()
 
 
 def _scorer_name(description: dict[str, Any]) -> str:

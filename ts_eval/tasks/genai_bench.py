@@ -72,6 +72,10 @@ def _read_genai_image_json(files: DataFiles) -> list[str]:
         raise UsageError(f"{path}: every entry needs a numeric id and a 'prompt' field") from None
     if [int(i) for i in ids] != list(range(1, len(ids) + 1)):
         raise UsageError(f"{path}: prompt ids must run 1..{len(ids)} without gaps")
+    bad = next((i for i, text in zip(ids, prompts) if not isinstance(text, str) or not text.strip()), None)
+    if bad is not None:
+        raise UsageError(f"{path}: prompt {bad} is {'blank' if isinstance(data[bad]['prompt'], str) else 'not text'}; "
+                         "every prompt must be non-empty text")
     return prompts
 
 
