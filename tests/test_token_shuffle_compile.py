@@ -7,7 +7,9 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from ts_eval.generators.token_shuffle.sampling import SamplingOptions, compile_decode_step, generate_codes
+from ts_eval.generators.token_shuffle.sampling import (
+    Generation, SamplingOptions, compile_decode_step, decode_step, generate_codes,
+)
 from ts_eval.generators.token_shuffle.tokenizer import ByteTokenizer
 from token_shuffle_fixtures import lively_model
 
@@ -65,3 +67,15 @@ def test_no_recompilation_across_steps_or_images(fresh_dynamo):
     longest = [TOK.encode("a prompt that is long enough to fall into yet another bucket of the cache, the fifth")]
     with torch._dynamo.config.patch(error_on_recompile=True):
         generate_codes(model, longest, TOK.encode(""), [1], (8, 8), options, step_fn=step_fn)
+
+
+def test_a_generation_records_no_autograd_history():
+    """Stepping outside `no_grad` must not chain the KV cache into an autograd graph (memory grows every
+    step, and a compiled step would be traced for training)."""
+    model = lively_model(2)
+    assert torch.is_grad_enabled()
+    generation = Generation(model, PROMPTS[:1], TOK.encode(""), [1], (8, 8), SamplingOptions(cfg_scale=3.0))
+    generation.prefill()
+    generation.advance(decode_step)
+    cache = model.layers[0].attention.kv_cache
+    assert not cache.k_cache.requires_grad and cache.k_cache.grad_fn is None

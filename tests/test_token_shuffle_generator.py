@@ -211,5 +211,6 @@ def test_hugging_face_tokenizer_by_path(tmp_path):
 def test_bf16_generation_on_cpu():
     generator = TokenShuffleGenerator({"dtype": "bf16", "window": "4"}, device="cpu")
     assert generator.model.output.weight.dtype == torch.bfloat16
+    assert generator.model.inv_freq.dtype == torch.float32  # RoPE frequencies are not rounded to bf16
     images = generator.generate(_requests())
     assert [i.size for i in images] == [(128, 128)] * 2

@@ -15,7 +15,7 @@ from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.configs import ModelArgs, load_config
 from ts_eval.generators.token_shuffle.generator import build_model, build_vq, token_grid
-from ts_eval.generators.token_shuffle.model import check_window, param_count, shuffle_param_count
+from ts_eval.generators.token_shuffle.model import cache_dtype, check_window, param_count, shuffle_param_count
 from ts_eval.generators.token_shuffle.sampling import (
     SamplingOptions, cache_capacity, compile_decode_step, decode_step, prompt_block,
 )
@@ -77,15 +77,16 @@ def validate(options: SweepOptions):
 
 
 def kv_cache_bytes_per_image(args: ModelArgs, prefill_len: int, positions: int, cfg: bool, dtype) -> int:
-    """The KV cache the sampler allocates for one image (its cond and uncond rows); a GPU batch holds
-    batch-size times this, a CPU generation (one image at a time) exactly this."""
+    """The KV cache the sampler allocates for one image (its cond and uncond rows) in `dtype` (the cache's:
+    the model's on GPU, fp32 on CPU); a GPU batch holds batch-size times this, a CPU generation (one image at
+    a time) exactly this."""
     length = cache_capacity(args.max_text_tokens, prompt_block(prefill_len), positions)
     rows = 2 if cfg else 1
     return 2 * args.n_layers * rows * args.kv_heads * args.head_dim * length * torch.tensor([], dtype=dtype).element_size()
 
 
 def inference_row(args: ModelArgs, meta, meta_vq, window: int, resolution: int, batch: int, prefill_len: int,
-                  options: SweepOptions, dtype) -> dict[str, Any]:
+                  options: SweepOptions, cache_dtype) -> dict[str, Any]:
     grid = token_grid(args, resolution, window)
     image_tokens = grid[0] * grid[1]
     positions = image_tokens // (window * window)
@@ -102,7 +103,7 @@ def inference_row(args: ModelArgs, meta, meta_vq, window: int, resolution: int, 
                                        static_block=prompt_block(prefill_len)),
         "flops_prefill": counted["prefill"], "flops_decode_step_first": counted["decode_step_first"],
         "vq_decode_flops": vq_flops, "flops_end_to_end": counted["total"] + vq_flops,
-        "kv_cache_bytes_per_image": kv_cache_bytes_per_image(args, prefill_len, positions, options.cfg, dtype),
+        "kv_cache_bytes_per_image": kv_cache_bytes_per_image(args, prefill_len, positions, options.cfg, cache_dtype),
     }
 
 
@@ -130,7 +131,9 @@ def run_sweep(options: SweepOptions) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for window, resolution, batch in combos:
         bar.set_postfix_str(f"inference s={window} {resolution}px b={batch}")
-        row = inference_row(args, meta_models[window], meta_vq, window, resolution, batch, prefill_len, options, dtype)
+        # FLOPs-only sweeps describe the model on its accelerator: the cache in the model's dtype
+        kv_dtype = dtype if options.flops_only else cache_dtype(device.type, dtype)
+        row = inference_row(args, meta_models[window], meta_vq, window, resolution, batch, prefill_len, options, kv_dtype)
         if not options.flops_only:
             model = build_model(args, window, device, dtype, seed=options.seed)
             step_fn = compile_decode_step(device) if options.compile else decode_step

@@ -71,14 +71,16 @@ def build_model(args: ModelArgs, window: int, device, dtype, *, seed: int = 0,
     with torch.device("meta"):
         model = TokenShuffleTransformer(args, window)
     if torch.device(device).type == "meta":
-        return model.to(dtype=dtype)
+        return model.to(dtype=dtype)  # (buffers are not counted: FLOPs and parameter counts only)
     model = model.to_empty(device=device)
     model.reset_buffers()
     if weights is None:
         init_weights(model, seed)
     else:
         ckpt.load_into(model, weights, where or Path("<weights>"))
-    return model.to(dtype=dtype).eval()
+    model = model.to(dtype=dtype).eval()
+    model.reset_buffers()  # RoPE frequencies stay fp32 in a bf16 model
+    return model
 
 
 def build_vq(args: ModelArgs, device, *, seed: int = 0, path: Path | None = None) -> VQDecoder:

@@ -36,6 +36,13 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight  # fp32 statistics
 
 
+def cache_dtype(device_type: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the KV cache and of attention: the model's, except on CPU, where it is fp32. CPU attention
+    kernels in bf16 take about twice their fp32 time (a GPT-B decode step on AVX-512-BF16 without AMX: 2.3 vs
+    1.2 ms per layer), and converting a bf16 cache to fp32 every step costs more than the attention itself."""
+    return torch.float32 if device_type == "cpu" else dtype
+
+
 class KVCache(nn.Module):
     """Keys and values of `rows` sequences of `length` positions, written in place."""
 
@@ -95,6 +102,7 @@ class Attention(nn.Module):
         q = apply_rope(q.view(r, t, self.n_heads, self.head_dim), cos, sin).transpose(1, 2)
         k = apply_rope(k.view(r, t, self.kv_heads, self.head_dim), cos, sin).transpose(1, 2)
         v = v.view(r, t, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = (z.to(cache_dtype(x.device.type, x.dtype)) for z in (q, k, v))
         causal = False
         if cache == "fill":
             self.kv_cache.write_prefix(k, v)
@@ -102,7 +110,7 @@ class Attention(nn.Module):
         elif cache == "step":
             k, v = self.kv_cache.write_at(write_pos, k, v, mask.shape[-1])
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           enable_gqa=self.kv_heads != self.n_heads)
+                                           enable_gqa=self.kv_heads != self.n_heads).to(x.dtype)
         return self.wo(y.transpose(1, 2).reshape(r, t, q_size))
 
 
@@ -167,15 +175,16 @@ class TokenShuffleTransformer(nn.Module):
         (zeroed: masked stale values could only matter if they were not finite), so a compiled or
         graph-captured step keeps reading the same buffers."""
         weight = self.output.weight
+        dtype = cache_dtype(weight.device.type, weight.dtype)
         shape = (rows, self.args.kv_heads, length, self.args.head_dim)
         for layer in self.layers:
             cache = layer.attention.kv_cache
-            if cache is not None and cache.shape == shape and cache.k_cache.dtype == weight.dtype:
+            if cache is not None and cache.shape == shape and cache.k_cache.dtype == dtype:
                 cache.k_cache.zero_()
                 cache.v_cache.zero_()
             else:
-                layer.attention.kv_cache = KVCache(rows, self.args.kv_heads, length, self.args.head_dim,
-                                                   weight.dtype, weight.device)
+                layer.attention.kv_cache = KVCache(rows, self.args.kv_heads, length, self.args.head_dim, dtype,
+                                                   weight.device)
 
     def clear_caches(self) -> None:
         for layer in self.layers:

@@ -185,7 +185,13 @@ def compile_decode_step(device) -> StepFn:
     """`torch.compile` of `decode_step`: CUDA graphs ("reduce-overhead") on GPU; on CPU inductor with frozen
     weights (constant-folded and prepacked for oneDNN, which is what makes bf16 use AVX-512-BF16/AMX)."""
     if torch.device(device).type == "cuda":
-        return torch.compile(decode_step, mode="reduce-overhead", fullgraph=True)
+        graphed = torch.compile(decode_step, mode="reduce-overhead", fullgraph=True)
+
+        def step(*args):
+            torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: the previous output is copied out
+            return graphed(*args)
+
+        return step
     return torch.compile(decode_step, fullgraph=True, options={"freezing": True})
 
 
@@ -227,36 +233,64 @@ def generate_codes(model: TokenShuffleTransformer, prompts: list[list[int]], unc
     return torch.cat(codes)
 
 
+class Generation:
+    """One generation of a group of images (all of a batch on GPU, one image on CPU): `prefill` samples window
+    0, each `advance` one more window; `codes` gives the grids. `generate_codes` runs one to the end; a
+    benchmark may time a few steps, which cost the same at every position (static shapes)."""
+
+    def __init__(self, model: TokenShuffleTransformer, prompts: list[list[int]], uncond: list[int], seeds: list[int],
+                 grid: tuple[int, int], options: SamplingOptions, use_cache: bool = True):
+        device = model.output.weight.device
+        self.model, self.grid, self.use_cache = model, grid, use_cache
+        s = model.window
+        self.n_windows = (grid[0] // s) * (grid[1] // s)
+        rows = image_prompt_rows(prompts, uncond, model.args.start_of_image, options.cfg)
+        self.copies = len(rows) // len(prompts)  # 2 with CFG: cond and uncond rows
+        self.tokens, self.lengths = pack_prompts(rows, device)
+        cache_length = self.tokens.shape[1] + self.n_windows - 1  # what this group's steps attend over
+        self.state = make_state(options, self.lengths, cache_length, grid, s, seeds, model.args.codebook_size)
+        self.windows = torch.empty(len(prompts), self.n_windows, s * s, dtype=torch.long, device=device)
+        self.step = torch.zeros(1, dtype=torch.long, device=device)  # the window being sampled, on the device
+        self.done = 0  # windows sampled so far (host-side count, never read from the device)
+
+    @torch.no_grad()
+    def prefill(self) -> None:
+        model, tokens, lengths = self.model, self.tokens, self.lengths
+        if self.use_cache:
+            model.setup_caches(tokens.shape[0], cache_capacity(model.args.max_text_tokens, tokens.shape[1], self.n_windows))
+            logits = prefill(model, tokens, lengths)
+        else:
+            logits = full_logits(model, tokens, lengths, self.windows[:, :0].repeat(self.copies, 1, 1))[:, -1]
+        self.windows[:, 0] = sample_window(logits, self.state, self.step)
+        self.done = 1
+
+    @torch.no_grad()
+    def advance(self, step_fn: StepFn) -> None:
+        k = self.done
+        self.step += 1
+        if self.use_cache:
+            self.windows[:, k] = step_fn(self.model, self.state, self.windows[:, k - 1], self.step)
+        else:
+            history = self.windows[:, :k].repeat(self.copies, 1, 1)
+            logits = full_logits(self.model, self.tokens, self.lengths, history)[:, -1]
+            self.windows[:, k] = sample_window(logits, self.state, self.step)
+        self.done = k + 1
+
+    def codes(self) -> torch.Tensor:
+        s = self.model.window
+        return windows_to_grid(self.windows, s, *self.grid)
+
+
 def _generate(model, prompts, uncond, seeds, grid, options, *, use_cache, step_fn, clock, bar) -> torch.Tensor:
-    device = model.output.weight.device
-    s = model.window
-    h, w = grid
-    n_windows = (h // s) * (w // s)
-    rows = image_prompt_rows(prompts, uncond, model.args.start_of_image, options.cfg)
-    copies = len(rows) // len(prompts)  # 2 with CFG: cond and uncond rows
-    tokens, lengths = pack_prompts(rows, device)
-    cache_length = tokens.shape[1] + n_windows - 1  # what this batch's steps attend over
-    state = make_state(options, lengths, cache_length, grid, s, seeds, model.args.codebook_size)
-    windows = torch.empty(len(prompts), n_windows, s * s, dtype=torch.long, device=device)
-    step = torch.zeros(1, dtype=torch.long, device=device)
+    generation = Generation(model, prompts, uncond, seeds, grid, options, use_cache)
     if clock:
         clock.mark("start")
-    if use_cache:
-        model.setup_caches(len(rows), cache_capacity(model.args.max_text_tokens, tokens.shape[1], n_windows))
-        logits = prefill(model, tokens, lengths)
-    else:
-        logits = full_logits(model, tokens, lengths, windows[:, :0].repeat(copies, 1, 1))[:, -1]
-    windows[:, 0] = sample_window(logits, state, step)
+    generation.prefill()
     if clock:
         clock.mark("prefill")
-    for k in range(1, n_windows):
-        step += 1
-        if use_cache:
-            windows[:, k] = step_fn(model, state, windows[:, k - 1], step)
-        else:
-            logits = full_logits(model, tokens, lengths, windows[:, :k].repeat(copies, 1, 1))[:, -1]
-            windows[:, k] = sample_window(logits, state, step)
+    for _ in range(1, generation.n_windows):
+        generation.advance(step_fn)
         if clock:
             clock.mark("step")
         bar.update(1)
-    return windows_to_grid(windows, s, h, w)
+    return generation.codes()
