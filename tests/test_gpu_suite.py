@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _suite():
+@pytest.fixture
+def suite(monkeypatch):
     spec = importlib.util.spec_from_file_location("gpu_suite", ROOT / "benchmarks" / "gpu_suite.py")
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_suite", module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-def test_smoke_run_fills_every_section(tmp_path, capsys):
-    assert _suite().main(["--smoke", "--out", str(tmp_path)]) == 0
+def test_smoke_run_fills_every_section(suite, tmp_path):
+    assert suite.main(["--smoke", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu-cpu-smoke.json").read_text())
     for name in ("environment", "decode", "vqascore", "geneval", "projection"):
         assert "error" not in report[name], (name, report[name].get("error"), report[name].get("traceback"))
@@ -34,9 +39,7 @@ def test_smoke_run_fills_every_section(tmp_path, capsys):
     assert "SMOKE run" in markdown and "| 2 | 1 | compiled |" in markdown
 
 
-def test_a_failing_section_is_recorded_and_the_rest_still_runs(tmp_path, monkeypatch):
-    suite = _suite()
-
+def test_a_failing_section_is_recorded_and_the_rest_still_runs(suite, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA out of memory (simulated)")
 

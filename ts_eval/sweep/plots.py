@@ -36,7 +36,7 @@ def plot_inference(result: dict[str, Any], path: Path) -> None:
     timed = all("latency_s" in r for r in rows)
     panels = 2 if timed else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
-    series = [("flops_counted", "inference TFLOPs per image (KV cache, CFG)", 1e12)]
+    series = [("flops_counted", "inference TFLOPs per image", 1e12)]
     series += [("latency_s", "seconds per image", 1.0)] if timed else []
     resolutions = sorted({r["resolution"] for r in rows})
     for ax, (key, label, unit) in zip(axes[0], series):
@@ -44,16 +44,18 @@ def plot_inference(result: dict[str, Any], path: Path) -> None:
             points = sorted((r["resolution"], r[key] / unit, r["flops_end_to_end"] / unit) for r in rows if r["window"] == window)
             line = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=_label(window))[0]
             if key == "flops_counted":  # end-to-end (+ VQ decode), dashed in the same colour
-                ax.plot([p[0] for p in points], [p[2] for p in points], ls="--", color=line.get_color(), alpha=0.6)
+                ax.plot([p[0] for p in points], [p[2] for p in points], ls="--", color=line.get_color(), alpha=0.6,
+                        label="+ VQ decode (dashed)" if window == windows[-1] else None)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(resolutions, [str(x) for x in resolutions])
         ax.set_xlabel("resolution (px)")
-        ax.set_ylabel(label + (" — dashed: + VQ decode" if key == "flops_counted" else ""))
+        ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    fig.suptitle(f"Inference · {result['config']} · {result['device']} · batch {batch} · "
-                 f"CFG {'on' if rows[0]['cfg'] else 'off'}")
+    where = "" if timed else " (FLOPs only)"
+    fig.suptitle(f"Inference (KV-cache sampling){where} · {result['config']} · batch {batch} · "
+                 f"CFG {'on' if rows[0]['cfg'] else 'off'}" + (f"\n{result['device']}" if timed else ""))
     _save(fig, path)
 
 
@@ -61,7 +63,7 @@ def plot_training(result: dict[str, Any], path: Path) -> None:
     """Fig. 4's layout: per resolution, bars of token number (thousands) and training FLOPs (T) per window."""
     rows = result["training_rows"]
     resolutions = sorted({r["resolution"] for r in rows})
-    fig, axes = plt.subplots(1, len(resolutions), figsize=(5 * len(resolutions), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(resolutions), figsize=(6 * len(resolutions), 4), squeeze=False)
     for ax, resolution in zip(axes[0], resolutions):
         cells = sorted((r for r in rows if r["resolution"] == resolution), key=lambda r: r["window"])
         x = list(range(len(cells)))
@@ -78,6 +80,7 @@ def plot_training(result: dict[str, Any], path: Path) -> None:
             twin.annotate(f"{f:.3g}", (i + 0.2, f), ha="center", va="bottom", fontsize=8)
         ax.set_title(f"{resolution}×{resolution}")
     fig.suptitle(f"Training (forward + backward, one sample) · {result['config']}")
+    fig.tight_layout()
     _save(fig, path)
 
 
