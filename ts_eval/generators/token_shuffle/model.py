@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.configs import ModelArgs
+from ts_eval.generators.token_shuffle.matmul import linear
 from ts_eval.generators.token_shuffle.shuffle import TokenShuffle, TokenUnshuffle
 
 
@@ -98,7 +99,7 @@ class Attention(nn.Module):
         `write_pos`, attend over the whole cache with `mask`."""
         r, t, _ = x.shape
         q_size, kv_size = self.n_heads * self.head_dim, self.kv_heads * self.head_dim
-        q, k, v = self.wqkv(x).split([q_size, kv_size, kv_size], dim=-1)
+        q, k, v = linear(x, self.wqkv.weight).split([q_size, kv_size, kv_size], dim=-1)
         q = apply_rope(q.view(r, t, self.n_heads, self.head_dim), cos, sin).transpose(1, 2)
         k = apply_rope(k.view(r, t, self.kv_heads, self.head_dim), cos, sin).transpose(1, 2)
         v = v.view(r, t, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -111,7 +112,7 @@ class Attention(nn.Module):
             k, v = self.kv_cache.write_at(write_pos, k, v, mask.shape[-1])
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            enable_gqa=self.kv_heads != self.n_heads).to(x.dtype)
-        return self.wo(y.transpose(1, 2).reshape(r, t, q_size))
+        return linear(y.transpose(1, 2).reshape(r, t, q_size), self.wo.weight)
 
 
 class FeedForward(nn.Module):
@@ -122,7 +123,7 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(args.ffn_dim, args.dim, bias=False)
 
     def forward(self, x):
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return linear(F.silu(linear(x, self.w1.weight)) * linear(x, self.w3.weight), self.w2.weight)
 
 
 class TransformerBlock(nn.Module):
@@ -212,7 +213,7 @@ class TokenShuffleTransformer(nn.Module):
     def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(R, T, d) -> (R, T, s², codebook): unshuffle, then the shared head over the codebook rows only."""
         sub = hidden.unsqueeze(-2) if self.shuffle_out is None else self.shuffle_out(hidden)
-        return F.linear(sub, self.output.weight[self.args.image_offset:])
+        return linear(sub, self.output.weight[self.args.image_offset:])
 
 
 def param_count(module: nn.Module) -> int:
