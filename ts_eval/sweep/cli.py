@@ -54,8 +54,7 @@ def register(subparsers) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ts_eval.sweep.runner import SweepOptions, check_agreement, run_sweep, write_outputs
-    from ts_eval.sweep.tables import markdown
+    from ts_eval.sweep.runner import SweepOptions, check_agreement, markdown, run_sweep, write_outputs
 
     for flag, path in (("--json", args.json), ("--markdown", args.markdown)):
         if path and Path(path).is_dir():

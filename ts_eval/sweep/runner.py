@@ -23,6 +23,7 @@ from ts_eval.sweep.flops import (
     analytic_flops, analytic_training_flops, counted_flops, counted_training_flops, counted_vq_flops,
 )
 from ts_eval.sweep.latency import time_generation
+from ts_eval.sweep.tables import markdown
 
 FORMAT = "ts-eval/sweep@2"
 TOLERANCE = 0.02  # counted vs analytic FLOPs
@@ -177,7 +178,6 @@ def check_agreement(result: dict[str, Any], tolerance: float = TOLERANCE) -> lis
 
 def write_outputs(result: dict[str, Any], json_path: Path, markdown_path: Path | None, plot_dir: Path | None) -> None:
     from ts_eval.store import write_atomic, write_json
-    from ts_eval.sweep.tables import markdown
 
     write_json(json_path, result)
     if markdown_path is not None:
