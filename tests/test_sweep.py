@@ -1,4 +1,5 @@
-"""`ts-eval sweep`: the FLOPs formula, the counter, their agreement, latency rows and bad input."""
+"""`ts-eval sweep`: the FLOPs formulas (inference and training), the counter, their agreement, what the real
+sampler executes, latency rows (eager and compiled) and bad input."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from ts_eval.cli import main
 from ts_eval.generators.token_shuffle.configs import CONFIGS, ModelArgs, VQArgs
 from ts_eval.generators.token_shuffle.generator import build_model
-from ts_eval.generators.token_shuffle.sampling import SamplingOptions, generate_codes
-from ts_eval.sweep.flops import analytic_flops, counted_flops
+from ts_eval.generators.token_shuffle.sampling import SamplingOptions, generate_codes, prompt_block
+from ts_eval.sweep.flops import (
+    analytic_flops, analytic_training_flops, counted_flops, counted_training_flops, _count,
+)
 from ts_eval.sweep.runner import SweepOptions, run_sweep
 
 MICRO = ModelArgs(dim=8, n_layers=1, n_heads=2, n_kv_heads=1, ffn_dim=16, text_vocab_size=5, shuffle_mlp_blocks=1,
@@ -59,26 +62,52 @@ def test_counted_equals_analytic_on_the_meta_device(config, window):
 
 
 @pytest.mark.parametrize("window", [1, 2])
-def test_series_sum_equals_counting_the_whole_sampling_loop(window):
-    """Counting 3 decode steps and summing the series == counting every op the real sampler runs."""
+def test_series_sum_equals_counting_every_step(window):
+    """Counting 3 decode steps and summing the series == counting each of the n-1 steps."""
+    meta = build_model(CONFIGS["tiny"], window, "meta", torch.float32)
+    series = counted_flops(meta, 64, 20, cfg=True)
+    every = counted_flops(meta, 64, 20, cfg=True, every_step=True)
+    assert series["total"] == every["total"] > series["prefill"] + (64 // window ** 2 - 1) * series["decode_step_first"]
+
+
+@pytest.mark.parametrize("window", [1, 2])
+def test_the_static_formula_is_what_the_real_sampler_executes(window):
+    """The sampler as it runs (padded prompt block, every step over the whole cache), counted op by op."""
     args = CONFIGS["tiny"]
     model = build_model(args, window, "cpu", torch.float32)
-    prompt = [1] * 19  # 20 with <|start_of_image|>
+    prompt = [1] * 19  # 20 with <|start_of_image|>; padded to a block of 32
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         generate_codes(model, [prompt], [1] * 19, [0], (8, 8), SamplingOptions(cfg_scale=3.0))
-    meta = build_model(args, window, "meta", torch.float32)
-    assert counter.get_total_flops() == counted_flops(meta, 64, 20, cfg=True)["total"]
+    assert counter.get_total_flops() == analytic_flops(args, window, 64, 20, True, static_block=prompt_block(20))
+    assert counter.get_total_flops() > analytic_flops(args, window, 64, 20, True)  # the price of static shapes
 
 
-def test_kv_cache_bytes_match_what_the_sampler_allocates(tmp_path):
+@pytest.mark.parametrize("window", [1, 2, 8])
+def test_training_formula_matches_counting_forward_and_backward(window):
+    for config in ("tiny", "small"):
+        args = CONFIGS[config]
+        meta = build_model(args, window, "meta", torch.float32)
+        assert counted_training_flops(meta, 16 * 16, 20) == analytic_training_flops(args, window, 16 * 16, 20)
+    # forward + backward = 3× the forward alone, on a real (CPU) model too
+    model = build_model(CONFIGS["tiny"], window, "cpu", torch.float32)
+    from ts_eval.generators.token_shuffle.sampling import full_logits, pack_prompts
+
+    tokens, lengths = pack_prompts([[0] * 20], "cpu", bucket=1)
+    windows = torch.zeros(1, 64 // window ** 2, window * window, dtype=torch.long)
+    forward = _count(lambda: full_logits(model, tokens, lengths, windows[:, :-1]))
+    assert counted_training_flops(model, 64, 20) == 3 * forward
+
+
+def test_kv_cache_bytes_match_what_the_sampler_allocates():
     result = run_sweep(SweepOptions(config="tiny", windows=(2,), resolutions=(128,), batch_sizes=(3,), flops_only=True,
                                     device="cpu", dtype="fp32", text_tokens=10, progress=False))
     row = result["rows"][0]
     model = build_model(CONFIGS["tiny"], 2, "cpu", torch.float32)
-    model.setup_caches(6, 11 + 16 - 1)  # 3 images × (cond, uncond), prefill 11, 16 positions, last never fed
-    allocated = sum(b.nbytes for name, b in model.named_buffers() if "cache" in name)
-    assert row["kv_cache_bytes"] == allocated
+    generate_codes(model, [[1] * 10], [1], [0], (8, 8), SamplingOptions(cfg_scale=3.0))
+    allocated = sum(b.nbytes for name, b in model.named_buffers() if name.endswith(("k_cache", "v_cache")))
+    assert row["kv_cache_bytes_per_image"] == allocated
     assert row["shuffle_params"] > 0 and row["params"] > row["shuffle_params"]
+    assert row["flops_end_to_end"] == row["flops_counted"] + row["vq_decode_flops"]
 
 
 def test_flops_only_paper_config_acceptance(tmp_path):
@@ -98,7 +127,18 @@ def test_flops_only_paper_config_acceptance(tmp_path):
     for resolution in (1024, 2048):
         assert rows[(1, resolution)]["flops_counted"] / rows[(2, resolution)]["flops_counted"] > 3
         assert rows[(2, resolution)]["flops_counted"] > rows[(4, resolution)]["flops_counted"]
-    assert "| 2 | 1024 |" in (tmp_path / "F.md").read_text()
+    report = (tmp_path / "F.md").read_text()
+    assert "| 2 | 1024 |" in report
+    assert "## Inference" in report and "## Training" in report and "Fig. 4" in report
+    training = {(r["window"], r["resolution"]): r for r in result["training_rows"]}
+    assert set(training) == {(w, r) for w in (1, 2, 4, 8) for r in (1024, 2048)}
+    for (window, resolution), row in training.items():
+        assert row["train_flops_counted"] == row["train_flops_analytic"]
+        assert row["image_positions"] == (resolution // 16) ** 2 // window ** 2
+    for resolution in (1024, 2048):
+        ratio = training[(1, resolution)]["train_flops_counted"] / training[(2, resolution)]["train_flops_counted"]
+        assert ratio > 3.5  # the paper's Fig. 4: about 4×
+        assert training[(4, resolution)]["train_flops_counted"] > training[(8, resolution)]["train_flops_counted"]
 
 
 def test_latency_rows_on_cpu(tmp_path):
@@ -111,8 +151,21 @@ def test_latency_rows_on_cpu(tmp_path):
             assert row[key] > 0, key
         assert row["latency_p90_s"] >= row["latency_s"]
         assert row["peak_mem_bytes"] is None  # CPU
-    assert (tmp_path / "plots" / "efficiency.png").stat().st_size > 1000
-    assert (tmp_path / "plots" / "time_breakdown.png").stat().st_size > 1000
+    for figure in ("inference.png", "training.png", "time_breakdown.png"):
+        assert (tmp_path / "plots" / figure).stat().st_size > 1000
+
+
+def test_compiled_latency_rows_report_compile_time_apart(tmp_path):
+    out = tmp_path / "C.json"
+    assert main(["sweep", "--config", "tiny", "--windows", "2", "--resolutions", "128", "--device", "cpu",
+                 "--repeats", "1", "--compile", "--json", str(out), "--markdown", str(tmp_path / "C.md"),
+                 "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    row = result["rows"][0]
+    assert result["settings"]["compile"] is True
+    assert row["compile_s"] > 0 and row["warmup_s"] >= row["compile_s"]
+    assert row["latency_s"] < row["warmup_s"]  # compilation is not in the timed runs
+    assert "compile s" in (tmp_path / "C.md").read_text()
 
 
 @pytest.mark.slow
@@ -130,6 +183,7 @@ def test_latency_ratio_follows_the_flop_ratio(tmp_path):
     (["--config", "tiny", "--device", "cuda"], "--device cuda asked for CUDA"),
     (["--config", "tiny", "--resolutions", "100"], "resolution 100 is not a multiple of the VQ stride 16"),
     (["--config", "tiny", "--windows", "1,x"], "--windows expects comma-separated integers"),
+    (["--config", "tiny", "--train-windows", "3"], "window 3 does not divide the 64x64 token grid"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, message):
     if "cuda" in argv and torch.cuda.is_available():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.checkpoint import save_checkpoint
 from ts_eval.generators.token_shuffle.configs import CONFIGS
 from ts_eval.generators.token_shuffle.generator import TokenShuffleGenerator, build_vq
+from ts_eval.generators.token_shuffle.vq import to_uint8
 from ts_eval.records import ImageRequest
 
 
@@ -49,11 +51,13 @@ def test_run_writes_three_reproducible_pngs(genai_527, tmp_path, window, capsys)
     ("config=huge", "unknown model config 'huge'"),
     ("cfg-schedule=cosine", "unknown cfg-schedule 'cosine'"),
     ("top-p=0", "top_p=0.0 is out of range"),
+    ("kv-cache=false compile=true", "compile=true needs kv-cache=true"),
 ])
 def test_bad_model_args_are_one_line_exit_2(genai_527, tmp_path, capsys, arg, message):
     out = tmp_path / "run"
+    model_args = [flag for a in arg.split() for flag in ("--model-arg", a)]
     code = main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--model", "reference",
-                 "--model-arg", arg, "--scorer", "dummy", "--limit", "1", "--out", str(out)])
+                 *model_args, "--scorer", "dummy", "--limit", "1", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
@@ -94,12 +98,14 @@ def test_checkpoint_with_wrong_shapes_names_the_tensor(tmp_path, genai_527, caps
 
 def test_vq_loads_llamagen_style_weights_and_ignores_the_encoder(tmp_path):
     args = CONFIGS["tiny"]
-    source = build_vq(args, "cpu", torch.float32, seed=5)
+    source = build_vq(args, "cpu", seed=5)
     state = {k: v.clone() for k, v in source.state_dict().items()}
     state["encoder.conv_in.weight"] = torch.zeros(3)  # LlamaGen files carry the encoder too
     state["quantize.codebook_used"] = torch.zeros(65536)
-    torch.save({"model": state}, tmp_path / "vq.pt")
-    loaded = build_vq(args, "cpu", torch.float32, path=tmp_path / "vq.pt")
+    # ... and the training script's argparse.Namespace, which the weights-only loader refuses by default
+    torch.save({"model": state, "args": argparse.Namespace(vq_model="VQ-16", codebook_size=16384, image_size=256)},
+               tmp_path / "vq.pt")
+    loaded = build_vq(args, "cpu", path=tmp_path / "vq.pt")
     codes = torch.randint(0, args.codebook_size, (1, 8, 8), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert loaded.decode_code(codes).shape == (1, 3, 128, 128)
@@ -107,12 +113,74 @@ def test_vq_loads_llamagen_style_weights_and_ignores_the_encoder(tmp_path):
     del state["decoder.conv_out.bias"]
     torch.save({"model": state}, tmp_path / "broken.pt")
     with pytest.raises(UsageError, match="tensor 'decoder.conv_out.bias' is missing"):
-        build_vq(args, "cpu", torch.float32, path=tmp_path / "broken.pt")
+        build_vq(args, "cpu", path=tmp_path / "broken.pt")
+
+
+class Payload:
+    """Any global other than the allow-listed Namespace: unpickling it could run code."""
+
+    def __reduce__(self):
+        return (print, ("unpickled",))
+
+
+def test_weights_files_refuse_every_global_but_the_namespace(tmp_path, capsys):
+    state = build_vq(CONFIGS["tiny"], "cpu", seed=5).state_dict()
+    torch.save({"model": state, "extra": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(UsageError, match="not a readable torch weights file"):
+        build_vq(CONFIGS["tiny"], "cpu", path=tmp_path / "evil.pt")
+    assert "unpickled" not in capsys.readouterr().out  # refused before anything ran
+    torch.save({"model": state, "args": argparse.Namespace(opt=torch.optim.SGD)}, tmp_path / "class.pt")
+    with pytest.raises(UsageError, match="not a readable torch weights file"):  # a Namespace holding a class
+        build_vq(CONFIGS["tiny"], "cpu", path=tmp_path / "class.pt")
+
+
+def test_vq_decodes_in_fp32_whatever_the_transformer_dtype():
+    generator = TokenShuffleGenerator({"dtype": "bf16", "window": "2"}, device="cpu")
+    assert generator.model.output.weight.dtype == torch.bfloat16
+    assert {p.dtype for p in generator.vq.parameters()} == {torch.float32}
+    assert generator.describe()["config"]["vq_dtype"] == "float32"
+    codes = torch.randint(0, CONFIGS["tiny"].codebook_size, (2, 8, 8), generator=torch.Generator().manual_seed(0))
+    fp32 = build_vq(CONFIGS["tiny"], "cpu", seed=1)  # the same init seed as the generator's decoder
+    with torch.no_grad():
+        expected = [to_uint8(fp32.decode_code(c[None]))[0].numpy() for c in codes]
+        in_bf16 = to_uint8(fp32.to(torch.bfloat16).decode_code(codes)).numpy()
+    images = [np.asarray(i) for i in generator.decode(codes)]
+    assert all(np.array_equal(a, b) for a, b in zip(images, expected))
+    assert any(not np.array_equal(a, b) for a, b in zip(images, in_bf16))  # what a bf16 decoder would give
+
+
+def test_images_do_not_depend_on_the_batch_size_with_two_threads():
+    """Transformer rows and the VQ decoder batch-invariant on CPU at 2 threads: batch 1 vs 8, byte-identical."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        texts = ["a red apple", "a long prompt about a blue car parked next to a very old house by the sea", "x",
+                 "two dogs", "a cat on a mat", "a sunset over mountains, a lake, trees and a small boat", "", "ok"]
+        requests = [ImageRequest(str(i), t, 0, 1000 + i) for i, t in enumerate(texts)]
+        for window in ("1", "2"):  # 64 px: a 4x4 token grid keeps this fast with two busy threads
+            alone = TokenShuffleGenerator({"window": window, "batch_size": "1", "resolution": "64"}, device="cpu")
+            batched = TokenShuffleGenerator({"window": window, "batch_size": "8", "resolution": "64"}, device="cpu")
+            one_by_one = [np.asarray(alone.generate([r])[0]).tobytes() for r in requests]
+            together = [np.asarray(i).tobytes() for i in batched.generate(requests)]
+            assert one_by_one == together
+            assert len(set(together)) == len(together)  # eight different pictures
+            assert alone.describe() == batched.describe()  # on CPU the batch size is not part of the identity
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_describe_holds_the_batch_size_on_cuda_only(monkeypatch):
+    generator = TokenShuffleGenerator({"batch_size": "4"}, device="cpu")
+    assert "batch_size" not in generator.describe()["config"]
+    monkeypatch.setattr(generator, "device", torch.device("cuda"))  # what describe() sees on a GPU
+    assert generator.describe()["config"]["batch_size"] == 4
 
 
 def test_describe_changes_with_every_setting_that_changes_images():
     base = TokenShuffleGenerator({}, device="cpu").describe()
-    for args in ({"window": "1"}, {"cfg": "3"}, {"init_seed": "1"}, {"cfg_schedule": "linear"}, {"top_k": "10"}):
+    assert base["config"]["sampler"]  # the noise source is part of the identity
+    for args in ({"window": "1"}, {"cfg": "3"}, {"init_seed": "1"}, {"cfg_schedule": "linear"}, {"top_k": "10"},
+                 {"dtype": "bf16"}, {"compile": "true"}):
         assert TokenShuffleGenerator(args, device="cpu").describe() != base
     assert hashlib.sha256(repr(base).encode()).hexdigest() == hashlib.sha256(
         repr(TokenShuffleGenerator({}, device="cpu").describe()).encode()).hexdigest()
@@ -143,5 +211,6 @@ def test_hugging_face_tokenizer_by_path(tmp_path):
 def test_bf16_generation_on_cpu():
     generator = TokenShuffleGenerator({"dtype": "bf16", "window": "4"}, device="cpu")
     assert generator.model.output.weight.dtype == torch.bfloat16
+    assert generator.model.inv_freq.dtype == torch.float32  # RoPE frequencies are not rounded to bf16
     images = generator.generate(_requests())
     assert [i.size for i in images] == [(128, 128)] * 2

@@ -1,4 +1,5 @@
-"""The sweep: one row per (window, resolution, batch size), FLOPs always, latency unless flops-only."""
+"""The sweep: one inference row per (window, resolution, batch size) — FLOPs always, latency unless flops-only —
+and one training row per (training window, resolution)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ from tqdm.auto import tqdm
 
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError
-from ts_eval.generators.token_shuffle.configs import load_config
+from ts_eval.generators.token_shuffle.configs import ModelArgs, load_config
 from ts_eval.generators.token_shuffle.generator import build_model, build_vq, token_grid
-from ts_eval.generators.token_shuffle.model import check_window, param_count, shuffle_param_count
-from ts_eval.generators.token_shuffle.sampling import SamplingOptions
-from ts_eval.sweep.flops import FORMULA, analytic_flops, counted_flops, counted_vq_flops
+from ts_eval.generators.token_shuffle.model import cache_dtype, check_window, param_count, shuffle_param_count
+from ts_eval.generators.token_shuffle.sampling import (
+    SamplingOptions, cache_capacity, compile_decode_step, decode_step, prompt_block,
+)
+from ts_eval.sweep.flops import (
+    analytic_flops, analytic_training_flops, counted_flops, counted_training_flops, counted_vq_flops,
+)
 from ts_eval.sweep.latency import time_generation
+from ts_eval.sweep.tables import markdown
 
-FORMAT = "ts-eval/sweep@1"
+FORMAT = "ts-eval/sweep@2"
 TOLERANCE = 0.02  # counted vs analytic FLOPs
 
 
@@ -29,8 +35,10 @@ class SweepOptions:
     windows: tuple[int, ...] = (1, 2, 4)
     resolutions: tuple[int, ...] = (1024, 2048)
     batch_sizes: tuple[int, ...] = (1,)
+    train_windows: tuple[int, ...] = (1, 2, 4, 8)  # the paper's Fig. 4
     cfg: bool = True
     flops_only: bool = False
+    compile: bool = False
     device: str = "auto"
     dtype: str = "auto"
     repeats: int = 3
@@ -52,7 +60,7 @@ def validate(options: SweepOptions):
     args = load_config(options.config)
     if not options.windows or not options.resolutions or not options.batch_sizes:
         raise UsageError("--windows, --resolutions and --batch-sizes each need at least one value")
-    for window in options.windows:
+    for window in (*options.windows, *options.train_windows):
         for resolution in options.resolutions:
             if window < 1:
                 raise UsageError(f"window must be at least 1, got {window}")
@@ -69,45 +77,79 @@ def validate(options: SweepOptions):
     return args, device, dtype
 
 
+def kv_cache_bytes_per_image(args: ModelArgs, prefill_len: int, positions: int, cfg: bool, dtype) -> int:
+    """The KV cache the sampler allocates for one image (its cond and uncond rows) in `dtype` (the cache's:
+    the model's on GPU, fp32 on CPU); a GPU batch holds batch-size times this, a CPU generation (one image at
+    a time) exactly this."""
+    length = cache_capacity(args.max_text_tokens, prompt_block(prefill_len), positions)
+    rows = 2 if cfg else 1
+    return 2 * args.n_layers * rows * args.kv_heads * args.head_dim * length * torch.tensor([], dtype=dtype).element_size()
+
+
+def inference_row(args: ModelArgs, meta, meta_vq, window: int, resolution: int, batch: int, prefill_len: int,
+                  options: SweepOptions, cache_dtype) -> dict[str, Any]:
+    grid = token_grid(args, resolution, window)
+    image_tokens = grid[0] * grid[1]
+    positions = image_tokens // (window * window)
+    counted = counted_flops(meta, image_tokens, prefill_len, options.cfg)
+    analytic = analytic_flops(args, window, image_tokens, prefill_len, options.cfg)
+    vq_flops = counted_vq_flops(meta_vq, grid)
+    return {
+        "window": window, "resolution": resolution, "batch_size": batch, "cfg": options.cfg,
+        "image_tokens": image_tokens, "image_positions": positions, "text_tokens": options.text_tokens,
+        "params": param_count(meta), "shuffle_params": shuffle_param_count(meta), "vq_params": param_count(meta_vq),
+        "flops_analytic": analytic, "flops_counted": counted["total"],
+        "flops_rel_diff": (counted["total"] - analytic) / analytic,
+        "flops_static": analytic_flops(args, window, image_tokens, prefill_len, options.cfg,
+                                       static_block=prompt_block(prefill_len)),
+        "flops_prefill": counted["prefill"], "flops_decode_step_first": counted["decode_step_first"],
+        "vq_decode_flops": vq_flops, "flops_end_to_end": counted["total"] + vq_flops,
+        "kv_cache_bytes_per_image": kv_cache_bytes_per_image(args, prefill_len, positions, options.cfg, cache_dtype),
+    }
+
+
+def training_row(args: ModelArgs, meta, window: int, resolution: int, prefill_len: int) -> dict[str, Any]:
+    grid = token_grid(args, resolution, window)
+    image_tokens = grid[0] * grid[1]
+    positions = image_tokens // (window * window)
+    counted = counted_training_flops(meta, image_tokens, prefill_len)
+    analytic = analytic_training_flops(args, window, image_tokens, prefill_len)
+    return {"window": window, "resolution": resolution, "image_tokens": image_tokens, "image_positions": positions,
+            "sequence_length": prefill_len + positions - 1, "train_flops_analytic": analytic,
+            "train_flops_counted": counted, "train_flops_rel_diff": (counted - analytic) / analytic}
+
+
 def run_sweep(options: SweepOptions) -> dict[str, Any]:
     args, device, dtype = validate(options)
     prefill_len = options.text_tokens + 1
-    rows: list[dict[str, Any]] = []
     combos = [(w, r, b) for w in options.windows for r in options.resolutions for b in options.batch_sizes]
-    bar = tqdm(combos, desc="sweep", unit="row", disable=not options.progress)
-    meta_models: dict[int, Any] = {}
-    meta_vq = build_vq(args, "meta", dtype)
-    real_vq = None if options.flops_only else build_vq(args, device, dtype, seed=options.seed + 1)
+    train_combos = [(w, r) for w in options.train_windows for r in options.resolutions]
+    bar = tqdm(total=len(combos) + len(train_combos), desc="sweep", unit="row", disable=not options.progress)
+    meta_models = {w: build_model(args, w, "meta", dtype) for w in {*options.windows, *options.train_windows}}
+    meta_vq = build_vq(args, "meta")
+    real_vq = None if options.flops_only else build_vq(args, device, seed=options.seed + 1)
     sampling = SamplingOptions(cfg_scale=options.cfg_scale if options.cfg else 1.0)
-    for window in options.windows:
-        meta_models[window] = build_model(args, window, "meta", dtype)
-    for window, resolution, batch in bar:
-        bar.set_postfix_str(f"s={window} {resolution}px b={batch}")
-        grid = token_grid(args, resolution, window)
-        image_tokens = grid[0] * grid[1]
-        positions = image_tokens // (window * window)
-        meta = meta_models[window]
-        counted = counted_flops(meta, image_tokens, prefill_len, options.cfg)
-        analytic = analytic_flops(args, window, image_tokens, prefill_len, options.cfg)
-        cache_rows = batch * (2 if options.cfg else 1)
-        row: dict[str, Any] = {
-            "window": window, "resolution": resolution, "batch_size": batch, "cfg": options.cfg,
-            "image_tokens": image_tokens, "image_positions": positions, "text_tokens": options.text_tokens,
-            "params": param_count(meta), "shuffle_params": shuffle_param_count(meta), "vq_params": param_count(meta_vq),
-            "flops_analytic": analytic, "flops_counted": counted["total"],
-            "flops_rel_diff": (counted["total"] - analytic) / analytic,
-            "flops_prefill": counted["prefill"], "flops_decode_step_first": counted["decode_step_first"],
-            "vq_decode_flops": counted_vq_flops(meta_vq, grid),
-            "kv_cache_bytes": 2 * args.n_layers * cache_rows * args.kv_heads * args.head_dim
-                              * (prefill_len + positions - 1) * torch.tensor([], dtype=dtype).element_size(),
-        }
+    rows: list[dict[str, Any]] = []
+    for window, resolution, batch in combos:
+        bar.set_postfix_str(f"inference s={window} {resolution}px b={batch}")
+        # FLOPs-only sweeps describe the model on its accelerator: the cache in the model's dtype
+        kv_dtype = dtype if options.flops_only else cache_dtype(device.type, dtype)
+        row = inference_row(args, meta_models[window], meta_vq, window, resolution, batch, prefill_len, options, kv_dtype)
         if not options.flops_only:
             model = build_model(args, window, device, dtype, seed=options.seed)
-            timing = time_generation(model, real_vq, batch_size=batch, grid=grid, prefill_len=prefill_len,
-                                     options=sampling, repeats=options.repeats, warmup=options.warmup, seed=options.seed)
+            step_fn = compile_decode_step(device) if options.compile else decode_step
+            timing = time_generation(model, real_vq, batch_size=batch, grid=token_grid(args, resolution, window),
+                                     prefill_len=prefill_len, options=sampling, repeats=options.repeats,
+                                     warmup=options.warmup, step_fn=step_fn, seed=options.seed)
             row.update(asdict(timing))
             del model
         rows.append(row)
+        bar.update(1)
+    training_rows = []
+    for window, resolution in train_combos:
+        bar.set_postfix_str(f"training s={window} {resolution}px")
+        training_rows.append(training_row(args, meta_models[window], window, resolution, prefill_len))
+        bar.update(1)
     bar.close()
     return {
         "format": FORMAT,
@@ -117,63 +159,21 @@ def run_sweep(options: SweepOptions) -> dict[str, Any]:
         "dtype": str(dtype).removeprefix("torch."),
         "torch": torch.__version__,
         "settings": {"cfg_scale": sampling.cfg_scale, "cfg_schedule": sampling.cfg_schedule, "top_k": sampling.top_k,
-                     "repeats": options.repeats, "warmup": options.warmup, "prefill_len": prefill_len},
+                     "repeats": options.repeats, "warmup": options.warmup, "prefill_len": prefill_len,
+                     "compile": options.compile, "batch_invariant": device.type == "cpu"},
         "rows": rows,
+        "training_rows": training_rows,
     }
 
 
 def check_agreement(result: dict[str, Any], tolerance: float = TOLERANCE) -> list[str]:
     """Rows whose counted and analytic FLOPs differ by more than `tolerance`."""
-    return [f"s={r['window']} {r['resolution']}px: counted {r['flops_counted']:.4g} vs analytic {r['flops_analytic']:.4g}"
-            for r in result["rows"] if abs(r["flops_rel_diff"]) > tolerance]
-
-
-def _baseline(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
-    for other in rows:
-        if other["window"] == 1 and all(other[k] == row[k] for k in ("resolution", "batch_size", "cfg")):
-            return other
-    return None
-
-
-def _si(value: float, unit: str = "") -> str:
-    """42.77e12 -> '42.77 T' (engineering prefixes, so tiny and 2.7B configs read alike)."""
-    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.4g} {prefix}{unit}"
-    return f"{value:.4g} {unit}".rstrip()
-
-
-def markdown(result: dict[str, Any]) -> str:
-    rows = result["rows"]
-    timed = any("latency_s" in r for r in rows)
-    head = ["window", "resolution", "batch", "image tokens", "positions", "FLOPs (analytic)", "FLOPs (counted)",
-            "diff", "× fewer than s=1", "VQ decode FLOPs", "params (+ shuffle MLPs)", "KV cache"]
-    if timed:
-        head += ["s / image", "p90", "prefill s", "decode step ms", "VQ s", "tokens/s", "× faster than s=1"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        base = _baseline(rows, r)
-        cells = [r["window"], r["resolution"], r["batch_size"], r["image_tokens"], r["image_positions"],
-                 _si(r["flops_analytic"]), _si(r["flops_counted"]), f"{r['flops_rel_diff']:+.2%}",
-                 f"{base['flops_counted'] / r['flops_counted']:.2f}" if base else "",
-                 _si(r["vq_decode_flops"]),
-                 f"{_si(r['params'])} (+{_si(r['shuffle_params'])})", f"{r['kv_cache_bytes'] / 2**20:.1f} MiB"]
-        if timed:
-            cells += [f"{r['latency_s']:.4g}", f"{r['latency_p90_s']:.4g}", f"{r['prefill_s']:.4g}",
-                      f"{r['decode_step_s'] * 1e3:.3g}", f"{r['vq_decode_s']:.4g}", f"{r['tokens_per_s']:.4g}",
-                      f"{base['latency_s'] / r['latency_s']:.2f}" if base else ""]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    settings = result["settings"]
-    intro = (f"Config `{result['config']}` ({result['dtype']}), device: {result['device']}, torch {result['torch']}; "
-             f"CFG {'on' if rows and rows[0]['cfg'] else 'off'} (scale {settings['cfg_scale']}), prompt of "
-             f"{settings['prefill_len'] - 1} tokens + <|start_of_image|>. FLOPs are for one image, the whole sampling "
-             "loop; VQ decode apart. KV cache for the whole batch.")
-    method = ("Counted FLOPs: `torch.utils.flop_counter.FlopCounterMode` around the sampler's own `prefill` and "
-              "`decode_step` on the meta device with the MATH SDPA backend; decode steps 1, 2 and n-1 are counted "
-              "exactly and, the count being affine in position (checked on the third step), the series is summed. "
-              "Analytic FLOPs:")
-    title = f"# Token-Shuffle efficiency sweep: `{result['config']}`\n\n"
-    return title + intro + "\n\n" + "\n".join(lines) + "\n\n" + method + "\n\n```\n" + FORMULA + "```\n"
+    inference = [f"inference s={r['window']} {r['resolution']}px: counted {r['flops_counted']:.4g} vs analytic "
+                 f"{r['flops_analytic']:.4g}" for r in result["rows"] if abs(r["flops_rel_diff"]) > tolerance]
+    training = [f"training s={r['window']} {r['resolution']}px: counted {r['train_flops_counted']:.4g} vs analytic "
+                f"{r['train_flops_analytic']:.4g}" for r in result.get("training_rows", [])
+                if abs(r["train_flops_rel_diff"]) > tolerance]
+    return inference + training
 
 
 def write_outputs(result: dict[str, Any], json_path: Path, markdown_path: Path | None, plot_dir: Path | None) -> None:

@@ -1,18 +1,21 @@
-"""Classifier-free guidance schedulers (paper Fig. 5): the guidance scale for each image token.
+"""Classifier-free guidance schedules (paper Fig. 5): the guidance scale of each image token.
 
-The scale depends on the index n of the token about to be sampled, n = 0 … N-1 in generation order
-(window by window, s² tokens per step), so a schedule means the same thing at every window size.
-Every schedule except `constant` starts at 1 (no guidance) on the first token:
+A schedule is a function of the token's image row: progress r/(H-1) for row r of an H-row token grid, i.e.
+how much of the image lies above it. Every token of a row gets the same scale, so a schedule gives the same
+scale to the same token at every window size s (at s = 2 a window's two rows get their own scales, one per
+sub-token), and `drop-first` is the first image row at every s. Every schedule except `constant` starts at
+1 (no guidance) on the first row:
 
-* `constant`    — the target on every token (classic CFG).
-* `linear`      — 1 → target linearly over all N tokens; the target is reached on the last token.
-* `half-linear` — 1 → target linearly over the first half (reached at n = N/2), then held. Default.
-* `drop-first`  — 1 (guidance dropped) for the first image row (n < grid width), the target afterwards.
-* `sin`         — 1 + (target-1)·sin(π/2 · n/(N-1)): fast rise, target on the last token.
-* `sigmoid`     — a logistic ramp centred at N/2 (steepness 10), rescaled to hit 1 at n=0 and the target
-                  at n = N-1.
+* `constant`    — the target on every row (classic CFG).
+* `linear`      — 1 → target linearly over the rows; the target is reached on the last row.
+* `half-linear` — 1 → target linearly over the first half of the rows (reached at row H/2), then held. Default.
+* `drop-first`  — 1 (guidance dropped) on the first image row, the target on every later row.
+* `sin`         — 1 + (target-1)·sin(π/2 · r/(H-1)): fast rise, target on the last row.
+* `sigmoid`     — a logistic ramp centred on the middle row (steepness 10), rescaled to 1 on row 0 and the
+                  target on the last row.
 
-The paper names these shapes without formulas; the exact breakpoints above are ours.
+The paper draws these shapes over "the index of the next token" without formulas; the definition over rows
+(which makes a schedule mean the same at every window) and the exact breakpoints are ours.
 """
 
 from __future__ import annotations
@@ -32,23 +35,29 @@ def check_schedule(name: str) -> None:
         raise UsageError(f"unknown cfg-schedule '{name}'; choose one of: {', '.join(SCHEDULES)}")
 
 
-def cfg_scales(name: str, target: float, n_tokens: int, grid_width: int) -> torch.Tensor:
-    """Scale for each of the `n_tokens` image tokens (float64, generation order)."""
+def row_scales(name: str, target: float, rows: int) -> torch.Tensor:
+    """Scale of each of the `rows` image rows (float64)."""
     check_schedule(name)
-    n = torch.arange(n_tokens, dtype=torch.float64)
-    last = max(n_tokens - 1, 1)
+    r = torch.arange(rows, dtype=torch.float64)
+    last = max(rows - 1, 1)
     if name == "constant":
-        ramp = torch.ones_like(n)
+        ramp = torch.ones_like(r)
     elif name == "linear":
-        ramp = n / last
+        ramp = r / last
     elif name == "half-linear":
-        ramp = (n / max(n_tokens / 2, 1)).clamp(max=1.0)
+        ramp = (r / max(rows / 2, 1)).clamp(max=1.0)
     elif name == "drop-first":
-        ramp = (n >= grid_width).to(torch.float64)
+        ramp = (r >= 1).to(torch.float64)
     elif name == "sin":
-        ramp = torch.sin(math.pi / 2 * n / last)
+        ramp = torch.sin(math.pi / 2 * r / last)
     else:  # sigmoid
         k = SIGMOID_STEEPNESS
         lo, hi = 1 / (1 + math.exp(k / 2)), 1 / (1 + math.exp(-k / 2))
-        ramp = (torch.sigmoid(k * (n / last - 0.5)) - lo) / (hi - lo)
+        ramp = (torch.sigmoid(k * (r / last - 0.5)) - lo) / (hi - lo)
     return 1.0 + (target - 1.0) * ramp
+
+
+def cfg_scales(name: str, target: float, grid: tuple[int, int]) -> torch.Tensor:
+    """Scale of every token of an (H, W) grid (float64, (H, W)): its row's scale."""
+    h, w = grid
+    return row_scales(name, target, h)[:, None].expand(h, w).contiguous()

@@ -6,6 +6,7 @@ Loading checks every tensor's name and shape first and names the first one that 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from pathlib import Path
@@ -39,8 +40,14 @@ def read_checkpoint_config(folder: Path) -> tuple[ModelArgs, int]:
     return ModelArgs.from_dict(raw["model"], str(path)), window
 
 
+# Globals a weights file may hold beyond tensors and containers: LlamaGen's .pt files carry the training
+# script's argparse.Namespace next to the state dict. Nothing else is ever unpickled.
+ALLOWED_GLOBALS = [argparse.Namespace]
+
+
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """safetensors, or a torch pickle of tensors (LlamaGen's .pt: the state dict under "model")."""
+    """safetensors, or a torch pickle of tensors (LlamaGen's .pt: the state dict under "model"), read with
+    torch's weights-only unpickler and `ALLOWED_GLOBALS`."""
     if not path.is_file():
         raise UsageError(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
@@ -51,7 +58,8 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         except Exception as exc:  # safetensors raises its own error types for damaged files
             raise UsageError(f"{path}: not a readable safetensors file ({exc})") from None
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(ALLOWED_GLOBALS):
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UsageError(f"{path}: not a readable torch weights file ({exc})") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):

@@ -1,4 +1,4 @@
-"""Named model sizes (`tiny`, `small`, `paper-2.7b`) and the JSON form of a config.
+"""Named model sizes (`tiny`, `small`, `gpt-b`, `paper-2.7b`) and the JSON form of a config.
 
 The paper gives hidden size 3072 and 20 layers for its 2.7B model; what it leaves open is chosen here:
 24 heads of 128 (Llama-2 style, no GQA), SwiGLU width 8192 (Llama's 2/3·4d rounded to 256), Llama-2's
@@ -129,6 +129,10 @@ CONFIGS: dict[str, ModelArgs] = {
     # CPU benchmarks: ~30M parameters, 256×256 images (16×16 tokens).
     "small": ModelArgs(dim=512, n_layers=8, n_heads=8, ffn_dim=1408, text_vocab_size=259, max_text_tokens=256,
                        default_window=2, default_resolution=256, vq=SMALL_VQ),
+    # LlamaGen GPT-B's Transformer shape (768 wide, 12 layers, 12 heads, SwiGLU 2048) and VQ-16 at 256×256
+    # (16×16 = 256 tokens): the CPU decode-speed benchmark's config, comparable with LlamaGen's own sampler.
+    "gpt-b": ModelArgs(dim=768, n_layers=12, n_heads=12, ffn_dim=2048, max_text_tokens=120, default_window=1,
+                       default_resolution=256),
     "paper-2.7b": ModelArgs(),
 }
 

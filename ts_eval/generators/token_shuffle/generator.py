@@ -2,9 +2,10 @@
 
     ts-eval run genai-bench --model reference --model-arg config=tiny --model-arg window=2
 
-Options (`--model-arg k=v`): config (tiny | small | paper-2.7b | config JSON), window, checkpoint (folder,
-see checkpoint.py), vq (VQ decoder weights: safetensors or LlamaGen .pt), tokenizer (byte or a Hugging
-Face name/path), cfg, cfg-schedule, top-k, top-p, temperature, resolution, dtype, batch-size, kv-cache,
+Options (`--model-arg k=v`): config (tiny | small | gpt-b | paper-2.7b | config JSON), window, checkpoint
+(folder, see checkpoint.py), vq (VQ decoder weights: safetensors or LlamaGen's `vq_ds16_t2i.pt`), tokenizer
+(byte or a Hugging Face name/path), cfg, cfg-schedule, top-k, top-p, temperature, resolution, dtype (of the
+Transformer; the VQ decoder is always fp32), batch-size, kv-cache, compile (torch.compile of the decode step),
 init-seed (random weights when no checkpoint is given).
 """
 
@@ -23,7 +24,9 @@ from ts_eval.generators.token_shuffle import checkpoint as ckpt
 from ts_eval.generators.token_shuffle.cfg_schedule import check_schedule
 from ts_eval.generators.token_shuffle.configs import CONFIGS, ModelArgs, load_config
 from ts_eval.generators.token_shuffle.model import TokenShuffleTransformer, check_window, init_weights
-from ts_eval.generators.token_shuffle.sampling import SamplingOptions, generate_codes
+from ts_eval.generators.token_shuffle.sampling import (
+    SamplingOptions, compile_decode_step, decode_step, generate_codes,
+)
 from ts_eval.generators.token_shuffle.tokenizer import encode_prompt, load_tokenizer
 from ts_eval.generators.token_shuffle.vq import VQDecoder, to_uint8
 from ts_eval.options import parse_options
@@ -32,8 +35,11 @@ from ts_eval.records import ImageRequest
 OPTIONS: dict[str, Any] = {
     "config": None, "window": None, "checkpoint": None, "vq": None, "tokenizer": None,
     "cfg": 7.5, "cfg_schedule": "half-linear", "top_k": 1000, "top_p": 1.0, "temperature": 1.0,
-    "resolution": None, "dtype": None, "batch_size": 8, "kv_cache": True, "init_seed": 0,
+    "resolution": None, "dtype": None, "batch_size": 8, "kv_cache": True, "compile": False, "init_seed": 0,
 }
+# Bumped whenever the same settings would draw other images (e.g. a new source of sampling noise), so a run
+# made by an older sampler is never resumed with images of a newer one.
+SAMPLER = "gumbel-hash@2"
 
 
 def _int_option(opts: dict[str, Any], key: str) -> int | None:
@@ -65,28 +71,31 @@ def build_model(args: ModelArgs, window: int, device, dtype, *, seed: int = 0,
     with torch.device("meta"):
         model = TokenShuffleTransformer(args, window)
     if torch.device(device).type == "meta":
-        return model.to(dtype=dtype)
+        return model.to(dtype=dtype)  # (buffers are not counted: FLOPs and parameter counts only)
     model = model.to_empty(device=device)
     model.reset_buffers()
     if weights is None:
         init_weights(model, seed)
     else:
         ckpt.load_into(model, weights, where or Path("<weights>"))
-    return model.to(dtype=dtype).eval()
+    model = model.to(dtype=dtype).eval()
+    model.reset_buffers()  # RoPE frequencies stay fp32 in a bf16 model
+    return model
 
 
-def build_vq(args: ModelArgs, device, dtype, *, seed: int = 0, path: Path | None = None) -> VQDecoder:
+def build_vq(args: ModelArgs, device, *, seed: int = 0, path: Path | None = None) -> VQDecoder:
+    """The VQ decoder, always in fp32 (LlamaGen decodes in fp32 whatever the Transformer's dtype)."""
     with torch.device("meta"):
         vq = VQDecoder(args.vq)
     if torch.device(device).type == "meta":
-        return vq.to(dtype=dtype)
+        return vq
     vq = vq.to_empty(device=device)
     if path is None:
         init_weights(vq, seed)
     else:  # LlamaGen files hold the encoder too; the decoder needs none of it
         ckpt.load_into(vq, ckpt.read_tensors(path), path,
                        ignore_prefixes=("encoder.", "quant_conv.", "quantize.codebook_used"))
-    return vq.to(dtype=dtype).eval()
+    return vq.to(dtype=torch.float32).eval()
 
 
 class TokenShuffleGenerator:
@@ -123,6 +132,9 @@ class TokenShuffleGenerator:
                                         temperature=opts["temperature"], top_k=opts["top_k"], top_p=opts["top_p"])
         self.batch_size = opts["batch_size"]
         self.use_cache = opts["kv_cache"]
+        self.compile = opts["compile"]
+        if self.compile and not self.use_cache:
+            raise UsageError("model 'reference': compile=true needs kv-cache=true (only the cached decode step is compiled)")
         self.init_seed = opts["init_seed"]
         self.tokenizer = load_tokenizer(opts["tokenizer"] or self.args.tokenizer, self.args.text_vocab_size)
 
@@ -140,19 +152,22 @@ class TokenShuffleGenerator:
             vq_path = checkpoint / ckpt.VQ_FILE
         if vq_path is not None:
             weights_files.append(vq_path)
-        self.vq = build_vq(self.args, self.device, self.dtype, seed=self.init_seed + 1, path=vq_path)
+        self.vq = build_vq(self.args, self.device, seed=self.init_seed + 1, path=vq_path)
         self.weights_sha256 = ckpt.sha256_files(weights_files) if weights_files else None
+        self.step_fn = compile_decode_step(self.device) if self.compile else decode_step
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "config": {"config": self.config_name, "model": self.args.to_dict(), "window": self.window,
-                       "resolution": self.resolution, "tokenizer": self.tokenizer.name,
-                       "sampling": asdict(self.sampling), "dtype": str(self.dtype).removeprefix("torch."),
-                       "device_type": self.device.type, "kv_cache": self.use_cache,
-                       "init_seed": None if self.weights_sha256 else self.init_seed},
-            "checkpoint_sha256": self.weights_sha256,
-        }
+        config = {"config": self.config_name, "model": self.args.to_dict(), "window": self.window,
+                  "resolution": self.resolution, "tokenizer": self.tokenizer.name, "sampling": asdict(self.sampling),
+                  "sampler": SAMPLER, "dtype": str(self.dtype).removeprefix("torch."), "vq_dtype": "float32",
+                  "device_type": self.device.type, "kv_cache": self.use_cache, "compile": self.compile,
+                  "init_seed": None if self.weights_sha256 else self.init_seed}
+        if self.device.type == "cuda":
+            # GPU matmul kernels change with the batch's shape, so there an image depends on its batch: the
+            # batch size is part of the run's identity (a resume with another one is refused). On CPU each
+            # image runs alone and the batch size changes nothing.
+            config["batch_size"] = self.batch_size
+        return {"name": self.name, "config": config, "checkpoint_sha256": self.weights_sha256}
 
     def prompt_ids(self, text: str) -> list[int]:
         return encode_prompt(self.tokenizer, text, self.args.max_text_tokens)
@@ -160,12 +175,13 @@ class TokenShuffleGenerator:
     @torch.no_grad()
     def generate_codes(self, requests: list[ImageRequest], **kwargs) -> torch.Tensor:
         return generate_codes(self.model, [self.prompt_ids(r.prompt) for r in requests], self.prompt_ids(""),
-                              [r.seed for r in requests], self.grid, self.sampling, use_cache=self.use_cache, **kwargs)
+                              [r.seed for r in requests], self.grid, self.sampling, use_cache=self.use_cache,
+                              step_fn=self.step_fn, **kwargs)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> list[Image.Image]:
-        pixels = to_uint8(self.vq.decode_code(codes)).cpu().numpy()
-        return [Image.fromarray(p, "RGB") for p in pixels]
+        """Each image alone, in fp32."""
+        return [Image.fromarray(to_uint8(self.vq.decode_code(c[None]))[0].cpu().numpy(), "RGB") for c in codes]
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         return self.decode(self.generate_codes(requests))

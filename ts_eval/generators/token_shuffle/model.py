@@ -4,9 +4,13 @@ Text positions are embedded as usual and never shuffled; each image position is 
 (`TokenShuffle`), and each output that predicts a window goes through `TokenUnshuffle` and the shared LM
 head, restricted to the codebook rows (text and special tokens cannot appear inside an image).
 
-The KV cache is preallocated and written at `input_pos` (gpt-fast style). Rows are left-padded: a row's
-RoPE positions start at 0 at its first real token, and no real token ever attends to a pad, so padding
-never changes a row's result.
+The KV cache is preallocated (gpt-fast style), once per model for the longest prompt the model accepts, and
+every row starts at cache index 0: a row's prompt fills indices 0 … len-1, its image positions follow at
+len, len+1, …, and the pads of shorter prompts sit after the prompt, where they are overwritten by image
+positions before any query can see them. A decode step writes one position per row and attends over the
+first `length` cache positions (the batch's padded prompt block + the image positions) with a mask, so its
+shapes never change during a generation (what `torch.compile` and CUDA graphs need), and the cache buffers
+keep their addresses from one generation to the next.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch.nn.functional as F
 
 from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.configs import ModelArgs
+from ts_eval.generators.token_shuffle.matmul import linear
 from ts_eval.generators.token_shuffle.shuffle import TokenShuffle, TokenUnshuffle
 
 
@@ -32,24 +37,52 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).type_as(x) * self.weight  # fp32 statistics
 
 
+def cache_dtype(device_type: str, dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the KV cache and of attention: the model's, except on CPU, where it is fp32. CPU attention
+    kernels in bf16 take about twice their fp32 time (a GPT-B decode step on AVX-512-BF16 without AMX: 2.3 vs
+    1.2 ms per layer), and converting a bf16 cache to fp32 every step costs more than the attention itself."""
+    return torch.float32 if device_type == "cpu" else dtype
+
+
 class KVCache(nn.Module):
-    def __init__(self, rows: int, kv_heads: int, max_seq_len: int, head_dim: int, dtype, device):
+    """Keys and values of `rows` sequences of `length` positions, written in place."""
+
+    def __init__(self, rows: int, kv_heads: int, length: int, head_dim: int, dtype, device):
         super().__init__()
-        shape = (rows, kv_heads, max_seq_len, head_dim)
+        shape = (rows, kv_heads, length, head_dim)
         self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("row_index", torch.arange(rows, device=device), persistent=False)
 
-    def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: int):
-        """Write k, v (R, Hkv, T, hd) at `input_pos`; return the first `length` cached positions."""
-        self.k_cache[:, :, input_pos] = k
-        self.v_cache[:, :, input_pos] = v
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.k_cache.shape)
+
+    def write_prefix(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """k, v (R, Hkv, T, hd) -> cache indices 0 … T-1 of every row."""
+        t = k.shape[2]
+        self.k_cache[:, :, :t] = k
+        self.v_cache[:, :, :t] = v
+
+    def write_at(self, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                 length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v (R, Hkv, 1, hd) -> cache index positions[r] of row r; returns the first `length` positions."""
+        self.k_cache[self.row_index, :, positions] = k[:, :, 0]
+        self.v_cache[self.row_index, :, positions] = v[:, :, 0]
         return self.k_cache[:, :, :length], self.v_cache[:, :, :length]
 
 
-def apply_rope(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved pairs (Meta's Llama layout). x: (R, T, H, hd); rotation: complex (R, T, 1, hd/2)."""
-    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
-    return torch.view_as_real(pairs * rotation).flatten(-2).type_as(x)
+def rope_angles(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions (R, T) -> cos, sin (R, T, 1, hd/2) in fp32."""
+    angles = positions.float()[:, :, None, None] * inv_freq
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved pairs (Meta's Llama layout) in fp32. x: (R, T, H, hd)."""
+    pairs = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = pairs[..., 0], pairs[..., 1]
+    return torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1).flatten(-2).type_as(x)
 
 
 class Attention(nn.Module):
@@ -60,20 +93,26 @@ class Attention(nn.Module):
         self.wo = nn.Linear(args.dim, args.dim, bias=False)
         self.kv_cache: KVCache | None = None
 
-    def forward(self, x, rotation, mask, input_pos, length):
+    def forward(self, x, cos, sin, mask, cache: str, write_pos):
+        """cache "none": attend over x itself with `mask`; "fill" (prefill): write x's keys and values at the
+        cache's first positions, causal attention over x; "step" (decode): write one position per row at
+        `write_pos`, attend over the whole cache with `mask`."""
         r, t, _ = x.shape
         q_size, kv_size = self.n_heads * self.head_dim, self.kv_heads * self.head_dim
-        q, k, v = self.wqkv(x).split([q_size, kv_size, kv_size], dim=-1)
-        q = apply_rope(q.view(r, t, self.n_heads, self.head_dim), rotation).transpose(1, 2)
-        k = apply_rope(k.view(r, t, self.kv_heads, self.head_dim), rotation).transpose(1, 2)
+        q, k, v = linear(x, self.wqkv.weight).split([q_size, kv_size, kv_size], dim=-1)
+        q = apply_rope(q.view(r, t, self.n_heads, self.head_dim), cos, sin).transpose(1, 2)
+        k = apply_rope(k.view(r, t, self.kv_heads, self.head_dim), cos, sin).transpose(1, 2)
         v = v.view(r, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        if self.kv_cache is not None:
-            k, v = self.kv_cache.update(input_pos, k, v, length)
-        if self.kv_heads != self.n_heads:
-            k = k.repeat_interleave(self.n_heads // self.kv_heads, dim=1)
-            v = v.repeat_interleave(self.n_heads // self.kv_heads, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.wo(y.transpose(1, 2).reshape(r, t, q_size))
+        q, k, v = (z.to(cache_dtype(x.device.type, x.dtype)) for z in (q, k, v))
+        causal = False
+        if cache == "fill":
+            self.kv_cache.write_prefix(k, v)
+            causal, mask = True, None
+        elif cache == "step":
+            k, v = self.kv_cache.write_at(write_pos, k, v, mask.shape[-1])
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                           enable_gqa=self.kv_heads != self.n_heads).to(x.dtype)
+        return linear(y.transpose(1, 2).reshape(r, t, q_size), self.wo.weight)
 
 
 class FeedForward(nn.Module):
@@ -84,7 +123,7 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(args.ffn_dim, args.dim, bias=False)
 
     def forward(self, x):
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        return linear(F.silu(linear(x, self.w1.weight)) * linear(x, self.w3.weight), self.w2.weight)
 
 
 class TransformerBlock(nn.Module):
@@ -95,8 +134,8 @@ class TransformerBlock(nn.Module):
         self.attention_norm = RMSNorm(args.dim, args.norm_eps)
         self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
 
-    def forward(self, x, rotation, mask, input_pos, length):
-        h = x + self.attention(self.attention_norm(x), rotation, mask, input_pos, length)
+    def forward(self, x, cos, sin, mask, cache, write_pos):
+        h = x + self.attention(self.attention_norm(x), cos, sin, mask, cache, write_pos)
         return h + self.feed_forward(self.ffn_norm(h))
 
 
@@ -132,11 +171,21 @@ class TokenShuffleTransformer(nn.Module):
         self.inv_freq = (1.0 / (self.args.rope_base ** exponents)).to(self.inv_freq.device)
 
     # -- caches ----------------------------------------------------------------------------------------
-    def setup_caches(self, rows: int, max_seq_len: int) -> None:
+    def setup_caches(self, rows: int, length: int) -> None:
+        """A cache of `length` positions for `rows` sequences; an existing one of that shape is reused
+        (zeroed: masked stale values could only matter if they were not finite), so a compiled or
+        graph-captured step keeps reading the same buffers."""
         weight = self.output.weight
+        dtype = cache_dtype(weight.device.type, weight.dtype)
+        shape = (rows, self.args.kv_heads, length, self.args.head_dim)
         for layer in self.layers:
-            layer.attention.kv_cache = KVCache(rows, self.args.kv_heads, max_seq_len, self.args.head_dim,
-                                               weight.dtype, weight.device)
+            cache = layer.attention.kv_cache
+            if cache is not None and cache.shape == shape and cache.k_cache.dtype == dtype:
+                cache.k_cache.zero_()
+                cache.v_cache.zero_()
+            else:
+                layer.attention.kv_cache = KVCache(rows, self.args.kv_heads, length, self.args.head_dim, dtype,
+                                                   weight.device)
 
     def clear_caches(self) -> None:
         for layer in self.layers:
@@ -152,35 +201,19 @@ class TokenShuffleTransformer(nn.Module):
         emb = self.tok_embeddings(codes + self.args.image_offset)
         return emb.squeeze(-2) if self.shuffle_in is None else self.shuffle_in(emb)
 
-    def backbone(self, x: torch.Tensor, rope_pos: torch.Tensor, mask: torch.Tensor,
-                 input_pos: torch.Tensor | None, length: int) -> torch.Tensor:
-        """Transformer layers + final norm. rope_pos: (R, T); mask: (R, 1, T, length) bool."""
-        angles = rope_pos.float()[:, :, None, None] * self.inv_freq
-        rotation = torch.polar(torch.ones_like(angles), angles)
+    def backbone(self, x: torch.Tensor, rope_pos: torch.Tensor, mask: torch.Tensor | None, cache: str = "none",
+                 write_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """Transformer layers + final norm. rope_pos: (R, T); mask: (R, 1, T, keys) bool, None for "fill";
+        cache: "none", "fill" (prefill) or "step" (decode, with write_pos (R,): each row's new cache index)."""
+        cos, sin = rope_angles(rope_pos, self.inv_freq)
         for layer in self.layers:
-            x = layer(x, rotation, mask, input_pos, length)
+            x = layer(x, cos, sin, mask, cache, write_pos)
         return self.norm(x)
 
     def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(R, T, d) -> (R, T, s², codebook): unshuffle, then the shared head over the codebook rows only."""
         sub = hidden.unsqueeze(-2) if self.shuffle_out is None else self.shuffle_out(hidden)
-        return F.linear(sub, self.output.weight[self.args.image_offset:])
-
-
-def attention_mask(input_pos: torch.Tensor, length: int, pad: torch.Tensor) -> torch.Tensor:
-    """(R, 1, T, length) bool: causal, and keys in a row's left padding are hidden from its real tokens.
-
-    A pad query may see itself, so its softmax is finite (its output is never used).
-    """
-    keys = torch.arange(length, device=input_pos.device)
-    q = input_pos[None, None, :, None]
-    k = keys[None, None, None, :]
-    return (k <= q) & ((k >= pad[:, None, None, None]) | (k == q))
-
-
-def decode_mask(pad: torch.Tensor, length: int) -> torch.Tensor:
-    """(R, 1, 1, length) bool for one real query at index length-1: every key but the row's padding."""
-    return (torch.arange(length, device=pad.device) >= pad[:, None])[:, None, None, :]
+        return linear(sub, self.output.weight[self.args.image_offset:])
 
 
 def param_count(module: nn.Module) -> int:

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ts_eval.generators.token_shuffle.matmul import linear
+
 
 def grid_to_windows(grid: torch.Tensor, s: int) -> torch.Tensor:
     """(B, H, W, *rest) -> (B, H/s · W/s, s², *rest) in window order."""
@@ -67,7 +69,7 @@ class ResidualMLP(nn.Module):
         self.w2 = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.w2(F.gelu(self.w1(x)))
+        return x + linear(F.gelu(linear(x, self.w1.weight)), self.w2.weight)
 
 
 class TokenShuffle(nn.Module):
@@ -80,7 +82,7 @@ class TokenShuffle(nn.Module):
         self.blocks = nn.ModuleList(ResidualMLP(dim, int(dim * ratio)) for _ in range(blocks))
 
     def forward(self, window_embeddings: torch.Tensor) -> torch.Tensor:
-        x = merge_channels(self.compress(window_embeddings))
+        x = merge_channels(linear(window_embeddings, self.compress.weight))
         for block in self.blocks:
             x = block(x)
         return x
@@ -99,4 +101,4 @@ class TokenUnshuffle(nn.Module):
         x = hidden
         for block in self.blocks:
             x = block(x)
-        return self.expand(split_channels(x, self.s))
+        return linear(split_channels(x, self.s), self.expand.weight)

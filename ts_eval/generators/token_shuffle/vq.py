@@ -1,8 +1,11 @@
 """The VQ image decoder: codes -> pixels, in LlamaGen's VQ layout (arXiv 2406.06525, `VQ_8`/`VQ_16`).
 
 Parameter names follow LlamaGen's `VQModel` (`quantize.embedding`, `post_quant_conv`, `decoder.*`), so its
-released tokenizer weights (e.g. `vq_ds16_c2i.pt`, key "model") load as they are; encoder tensors in such a
-file are ignored. A small `VQArgs` gives a tiny random decoder of the same architecture for tests.
+released text-to-image tokenizer weights (`vq_ds16_t2i.pt`, key "model") load as they are; encoder tensors in
+such a file are ignored. A small `VQArgs` gives a tiny random decoder of the same architecture for tests.
+
+The decoder always runs in fp32, whatever the Transformer's dtype, as LlamaGen decodes; and the generator
+decodes each image alone, so a batched convolution's rounding never makes an image depend on its batch.
 """
 
 from __future__ import annotations
