@@ -283,3 +283,25 @@ def test_kill_mid_batch_keeps_every_image_already_written(tmp_path):
     assert done.returncode == -signal.SIGKILL
     rows = [r for p in (out / "progress").glob("images-rank*.jsonl") for r in read_jsonl(p)]
     assert len(rows) == 4 and len(list((out / "images").rglob("*.jpg"))) == 4
+
+
+def test_an_image_keeps_its_batch_companions_on_resume(tmp_path):
+    """A generator whose images depend on the whole batch (as GPU kernels can make them): batches are a fixed
+    partition of the run's order, so remade images equal the ones an uninterrupted run made."""
+    module = tmp_path / "companions.py"
+    module.write_text(
+        "from PIL import Image\n"
+        "def make(prompts, seeds):\n"
+        "    mix = sum(seeds) % 251\n"
+        "    return [Image.new('RGB', (8, 8), (s % 256, mix, len(prompts))) for s in seeds]\n")
+    args = ["run", "genai-bench", "--variant", "527", "--limit", "10", "--model", "python", "--model-arg",
+            f"entry={module}:make", "--model-arg", "batch_size=4", "--scorer", "dummy", "--quiet", "--no-view"]
+    clean, resumed = tmp_path / "clean", tmp_path / "resumed"
+    assert cli(*args, "--out", clean)[0] == 0
+    shutil.copytree(clean, resumed)
+    rows = read_jsonl(resumed / "images.jsonl")
+    for row in (rows[1], rows[6], rows[9]):  # lost images in three different batches
+        (resumed / row["path"]).unlink()
+    assert cli(*args, "--out", resumed)[0] == 0
+    for name in ("images.jsonl", "samples.jsonl"):
+        assert (resumed / name).read_bytes() == (clean / name).read_bytes()

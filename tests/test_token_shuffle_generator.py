@@ -169,6 +169,21 @@ def test_images_do_not_depend_on_the_batch_size_with_two_threads():
         torch.set_num_threads(threads)
 
 
+def test_images_do_not_depend_on_the_thread_count():
+    """DESIGN: an image depends on its request and the model settings, never on the machine's cores."""
+    threads = torch.get_num_threads()
+    requests = [ImageRequest(str(i), t, 0, 2000 + i) for i, t in enumerate(["a red apple", "two dogs", "ok"])]
+    made = {}
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            generator = TokenShuffleGenerator({"window": "2", "resolution": "64"}, device="cpu")
+            made[count] = [np.asarray(image).tobytes() for image in generator.generate(requests)]
+    finally:
+        torch.set_num_threads(threads)
+    assert made[1] == made[2]
+
+
 def test_describe_holds_the_batch_size_on_cuda_only(monkeypatch):
     generator = TokenShuffleGenerator({"batch_size": "4"}, device="cpu")
     assert "batch_size" not in generator.describe()["config"]

@@ -82,21 +82,26 @@ def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
                     progress: bool = True) -> list[ImageRecord]:
     """Make every missing image; existing ones whose seed and sha256 match are kept.
 
-    Encoding and hashing of one batch run in threads while the model makes the next batch (zlib releases
-    the GIL), so the accelerator is not left waiting on the disk. Each image's row is appended as soon as
-    its file is written, so a kill loses at most the images still in memory.
+    Batches are a fixed partition of the run's canonical order by the generator's batch size, and a batch
+    with a missing image is made whole again: an image's batch companions (which GPU kernels can round
+    with) are the same on a resume and on any number of processes. Encoding and hashing of one batch run
+    in threads while the model makes the next batch (zlib releases the GIL), so the accelerator is not left
+    waiting on the disk. Each image's row is appended as soon as its file is written, so a kill loses at
+    most the images still in memory.
     """
     run, settings, spec = prepared.run, prepared.settings, prepared.spec
     keys = image_keys(prepared.prompts, settings["n_samples"])
     done = valid_images(run, settings, keys)
     by_id = {p.prompt_id: p for p in prepared.prompts}
-    todo = [ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, settings["seed"]))
-            for pid, k in keys if (pid, k) not in done]
+    requests = [ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, settings["seed"]))
+                for pid, k in keys]
+    size = max(1, int(getattr(generator, "batch_size", 1)))
+    batches = [requests[start:start + size] for start in range(0, len(requests), size)]
+    missing = len(keys) - len(done)
     world.barrier()  # every rank has read the same state before anyone writes
-    mine = world.shard(todo)
+    mine = world.shard([b for b in batches if any((r.prompt_id, r.sample_index) not in done for r in b)])
     started = time.perf_counter()
-    bar = _GlobalBar(run, IMAGES, world, len(keys), len(keys) - len(todo), "generate", progress)
-    batch = max(1, int(getattr(generator, "batch_size", 1)))
+    bar = _GlobalBar(run, IMAGES, world, len(keys), len(done), "generate", progress)
     image_format = settings["image_format"]
 
     saved = {"images": 0, "bytes": 0}
@@ -115,21 +120,21 @@ def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-            left = len(mine) - saved["images"]
+            left = sum(len(b) for b in mine) - saved["images"]
             raise disk_full(run.path, left * saved["bytes"] // max(saved["images"], 1) or None) from None
         bar.update(len(pending))
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending: list[Future] = []
         try:
-            for start in range(0, len(mine), batch):
-                requests = mine[start:start + batch]
-                images = generator.generate(requests)
-                if len(images) != len(requests):
+            for batch in mine:
+                images = generator.generate(batch)
+                if len(images) != len(batch):
                     raise RuntimeError(f"generator {generator.name} returned {len(images)} images for "
-                                       f"{len(requests)} requests")
+                                       f"{len(batch)} requests")
                 finish(pending)
-                pending = [pool.submit(save, r, image) for r, image in zip(requests, images)]
+                pending = [pool.submit(save, r, image) for r, image in zip(batch, images)
+                           if (r.prompt_id, r.sample_index) not in done]
         finally:  # a failing batch still records the images made before it; an error starts on its own line
             try:
                 finish(pending)
@@ -139,7 +144,7 @@ def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
     if world.is_main:
         records = _complete(run, valid_images(run, settings, keys), keys, "image")
         run.finalize_rows(IMAGES, [r.to_row() for r in records])  # canonical order: resumed == uninterrupted
-        record_timing(run, "generate", time.perf_counter() - started, len(todo), world)
+        record_timing(run, "generate", time.perf_counter() - started, missing, world)
     world.barrier()
     return [ImageRecord(**row) for row in run.read_rows(IMAGES)]
 
