@@ -162,6 +162,19 @@ def test_bad_numbers_and_formats_change_nothing(args, needle, tmp_path, capsys):
     assert _snapshot(run) == before  # summary.json included: a bad format fails before anything is rewritten
 
 
+@pytest.mark.parametrize("model_args,needle", [
+    (["--model", "dummy", "--model-arg", "resolution=0"], "resolution must be at least 1"),
+    (["--model", "reference", "--model-arg", "config=tiny", "--model-arg", "resolution=0"], "resolution 0"),
+    (["--model", "reference", "--model-arg", "config=tiny", "--model-arg", "cfg=nan"], "cfg='nan'"),
+])
+def test_impossible_model_settings_are_refused_not_replaced(model_args, needle, tmp_path, capsys):
+    pytest.importorskip("torch") if "reference" in model_args else None
+    code = cli("run", "genai-bench", "--variant", "527", "--limit", "1", "--scorer", "dummy", *model_args,
+               "--out", tmp_path / "R")[0]
+    _one_line_error(capsys, code, needle)
+    assert not (tmp_path / "R").exists()
+
+
 def test_run_format_is_checked_before_any_work(tmp_path, capsys):
     code = cli("run", "genai-bench", "--variant", "527", "--limit", "3", "--scorer", "dummy", "--format", "xml",
                "--out", tmp_path / "R")[0]

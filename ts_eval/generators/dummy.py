@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ts_eval.errors import UsageError
 from ts_eval.options import parse_options
 from ts_eval.records import ImageRequest
 
@@ -22,6 +23,9 @@ class DummyGenerator:
         opts = parse_options(args, {"resolution": 64, "batch_size": 64}, "model 'dummy'")
         self.resolution = opts["resolution"]
         self.batch_size = opts["batch_size"]
+        for key in ("resolution", "batch_size"):
+            if opts[key] < 1:
+                raise UsageError(f"model 'dummy': {key} must be at least 1, got {opts[key]}")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "config": {"resolution": self.resolution}, "checkpoint_sha256": None}

@@ -133,7 +133,8 @@ class TokenShuffleGenerator:
         self.window = default_window if window is None else window
         if self.window < 1:
             raise UsageError(f"window must be at least 1, got {self.window}")
-        self.resolution = _int_option(opts, "resolution") or self.args.default_resolution
+        resolution = _int_option(opts, "resolution")
+        self.resolution = self.args.default_resolution if resolution is None else resolution  # 0 is refused below
         self.grid = token_grid(self.args, self.resolution, self.window)
         check_window(self.args, self.window)
         check_schedule(opts["cfg_schedule"])
