@@ -286,7 +286,7 @@ def test_clip_colors_follow_clip_benchmark(tiny):
     assert classifier.classify(crops, names) == [COLORS[i] for i in expected.argmax(1).tolist()]
     assert expected.std(0).max() > 1e-3, "the crops should give different logits"
     described = classifier.describe()
-    assert (described["quick_gelu"], described["precision"], described["pretrained"]) == (True, "fp32", path)
+    assert (described["quick_gelu"], described["precision"], described["pretrained"]) == (True, "cpu:fp32", path)
 
 
 def test_every_geneval_clip_for_openai_weights_uses_quick_gelu(tiny, monkeypatch, tmp_path):
@@ -317,8 +317,8 @@ def test_clip_color_dtype_is_fp32_on_cpu_unless_asked(tiny):
     from ts_eval.scorers.geneval_color import CLIPColorClassifier
 
     path = tiny["clip"]["clip_pretrained"]
-    assert CLIPColorClassifier(pretrained=path, device="cpu").describe()["precision"] == "fp32"
-    assert CLIPColorClassifier(pretrained=path, device="cpu", dtype="bf16").describe()["precision"] == "bf16-autocast"
+    assert CLIPColorClassifier(pretrained=path, device="cpu").describe()["precision"] == "cpu:fp32"
+    assert CLIPColorClassifier(pretrained=path, device="cpu", dtype="bf16").describe()["precision"] == "cpu:bf16-autocast"
     with pytest.raises(UsageError, match="dtype='half'"):
         CLIPColorClassifier(pretrained=path, device="cpu", dtype="half")
 

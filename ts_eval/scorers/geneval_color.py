@@ -105,9 +105,11 @@ class CLIPColorClassifier:
 
     @property
     def precision(self) -> str:
+        """`device:dtype`: the official code autocasts to fp16 on CUDA only, so the same code on a CPU is fp32."""
         if self.autocast_dtype is None:
-            return "fp32"
-        return {"float16": "fp16", "bfloat16": "bf16"}[str(self.autocast_dtype).removeprefix("torch.")] + "-autocast"
+            return f"{self.device.type}:fp32"
+        short = {"float16": "fp16", "bfloat16": "bf16"}[str(self.autocast_dtype).removeprefix("torch.")]
+        return f"{self.device.type}:{short}-autocast"
 
     def _autocast(self):
         import contextlib

@@ -86,7 +86,7 @@ class GenEvalScorer:
         self.colors = build_color_classifier(color, opts, device)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": "1", "detector": self.detector.describe(),
+        return {"name": self.name, "version": "2", "detector": self.detector.describe(),
                 "color_classifier": self.colors.describe(), "bgcolor": self.background,
                 "judge": self.settings.to_dict(),
                 "class_names_sha256": hashlib.sha256("\n".join(self.class_names).encode()).hexdigest()}
