@@ -57,7 +57,7 @@ def tasks_dir(weights, tmp_path_factory) -> str:
 
 def judged(tasks_dir: str, args: dict[str, str]):
     spec = load_task("geneval", tasks_dir)
-    scorer = build_scorer(spec, None, args, device="cpu", dtype="bf16", batch_size=8)
+    scorer = build_scorer(spec, None, args, device="cpu", batch_size=8)
     return verdict(spec.recipe, RUN, scorer.describe(), default_split=spec.default_split)
 
 

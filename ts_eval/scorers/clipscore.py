@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from ts_eval.data import sha256_file
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.options import parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
 from ts_eval.scorers.openai_clip import OPENAI, check_dtype, load_clip, resolve_clip, weights_file_hint
+from ts_eval.weights import HashCache, folder_sha256, weight_files
 
 OWNER = "scorer 'clipscore'"
 
@@ -195,11 +195,13 @@ class _TransformersCLIP:
         folder = Path(model).expanduser()
         self.local = folder.is_dir()
         if self.local:
-            weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
-            if not weights or not (folder / "config.json").is_file():
+            files = weight_files([p.name for p in folder.iterdir()], lambda name: (folder / name).read_text())
+            if not files or not (folder / "config.json").is_file():
                 raise UsageError(f"{OWNER}: model={model}: {folder} is not a saved transformers CLIP "
                                  "(config.json and model weights)")
-            self.weights_sha256 = sha256_file(weights[0])
+            # the files transformers loads: one sha256, or one per shard
+            found = folder_sha256(folder, [f for f in files if not f.endswith(".index.json")], HashCache())
+            self.weights_sha256 = next(iter(found.values())) if len(found) == 1 else found
         elif model.startswith("/") or model.startswith("."):
             raise UsageError(f"{OWNER}: model={model}: no such folder")
         else:

@@ -20,11 +20,11 @@ from typing import Any
 from PIL import Image
 
 from ts_eval.cache import default_cache_dir
-from ts_eval.data import sha256_file
 from ts_eval.errors import UsageError
 from ts_eval.scorers import geneval_preprocess
 from ts_eval.scorers.geneval_detectors import Instances
 from ts_eval.scorers.geneval_weights import mmdet3_state_dict
+from ts_eval.weights import HashCache
 
 OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
 OFFICIAL_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
@@ -107,7 +107,7 @@ class MMDetDetector:
         self.checkpoint_sha256 = None
         if self.checkpoint is not None:
             self.checkpoint_layout = self._load_weights(self.checkpoint)
-            self.checkpoint_sha256 = sha256_file(self.checkpoint)
+            self.checkpoint_sha256 = HashCache().sha256(self.checkpoint)  # hashed once per (path, size, mtime)
 
     @staticmethod
     def _checkpoint_path(config: str, checkpoint: str) -> Path | None:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ts_eval.data import sha256_file
 from ts_eval.errors import UsageError, missing_extra
+from ts_eval.weights import HashCache
 
 OPENAI = "openai"
 RANDOM = "random"  # no weights: speed tests only, built as OpenAI's model would be (QuickGELU)
@@ -113,7 +113,7 @@ def resolve_clip(model: str, pretrained: str | None, quick_gelu: str = "auto", *
             raise UsageError(f"{owner}: model={model}: {folder} has no weights (*.safetensors, *.bin, *.pth)")
         declared = bool(json.loads(config.read_text())["model_cfg"].get("quick_gelu", False))
         return CLIPSource(f"local-dir:{folder}", None, False, declared if force is None else force,
-                          sha256_file(weights[0]))
+                          HashCache().sha256(weights[0]))
     name = model.replace("/", "-")  # open_clip accepts "ViT-L/14" for "ViT-L-14"
     if name not in open_clip.list_models():
         raise UsageError(f"{owner}: unknown open_clip model {model!r}; use a name from open_clip.list_models() "
@@ -133,7 +133,7 @@ def resolve_clip(model: str, pretrained: str | None, quick_gelu: str = "auto", *
     if not path.is_file():
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
         raise UsageError(f"{owner}: pretrained={pretrained!r} is neither a file nor a tag of {name} (tags: {tags})")
-    digest = sha256_file(path)
+    digest = HashCache().sha256(path)  # hashed once per (path, size, mtime)
     if is_torchscript(str(path)) or digest in openai_release_sha256():
         _refuse_gelu(force, owner, f"{path} (OpenAI's weights)")
         return CLIPSource(name, str(path.resolve()), True, True, digest)
