@@ -184,6 +184,29 @@ def test_official_checkpoint_download_failure_is_one_line(tmp_path, monkeypatch)
     assert not any((tmp_path / "weights").iterdir())  # no half-written checkpoint left behind
 
 
+def test_official_checkpoint_is_the_pinned_revisions_file_or_a_cached_v3(tmp_path, monkeypatch):
+    pytest.importorskip("mmdet")
+    import torch.hub
+
+    from ts_eval.scorers import geneval_mmdet
+
+    monkeypatch.setenv("TS_EVAL_CACHE_DIR", str(tmp_path))
+    fetched = []
+
+    def download(url, dst, hash_prefix=None, progress=True):
+        fetched.append((url, hash_prefix))
+        Path(dst).write_bytes(b"weights")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    path = geneval_mmdet.official_checkpoint(progress=False)
+    assert fetched == [(geneval_mmdet.OFFICIAL_CHECKPOINT_URL, "743b7d99")] and path.name.endswith("-743b7d99.pth")
+    assert "/v2.0/" in geneval_mmdet.OFFICIAL_CHECKPOINT_URL  # what download_models.sh fetches at the pinned revision
+    path.unlink()
+    v3 = tmp_path / "weights" / Path(geneval_mmdet.V3_CHECKPOINT_URL).name
+    v3.write_bytes(b"weights")
+    assert geneval_mmdet.official_checkpoint(progress=False) == v3 and len(fetched) == 1  # no second download
+
+
 # -- hf -------------------------------------------------------------------------------------------------------
 
 def test_hf_detects_a_batch_of_mixed_sizes(tiny, images, tmp_path):

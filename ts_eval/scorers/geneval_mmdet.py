@@ -5,7 +5,8 @@ GenEval ran it on mmdetection 2.x with mmcv-full 1.7; ts-eval runs the same netw
 What the two versions do differently before the network is done here as 2.x does it (geneval_preprocess.py),
 and, as in the official script, one image per forward. Both published checkpoints load: the v2.0 file
 GenEval's download_models.sh fetches at the pinned revision (`..._20220504_001756-743b7d99.pth`, mmdet 2.x
-key names, renamed on load) and the v3.0 file it fetched before July 2024 (`...-c9d0c4f2.pth`).
+key names, renamed on load; downloaded by default) and the v3.0 file it fetched before July 2024
+(`...-c9d0c4f2.pth`).
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from ts_eval.scorers.geneval_weights import mmdet3_state_dict
 from ts_eval.weights import HashCache
 
 OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
-OFFICIAL_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
-                           "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
-                           "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth")
-OFFICIAL_SHA256_PREFIX = "c9d0c4f2"  # OpenMMLab names checkpoints by the first 8 hex digits of their sha256
-V2_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v2.0/mask2former/"
-                     "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/"
-                     "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth")
+# The file GenEval's download_models.sh fetches at the pinned revision (mmdet 2.x key names), and the v3.0
+# conversion it fetched from December 2023 to July 2024. OpenMMLab names each file by the first 8 hex
+# digits of its sha256; torch.hub checks that prefix on download.
+OFFICIAL_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v2.0/mask2former/"
+                           "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/"
+                           "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth")
+V3_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
+                     "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
+                     "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth")
 RANDOM = "random"  # checkpoint value for random weights: speed tests only, the scores mean nothing
 
 
@@ -67,22 +70,26 @@ def resolve_config(config: str):
 
 
 def official_checkpoint(progress: bool = True) -> Path:
-    """The official checkpoint in the ts-eval cache, downloaded once and checked against its sha256 prefix."""
-    target = default_cache_dir() / "weights" / Path(OFFICIAL_CHECKPOINT_URL).name
-    if target.is_file():
-        return target
+    """The official checkpoint in the ts-eval cache (either file, when one is there), else the pinned
+    revision's file, downloaded once and checked against the sha256 prefix in its name."""
+    folder = default_cache_dir() / "weights"
+    for url in (OFFICIAL_CHECKPOINT_URL, V3_CHECKPOINT_URL):
+        if (folder / Path(url).name).is_file():
+            return folder / Path(url).name
+    target = folder / Path(OFFICIAL_CHECKPOINT_URL).name
     import torch.hub
 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     print(f"ts-eval: downloading the GenEval Mask2Former checkpoint to {target}", file=sys.stderr)
     try:
-        torch.hub.download_url_to_file(OFFICIAL_CHECKPOINT_URL, str(partial), hash_prefix=OFFICIAL_SHA256_PREFIX,
-                                       progress=progress)
+        prefix = Path(OFFICIAL_CHECKPOINT_URL).stem.rsplit("-", 1)[1]
+        torch.hub.download_url_to_file(OFFICIAL_CHECKPOINT_URL, str(partial), hash_prefix=prefix, progress=progress)
     except Exception as exc:  # offline, proxy, truncated file, checksum: the user's next step is the same
         partial.unlink(missing_ok=True)
         raise UsageError(f"cannot download the GenEval detector checkpoint ({type(exc).__name__}); download "
-                         f"{OFFICIAL_CHECKPOINT_URL} elsewhere and pass --scorer-arg checkpoint=PATH") from None
+                         f"{OFFICIAL_CHECKPOINT_URL} (or {Path(V3_CHECKPOINT_URL).name}) elsewhere and pass "
+                         "--scorer-arg checkpoint=PATH") from None
     os.replace(partial, target)
     return target
 
@@ -96,7 +103,7 @@ class MMDetDetector:
         _, init_detector, _ = _import_mmdet()
         self.cfg, self.config_path = resolve_config(config)
         self.cfg.model.test_cfg.max_per_image = max_per_image
-        self.scale = test_scale(self.cfg)
+        self.scale = resize_scale(self.cfg)
         self.device = torch_device(device)
         self.checkpoint = self._checkpoint_path(config, checkpoint)
         with warnings.catch_warnings():  # "checkpoint is None, use COCO classes": weights are loaded below
@@ -169,7 +176,7 @@ class MMDetDetector:
                          labels=pred.labels.cpu().numpy().astype("int64"), masks=pred.masks.cpu())
 
 
-def test_scale(cfg) -> tuple[int, int]:
+def resize_scale(cfg) -> tuple[int, int]:
     """The (long, short) test scale of the config's test pipeline (the official one: (1333, 800))."""
     pipeline = cfg.get("test_pipeline") or cfg.test_dataloader.dataset.pipeline
     for step in pipeline:
