@@ -6,6 +6,9 @@ excluded; each figure is the median of `--repeats` timed calls; CUDA is synchron
 
     python benchmarks/geneval_speed.py                      # CPU, tiny + real size, writes JSON
     python benchmarks/geneval_speed.py --device cuda --sizes real --batch-size 8
+
+The mmdet detector runs one image per forward (the official batching; `--batch-size` is images per call);
+the colour classifier is timed at one crop per forward (official) and at `--color-batch` crops.
 """
 
 from __future__ import annotations
@@ -88,13 +91,14 @@ def detectors(size: str, root: Path, device: str):
         yield "mmdet", lambda: MMDetDetector(config="", checkpoint="random", device=device)
 
 
-def color_classifier(size: str, root: Path, device: str):
+def color_classifier(size: str, root: Path, device: str, batch_size: int):
     from ts_eval.scorers.geneval_color import CLIPColorClassifier
     from ts_eval.scorers.geneval_tiny import tiny_clip
 
     if size == "tiny":
-        return CLIPColorClassifier(model=tiny_clip(root / "clip")["clip_model"], device=device, batch_size=32)
-    return CLIPColorClassifier(model="ViT-L-14", pretrained="random", device=device, batch_size=32)
+        return CLIPColorClassifier(pretrained=tiny_clip(root / "clip")["clip_pretrained"], device=device,
+                                   batch_size=batch_size)
+    return CLIPColorClassifier(model="ViT-L-14", pretrained="random", device=device, batch_size=batch_size)
 
 
 def bench_models(args, root: Path) -> list[dict]:
@@ -110,14 +114,17 @@ def bench_models(args, root: Path) -> list[dict]:
                             "seconds_per_batch": seconds, "images_per_s": len(images) / seconds})
             print(f"  detector {name} ({size}): {len(images) / seconds:.2f} img/s", file=sys.stderr)
             del detector
-        clip = color_classifier(size, root, args.device)
-        for n in names:
-            clip._classifier(n)  # text classifiers are built once per class and cached; time the crops
-        seconds = timed(lambda: clip.classify(crops, names), args.repeats, args.device)
-        results.append({"component": "colour classifier clip", "size": size, "batch": len(crops),
-                        "seconds_per_batch": seconds, "images_per_s": len(crops) / seconds})
-        print(f"  colour classifier ({size}): {len(crops) / seconds:.2f} crops/s", file=sys.stderr)
-        del clip
+        for batch in sorted({1, args.color_batch}):
+            clip = color_classifier(size, root, args.device, batch)
+            for n in names:
+                clip._classifier(n)  # text classifiers are built once per class and cached; time the crops
+            seconds = timed(lambda: clip.classify(crops, names), args.repeats, args.device)
+            label = f"colour classifier clip, {batch} crop(s)/forward" + (" (official)" if batch == 1 else "")
+            results.append({"component": label, "size": size, "batch": len(crops), "precision":
+                            clip.describe()["precision"], "seconds_per_batch": seconds,
+                            "images_per_s": len(crops) / seconds})
+            print(f"  {label} ({size}): {len(crops) / seconds:.2f} crops/s", file=sys.stderr)
+            del clip
     return results
 
 
@@ -175,6 +182,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="tiny,real", help="comma list of tiny, real")
     parser.add_argument("--batch-size", type=int, default=4, help="images per detector call")
     parser.add_argument("--crops", type=int, default=16, help="crops per colour-classifier call")
+    parser.add_argument("--color-batch", type=int, default=16, help="crops per CLIP forward, besides the official 1")
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives steadier numbers)")

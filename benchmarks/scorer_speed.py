@@ -3,7 +3,8 @@
 By default both run on tiny random models of the real architectures (built offline, see
 ts_eval/scorers/tiny_models.py), so the numbers measure the code path (image decoding and preprocessing,
 tokenization, padding, forward, post-processing), not the real models. `--real` uses each scorer's
-default weights instead (clip-flant5-xxl, open_clip ViT-L-14/openai: a download, and a GPU for the former).
+default weights instead (clip-flant5-xxl; each CLIPScore variant's OpenAI CLIP: a download, and a GPU for the
+former). CLIPScore is timed per variant (`--clip-variants`); `--dtype` is passed as `--scorer-arg dtype=`.
 Each batch size scores the same images `--repeats` times after one warm-up batch; the median is reported.
 
     python benchmarks/scorer_speed.py [--batch-sizes 1,4,16] [--images 32] [--device cpu] [--json OUT.json]
@@ -43,20 +44,29 @@ def make_requests(folder: Path, n_images: int, resolution: int) -> list[ScoreReq
 
 
 def scorer_args(name: str, models: Path, real: bool) -> dict[str, str]:
+    """`name` is a scorer, or `clipscore:VARIANT`."""
+    name, _, variant = name.partition(":")
+    if name == "clipscore":
+        base = {"variant": variant or "hessel"}
+        if real:
+            return base
+        from ts_eval.scorers.tiny_models import build_tiny_openai_clip, build_tiny_transformers_clip
+
+        if base["variant"] == "torchmetrics":
+            return {**base, "model": build_tiny_transformers_clip(models / "transformers-clip")}
+        return {**base, "pretrained": build_tiny_openai_clip(models / "openai-clip" / "tiny.pt")}
     if real:
         return {}
-    from ts_eval.scorers.tiny_models import build_tiny_clip_t5, build_tiny_open_clip
+    from ts_eval.scorers.tiny_models import build_tiny_clip_t5
 
-    if name == "vqascore":
-        return build_tiny_clip_t5(models / "clip-t5")
-    return {"model": build_tiny_open_clip(models / "open-clip")}
+    return build_tiny_clip_t5(models / "clip-t5")
 
 
 def time_scorer(name: str, args: dict[str, str], requests: list[ScoreRequest], batch_size: int, *,
                 device: str, dtype: str, repeats: int) -> dict:
     # scorers run in their official precision unless `--scorer-arg dtype=` (here --dtype) says otherwise
     args = {**args, "dtype": dtype} if dtype != "auto" else args
-    scorer = scorer_class(name)(args, task=None, device=device, batch_size=batch_size)
+    scorer = scorer_class(name.partition(":")[0])(args, task=None, device=device, batch_size=batch_size)
     scorer.score(requests[:batch_size])  # warm-up: loads the model, first kernels
     seconds = []
     for _ in range(repeats):
@@ -88,6 +98,7 @@ def conditions(device: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scorers", default="vqascore,clipscore")
+    parser.add_argument("--clip-variants", default="hessel,t2v-metrics,torchmetrics")
     parser.add_argument("--batch-sizes", default="1,4,16")
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--resolution", type=int, default=256, help="side of the test images (pixels)")
@@ -102,7 +113,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         requests = make_requests(Path(tmp), args.images, args.resolution)
         env = conditions(args.device)
-        for name in args.scorers.split(","):
+        names = [n for scorer in args.scorers.split(",") for n in (
+            [f"clipscore:{v}" for v in args.clip_variants.split(",")] if scorer == "clipscore" else [scorer])]
+        for name in names:
             for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
                 rows.append(time_scorer(name, scorer_args(name, Path(tmp) / "models", args.real), requests,
                                         batch_size, device=args.device, dtype=args.dtype, repeats=args.repeats))

@@ -89,8 +89,62 @@ def test_mmdet_detects_a_batch_from_files(tiny, images):
     for found, image in zip(batch, load(images)):
         check_instances(found, image)
     alone = detector.detect(load(images[1:2]), images[1:2])[0]
-    np.testing.assert_allclose(alone.scores, batch[1].scores, rtol=1e-4, atol=1e-6)  # batching changes nothing
-    assert detector.describe()["checkpoint_sha256"] != "random"
+    assert np.array_equal(alone.scores, batch[1].scores)  # one image per forward: a call's batch changes nothing
+    assert torch.equal(alone.masks, batch[1].masks)
+    described = detector.describe()
+    assert described["checkpoint_sha256"] != "random" and described["checkpoint_layout"] == "mmdet3"
+    assert (described["precision"], described["preprocess"]["pipeline"], described["preprocess"]["batch"]) == (
+        "fp32", "mmdet2", 1)
+
+
+def test_mmdet_network_sees_the_mmdet2_preprocessing(tiny, images, tmp_path):
+    need_mmdet(tiny)
+    from ts_eval.scorers.geneval_mmdet import MMDetDetector
+    from ts_eval.scorers.geneval_preprocess import normalize, pad_to_multiple, resize
+
+    detector = MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"],
+                             device="cpu")
+    seen = []
+    detector.model.backbone.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (30, 70, 3), dtype=np.uint8)).save(wide)
+    found = detector.detect(load([str(wide)]), [str(wide)])[0]
+    bgr = np.asarray(Image.open(wide))[..., ::-1]
+    # tiny config test scale (96, 64): 70x30 -> factor min(96/70, 64/30) = 1.371 -> 96x41, padded to 96x64
+    expected = normalize(pad_to_multiple(resize(np.ascontiguousarray(bgr), (96, 41)))).transpose(2, 0, 1)
+    assert len(seen) == 1 and tuple(seen[0].shape) == (1, 3, 64, 96)
+    assert np.array_equal(seen[0][0].numpy(), expected)
+    assert tuple(found.masks.shape[1:]) == (30, 70)  # back at the file's size
+
+
+def test_mmdet_loads_mmdet2_key_names(tiny, images, tmp_path):
+    """A checkpoint saved with mmdet 2.x's layer names (the v2.0 file's layout) gives the same detections."""
+    need_mmdet(tiny)
+    import re
+
+    from ts_eval.scorers.geneval_mmdet import MMDetDetector
+
+    def to_mmdet2(key: str) -> str:  # the 2.x names, written out by hand
+        key = re.sub(r"(pixel_decoder\.encoder\.layers\.\d+)\.self_attn\.", r"\1.attentions.0.", key)
+        key = re.sub(r"(transformer_decoder\.layers\.\d+)\.cross_attn\.", r"\1.attentions.0.", key)
+        key = re.sub(r"(transformer_decoder\.layers\.\d+)\.self_attn\.", r"\1.attentions.1.", key)
+        return re.sub(r"(layers\.\d+)\.ffn\.", r"\1.ffns.0.", key)
+
+    state = torch.load(tiny["mmdet"]["checkpoint"], weights_only=False)["state_dict"]
+    old = {to_mmdet2(k): v for k, v in state.items()}
+    assert sum(k != to_mmdet2(k) for k in state) > 10
+    v2 = tmp_path / "v2.pth"
+    torch.save({"state_dict": old, "meta": {}}, v2)
+    config = tiny["mmdet"]["detector_config"]
+    three = MMDetDetector(config=config, checkpoint=tiny["mmdet"]["checkpoint"], device="cpu")
+    two = MMDetDetector(config=config, checkpoint=str(v2), device="cpu")
+    assert two.describe()["checkpoint_layout"] == "mmdet2"
+    for a, b in zip(three.detect(load(images), images), two.detect(load(images), images)):
+        assert np.array_equal(a.scores, b.scores) and np.array_equal(a.boxes, b.boxes)
+    broken = tmp_path / "broken.pth"
+    torch.save({"state_dict": {k.replace("ffn.", "mlp."): v for k, v in state.items()}}, broken)
+    with pytest.raises(UsageError, match="does not fit mmdet config"):
+        MMDetDetector(config=config, checkpoint=str(broken), device="cpu")
 
 
 def test_mmdet_checkpoint_errors(tiny, tmp_path):
@@ -128,6 +182,29 @@ def test_official_checkpoint_download_failure_is_one_line(tmp_path, monkeypatch)
     assert geneval_mmdet.OFFICIAL_CHECKPOINT_URL in str(error.value) and "checkpoint=PATH" in str(error.value)
     assert "\n" not in str(error.value)
     assert not any((tmp_path / "weights").iterdir())  # no half-written checkpoint left behind
+
+
+def test_official_checkpoint_is_the_pinned_revisions_file_or_a_cached_v3(tmp_path, monkeypatch):
+    pytest.importorskip("mmdet")
+    import torch.hub
+
+    from ts_eval.scorers import geneval_mmdet
+
+    monkeypatch.setenv("TS_EVAL_CACHE_DIR", str(tmp_path))
+    fetched = []
+
+    def download(url, dst, hash_prefix=None, progress=True):
+        fetched.append((url, hash_prefix))
+        Path(dst).write_bytes(b"weights")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    path = geneval_mmdet.official_checkpoint(progress=False)
+    assert fetched == [(geneval_mmdet.OFFICIAL_CHECKPOINT_URL, "743b7d99")] and path.name.endswith("-743b7d99.pth")
+    assert "/v2.0/" in geneval_mmdet.OFFICIAL_CHECKPOINT_URL  # what download_models.sh fetches at the pinned revision
+    path.unlink()
+    v3 = tmp_path / "weights" / Path(geneval_mmdet.V3_CHECKPOINT_URL).name
+    v3.write_bytes(b"weights")
+    assert geneval_mmdet.official_checkpoint(progress=False) == v3 and len(fetched) == 1  # no second download
 
 
 # -- hf -------------------------------------------------------------------------------------------------------
@@ -194,13 +271,79 @@ def test_clip_colors_are_batch_independent(tiny):
     rng = np.random.default_rng(1)
     crops = [Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)) for i in range(7)]
     names = ["car", "dog", "car", "apple", "dog", "car", "bench"]
-    one = CLIPColorClassifier(model=tiny["clip"]["clip_model"], device="cpu", batch_size=1)
-    many = CLIPColorClassifier(model=tiny["clip"]["clip_model"], device="cpu", batch_size=32)
+    one = CLIPColorClassifier(pretrained=tiny["clip"]["clip_pretrained"], device="cpu")
+    many = CLIPColorClassifier(pretrained=tiny["clip"]["clip_pretrained"], device="cpu", batch_size=32)
     colors = many.classify(crops, names)
     assert colors == one.classify(crops, names) and set(colors) <= set(COLORS)
     assert sorted(many._classifiers) == ["apple", "bench", "car", "dog"]  # one text classifier per class
     assert tuple(many._classifiers["car"].shape) == (32, 10)
-    assert many.describe()["weights_sha256"] is not None
+    assert one.describe()["batch_size"] == 1 and many.describe()["batch_size"] == 32
+
+
+def test_clip_colors_follow_clip_benchmark(tiny):
+    """The colour of each crop against clip_benchmark 1.4.0's zero-shot steps, written out on open_clip's
+    own OpenAI loader: logits = 100 * normalize(image) @ classifier, argmax over the 10 colours."""
+    import open_clip
+
+    from ts_eval.scorers.geneval_color import CLIPColorClassifier, color_prompts
+
+    path = tiny["clip"]["clip_pretrained"]
+    model = open_clip.load_openai_model(path, precision="fp32", device="cpu").eval()
+    transform = open_clip.image_transform(model.visual.image_size, is_train=False)
+    tokenizer = open_clip.get_tokenizer("ViT-L-14")
+    rng = np.random.default_rng(2)
+    crops = [Image.fromarray(rng.integers(0, 256, (24, 16 + 3 * i, 3), dtype=np.uint8)) for i in range(12)]
+    names = ["car", "dog", "fire hydrant"] * 4
+    expected = []
+    with torch.no_grad():
+        for crop, name in zip(crops, names):
+            columns = []
+            for color in COLORS:
+                text = torch.nn.functional.normalize(model.encode_text(tokenizer(color_prompts(name, color))), dim=-1)
+                columns.append(text.mean(0) / text.mean(0).norm())
+            image = torch.nn.functional.normalize(model.encode_image(transform(crop)[None]), dim=-1)
+            expected.append((100.0 * image @ torch.stack(columns, 1))[0])
+    expected = torch.stack(expected)
+    classifier = CLIPColorClassifier(pretrained=path, device="cpu")
+    torch.testing.assert_close(classifier.logits(crops, names), expected, rtol=0, atol=1e-4)
+    assert classifier.classify(crops, names) == [COLORS[i] for i in expected.argmax(1).tolist()]
+    assert expected.std(0).max() > 1e-3, "the crops should give different logits"
+    described = classifier.describe()
+    assert (described["quick_gelu"], described["precision"], described["pretrained"]) == (True, "cpu:fp32", path)
+
+
+def test_every_geneval_clip_for_openai_weights_uses_quick_gelu(tiny, monkeypatch, tmp_path):
+    from open_clip import pretrained as registry
+    from open_clip.transformer import QuickGELU, ResidualAttentionBlock
+
+    from ts_eval.scorers.geneval_color import CLIPColorClassifier
+
+    # the default, clip_pretrained=openai: OpenAI's file (here the tiny one in its place) through OpenAI's loader
+    monkeypatch.setitem(registry._PRETRAINED["ViT-L-14"], "openai",
+                        {**registry._PRETRAINED["ViT-L-14"]["openai"], "file": tiny["clip"]["clip_pretrained"]})
+    for classifier in (CLIPColorClassifier(device="cpu"),
+                       CLIPColorClassifier(pretrained=tiny["clip"]["clip_pretrained"], device="cpu")):
+        blocks = [m for m in classifier.clip.model.modules() if isinstance(m, ResidualAttentionBlock)]
+        assert len(blocks) == 4 and all(isinstance(b.mlp.gelu, QuickGELU) for b in blocks)
+        assert classifier.describe()["quick_gelu"] is True
+    assert CLIPColorClassifier(device="cpu").describe()["weights_sha256"].startswith("b8cca3fd")  # OpenAI's URL
+    # a CLIP from a folder whose config has no quick_gelu keeps GELU, and says so
+    from ts_eval.scorers.tiny_models import build_tiny_open_clip
+
+    laion = CLIPColorClassifier(model=build_tiny_open_clip(tmp_path / "laion"), device="cpu")
+    blocks = [m for m in laion.clip.model.modules() if isinstance(m, ResidualAttentionBlock)]
+    assert blocks and all(isinstance(b.mlp.gelu, torch.nn.GELU) for b in blocks)
+    assert laion.describe()["quick_gelu"] is False
+
+
+def test_clip_color_dtype_is_fp32_on_cpu_unless_asked(tiny):
+    from ts_eval.scorers.geneval_color import CLIPColorClassifier
+
+    path = tiny["clip"]["clip_pretrained"]
+    assert CLIPColorClassifier(pretrained=path, device="cpu").describe()["precision"] == "cpu:fp32"
+    assert CLIPColorClassifier(pretrained=path, device="cpu", dtype="bf16").describe()["precision"] == "cpu:bf16-autocast"
+    with pytest.raises(UsageError, match="dtype='half'"):
+        CLIPColorClassifier(pretrained=path, device="cpu", dtype="half")
 
 
 # -- end to end ---------------------------------------------------------------------------------------------------

@@ -55,3 +55,18 @@ def test_no_recipe_is_never_official_and_round_trips():
     found = verdict(None, settings(), SCORER, default_split="all")
     assert not found.official and "no official recipe" in found.label
     assert Verdict.from_dict(found.to_dict()) == found
+
+
+def test_sha256_prefix_accepts_a_digest_starting_with_a_listed_prefix_only():
+    recipe = {**RECIPE, "scorer": {"name": "geneval", "checkpoint_sha256": {"sha256_prefix": ["743b7d99", "c9d0c4f2"]}}}
+    geneval = {"name": "geneval", "checkpoint_sha256": "c9d0c4f2" + "0" * 56}
+    assert verdict(recipe, settings(), geneval, default_split="all").official
+    for wrong in ("0" * 64, "743b7d9", None):  # another file, a shorter string, no checkpoint
+        found = verdict(recipe, settings(), {**geneval, "checkpoint_sha256": wrong}, default_split="all")
+        assert found.differences == (f"scorer.checkpoint_sha256={_shown(wrong)} (official: 743b7d99... or c9d0c4f2...)",)
+    missing = verdict(recipe, settings(), {"name": "geneval"}, default_split="all")
+    assert missing.first_difference.startswith("scorer.checkpoint_sha256=missing")
+
+
+def _shown(value):
+    return "null" if value is None else value

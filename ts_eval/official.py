@@ -9,8 +9,9 @@ The prompt selection is a second, separate question: a declared split (GenAI-Ben
 set of its own, while `--limit` and `--skill` make a *subset*. A table column called `All`/`Overall` means the
 whole official prompt set: for a split or a subset it is relabelled.
 
-Recipe leaves compare by equality; `{one_of: [a, b]}` accepts any listed value (e.g. GenEval's v2 and v3
-detector checkpoints, which hold the same weights).
+Recipe leaves compare by equality; `{one_of: [a, b]}` accepts any listed value, and `{sha256_prefix: [p, q]}`
+a sha256 that starts with a listed prefix (OpenMMLab names each checkpoint by the first 8 hex digits of its
+sha256; GenEval's v2 and v3 detector checkpoints are known only by those).
 """
 
 from __future__ import annotations
@@ -72,15 +73,23 @@ def verdict(recipe: dict[str, Any] | None, settings: dict[str, Any], scorer: dic
     return Verdict(not differences, differences, subset, split)
 
 
+_MATCHERS = ("one_of", "sha256_prefix")
+
+
 def _differences(recipe: Any, effective: Any, path: str):
-    if isinstance(recipe, dict) and "one_of" not in recipe:
+    if isinstance(recipe, dict) and not set(_MATCHERS) & set(recipe):
         for key, wanted in recipe.items():
             here = f"{path}.{key}" if path else str(key)
             value = effective.get(key, _MISSING) if isinstance(effective, dict) else _MISSING
             yield from _differences(wanted, value, here)
         return
-    allowed = recipe["one_of"] if isinstance(recipe, dict) else [recipe]
-    if effective not in allowed:
+    if isinstance(recipe, dict) and "sha256_prefix" in recipe:
+        allowed = [f"{prefix}..." for prefix in recipe["sha256_prefix"]]
+        matches = isinstance(effective, str) and effective.startswith(tuple(recipe["sha256_prefix"]))
+    else:
+        allowed = recipe["one_of"] if isinstance(recipe, dict) else [recipe]
+        matches = effective in allowed
+    if not matches:
         shown = "missing" if effective is _MISSING else _text(effective)
         yield f"{path}={shown} (official: {' or '.join(_text(a) for a in allowed)})"
 

@@ -65,7 +65,8 @@ SCORERS: dict[str, Plugin] = {
     "vqascore": Plugin("ts_eval.scorers.vqascore:VQAScorer",
                        Requirement("genai", ("torch", "transformers", "sentencepiece", "cv2", "t2v_metrics"),
                                    then=T2V_METRICS)),
-    "clipscore": Plugin("ts_eval.scorers.clipscore:CLIPScorer", Requirement("genai", ("torch", "open_clip"))),
+    "clipscore": Plugin("ts_eval.scorers.clipscore:CLIPScorer", Requirement("genai", ("torch", "open_clip")),
+                        needs_by_option={"variant": {"torchmetrics": Requirement("genai", ("transformers", "torchmetrics"))}}),
     # GenEval's needs follow its detector: `dummy` needs nothing; `mmdet` says itself how to build mmcv.
     "geneval": Plugin("ts_eval.scorers.geneval_scorer:GenEvalScorer", needs_by_option={"detector": {
         "hf": Requirement("geneval", ("torch", "transformers", "open_clip")),

@@ -1,145 +1,258 @@
-"""CLIPScore (Hessel et al., 2021) through open_clip: w * max(cos(image, "A photo depicts " + prompt), 0).
+"""CLIPScore in the three recipes papers report, each computed exactly as its reference computes it.
 
-Hessel et al. use w = 2.5, the text prefix "A photo depicts" and OpenAI's ViT-B/32; our default backbone is
-OpenAI's ViT-L/14, the CLIPScore baseline of the VQAScore / GenAI-Bench papers (`--scorer-arg model=ViT-B-32`
-gives Hessel's). The metric is written as `clipscore`, never under the task's own metric name.
+| variant        | reference                                   | CLIP (weights)                        | text                         | value            |
+|----------------|---------------------------------------------|---------------------------------------|------------------------------|------------------|
+| `hessel`       | Hessel et al. 2021, jmhessel/clipscore      | ViT-B/32 (OpenAI)                     | "A photo depicts " + prompt  | 2.5 * max(cos, 0)|
+| `t2v-metrics`  | t2v_metrics.CLIPScore, as GenAI-Bench's     | ViT-L/14 at 336 px (OpenAI),          | prompt                       | cos              |
+|                | tables ran it (`openai:ViT-L-14-336`)       |                                       |                              |                  |
+| `torchmetrics` | torchmetrics' CLIPScore (transformers CLIP) | openai/clip-vit-large-patch14         | prompt                       | max(100 * cos, 0)|
+
+The metric is always written as `clipscore`; `describe()` names the variant and a `label` for tables, so a
+table says which one it shows. OpenAI's weights run with QuickGELU (see openai_clip.py). Official dtypes:
+Hessel's script runs OpenAI's half-precision model on CUDA (`clip.load` keeps fp16 there) and fp32 on a CPU;
+t2v-metrics and torchmetrics run fp32. `--scorer-arg dtype=` picks another.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 from contextlib import nullcontext
-from importlib.metadata import version
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.options import parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
-from ts_eval.scorers import local_weights
+from ts_eval.scorers.openai_clip import OPENAI, check_dtype, load_clip, resolve_clip, weights_file_hint
+from ts_eval.weights import HashCache, folder_sha256, weight_files
 
 OWNER = "scorer 'clipscore'"
-OPTIONS: dict[str, Any] = {
-    "model": "ViT-L-14",          # an open_clip model name, hf-hub:ORG/REPO or local-dir:DIR
-    "pretrained": "openai",       # weights of a named model: an open_clip tag or a checkpoint file
-    "weight": 2.5,                # w of Hessel et al.
-    "prefix": "A photo depicts",  # put before each prompt, as Hessel et al. do; empty for none
-    "cache_dir": "",              # where open_clip downloads weights; empty: its default (the Hugging Face cache)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    reference: str
+    model: str  # the reference's CLIP
+    prefix: str  # put before each prompt
+    formula: str
+
+
+VARIANTS = {
+    "hessel": Variant("hessel", "Hessel et al. 2021 (jmhessel/clipscore, clipscore.py)", "ViT-B-32",
+                      "A photo depicts ", "2.5*max(cos,0)"),
+    "t2v-metrics": Variant("t2v-metrics", "t2v_metrics 3.0 CLIPScore (GenAI-Bench tables: openai:ViT-L-14-336)",
+                           "ViT-L-14-336", "", "cos"),
+    "torchmetrics": Variant("torchmetrics", "torchmetrics 1.x CLIPScore (transformers CLIPModel)",
+                            "openai/clip-vit-large-patch14", "", "max(100*cos,0)"),
 }
-SCHEMAS = ("hf-hub:", "local-dir:")
-
-
-def _open_clip():
-    try:
-        import open_clip
-    except ImportError:
-        raise missing_extra("open_clip", "genai") from None
-    return open_clip
+OPTIONS: dict[str, Any] = {
+    "variant": "hessel",   # hessel, t2v-metrics, torchmetrics
+    "model": "",           # '' = the variant's; open_clip variants: an open_clip name or local-dir:DIR;
+                           # torchmetrics: a transformers CLIP id or folder
+    "pretrained": "",      # open_clip variants: a tag or weights file ('' = openai); 'random': speed tests
+    "revision": "main",    # torchmetrics: the hub revision of `model`
+    "quick_gelu": "auto",  # open_clip variants: auto = QuickGELU for OpenAI's weights; true; false
+    "dtype": "auto",       # auto = the reference's (see above); fp32, fp16, bf16
+    "cache_dir": "",       # where weights are downloaded; '' = the library's default
+}
 
 
 class CLIPScorer:
     name = "clipscore"
     metrics = ("clipscore",)
 
-    def __init__(self, args: dict[str, str], *, task=None, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 8):
+    def __init__(self, args: dict[str, str], *, task=None, device: str = "auto", batch_size: int = 8):
         opts = parse_options(args, OPTIONS, OWNER)
+        if opts["variant"] not in VARIANTS:
+            raise UsageError(f"{OWNER}: variant={opts['variant']!r}; choose one of: {', '.join(VARIANTS)}")
+        self.variant = VARIANTS[opts["variant"]]
+        check_dtype(opts["dtype"], OWNER)
         self.batch_size = batch_size
         self.device = torch_device(device)
-        self.dtype = torch_dtype(dtype, self.device)
-        self.weight = opts["weight"]
-        if self.weight <= 0:
-            raise UsageError(f"{OWNER}: weight must be positive, got {self.weight}")
-        prefix = opts["prefix"]
-        self.prefix = prefix + " " if prefix and not prefix.endswith(" ") else prefix
         self.cache_dir = opts["cache_dir"] or None
-        self.model, self.pretrained = _check_model(opts["model"], opts["pretrained"], "pretrained" in args)
-        self._loaded = None  # (model, preprocess, tokenizer), loaded on the first batch
+        model = opts["model"] or self.variant.model
+        if self.variant.name == "torchmetrics":
+            if opts["pretrained"] or opts["quick_gelu"] != "auto":
+                raise UsageError(f"{OWNER}: variant=torchmetrics takes a transformers CLIP as model=; pretrained= and "
+                                 "quick_gelu= are for the open_clip variants (its config sets the activation)")
+            self.backend = _TransformersCLIP(model, opts["revision"], self.device, opts["dtype"], self.cache_dir)
+        else:
+            pretrained = opts["pretrained"] or (None if model.startswith(("local-dir:", "hf-hub:")) else OPENAI)
+            source = resolve_clip(model, pretrained, opts["quick_gelu"], owner=OWNER)
+            self.backend = _OpenCLIP(source, self.variant, self.device, opts["dtype"], self.cache_dir)
+
+    @property
+    def label(self) -> str:
+        return f"clipscore ({self.variant.name})"
 
     def describe(self) -> dict[str, Any]:
-        weights = self.model.partition(":")[2] if self.model.startswith("local-dir:") else self.pretrained or ""
-        return {"name": self.name, "version": "1", "metric": self.metrics[0], "open_clip": version("open_clip_torch"),
-                "model": self.model, "pretrained": self.pretrained, "weights_stamp": local_weights.stamp(weights),
-                "weight": self.weight, "prefix": self.prefix, "precision": self._precision(),
-                "device": self.device.type}
-
-    def _precision(self) -> str:
-        short = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[str(self.dtype).removeprefix("torch.")]
-        return short if short == "fp32" else f"{short}-autocast"  # weights stay fp32; matmuls run in `short`
+        return {"name": self.name, "version": "2", "metric": self.metrics[0], "variant": self.variant.name,
+                "label": self.label, "reference": self.variant.reference, "prefix": self.variant.prefix,
+                "formula": self.variant.formula, **self.backend.describe(), "device": self.device.type}
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
         values: list[float] = []
         for start in range(0, len(requests), self.batch_size):
-            values.extend(self._score_pairs(requests[start:start + self.batch_size]))
+            chunk = requests[start:start + self.batch_size]
+            values.extend(self.backend.score([r.image_path for r in chunk],
+                                             [self.variant.prefix + r.prompt.prompt for r in chunk]))
         metric = self.metrics[0]
         return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, metric, v, image_sha256=r.image_sha256)])
                 for r, v in zip(requests, values)]
 
-    def _score_pairs(self, requests: list[ScoreRequest]) -> list[float]:
-        import torch
-        from PIL import Image
 
-        model, preprocess, tokenizer = self._load()
-        images = []
-        for request in requests:
-            with Image.open(request.image_path) as image:
-                images.append(preprocess(image.convert("RGB")))
-        pixels = torch.stack(images).to(self.device)
-        tokens = tokenizer([self.prefix + r.prompt.prompt for r in requests]).to(self.device)
-        low_precision = self.dtype != torch.float32
-        autocast = torch.autocast(self.device.type, dtype=self.dtype) if low_precision else nullcontext()
-        with torch.no_grad(), autocast:
-            image_features = model.encode_image(pixels)
-            text_features = model.encode_text(tokens)
-        image_features = torch.nn.functional.normalize(image_features.float(), dim=-1)
-        text_features = torch.nn.functional.normalize(text_features.float(), dim=-1)
-        cosine = (image_features * text_features).sum(dim=-1)
-        return [float(v) for v in (self.weight * cosine.clamp(min=0)).cpu()]
+def _open_image(path: str):
+    from PIL import Image
+
+    return Image.open(path)
+
+
+class _OpenCLIP:
+    """The `hessel` and `t2v-metrics` recipes, on open_clip."""
+
+    def __init__(self, source, variant: Variant, device, dtype: str, cache_dir: str | None):
+        import torch
+
+        self.source, self.variant, self.device, self.cache_dir = source, variant, device, cache_dir
+        self.hessel = variant.name == "hessel"
+        chosen = torch_dtype("fp32" if dtype == "auto" else dtype, device.type)
+        if self.hessel and dtype == "auto" and device.type == "cuda":
+            chosen = torch.float16  # clip.load keeps OpenAI's half-precision model on CUDA
+        if chosen != torch.float32 and self.hessel and not source.openai_format:
+            raise UsageError(f"{OWNER}: variant=hessel runs a half-precision model only with OpenAI's weights")
+        self.dtype = chosen
+        self._loaded = None
+
+    def describe(self) -> dict[str, Any]:
+        short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[str(self.dtype).removeprefix("torch.")]
+        precision = short if short == "fp32" or self.hessel else f"{short}-autocast"
+        return {"open_clip": version("open_clip_torch"), **self.source.to_dict(), "precision": precision}
 
     def _load(self):
-        if self._loaded is not None:
-            return self._loaded
-        open_clip = _open_clip()
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                self.model, pretrained=self.pretrained, device=self.device, cache_dir=self.cache_dir)
-        except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"{OWNER}: could not load open_clip {self.model} (pretrained={self.pretrained}): "
-                             f"{reason} -- connect to the internet once to download it, or pass --scorer-arg "
-                             "pretrained=/path/to/checkpoint (or model=local-dir:DIR with open_clip_config.json "
-                             "and the weights)") from None
-        model.eval()
-        self._loaded = (model, preprocess, open_clip.get_tokenizer(self.model, cache_dir=self.cache_dir))
+        if self._loaded is None:
+            import torch
+
+            # Hessel's half precision is the model's own (OpenAI's fp16 CLIP); the others autocast
+            precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, "fp32") if self.hessel else "fp32"
+            try:
+                self._loaded = load_clip(self.source, device=self.device, precision=precision,
+                                         cache_dir=self.cache_dir, owner=OWNER)
+            except UsageError:
+                raise
+            except Exception as exc:  # download failures come in many types; the remedy is the same
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(f"{OWNER}: could not load open_clip {self.source.model} (pretrained="
+                                 f"{self.source.pretrained}): {reason[:160]} -- connect to the internet once to "
+                                 f"download it, or download {weights_file_hint(self.source.model)} elsewhere and "
+                                 "pass --scorer-arg pretrained=/path/to/checkpoint") from None
         return self._loaded
 
+    def score(self, paths: list[str], texts: list[str]) -> list[float]:
+        import torch
 
-def _check_model(model: str, pretrained: str, pretrained_given: bool) -> tuple[str, str | None]:
-    """Validate the model and weights choice without loading anything; returns (model, pretrained)."""
-    open_clip = _open_clip()
-    if model.startswith(SCHEMAS):
-        if pretrained_given:
-            raise UsageError(f"{OWNER}: model={model} brings its own weights; drop pretrained={pretrained}")
-        if model.startswith("local-dir:"):
-            folder = os.path.abspath(os.path.expanduser(model.partition(":")[2]))
-            if not os.path.isfile(os.path.join(folder, "open_clip_config.json")):
-                raise UsageError(f"{OWNER}: model={model}: {folder} has no open_clip_config.json")
-            # open_clip would quietly build a random model from a folder without weights
-            if not any(name.endswith((".safetensors", ".bin", ".pth")) for name in os.listdir(folder)):
-                raise UsageError(f"{OWNER}: model={model}: {folder} has no weights (*.safetensors, *.bin, *.pth)")
-            model = f"local-dir:{folder}"
-        return model, None
-    name = model.replace("/", "-")  # open_clip accepts "ViT-L/14" for "ViT-L-14"
-    if name not in open_clip.list_models():
-        raise UsageError(f"{OWNER}: unknown open_clip model {model!r}; use a name from open_clip.list_models() "
-                         "(e.g. ViT-L-14, ViT-B-32), hf-hub:ORG/REPO or local-dir:DIR")
-    tags = open_clip.list_pretrained_tags_by_model(name)
-    path = os.path.expanduser(pretrained)
-    if os.path.isfile(path):
-        return name, os.path.abspath(path)
-    if pretrained not in tags:
-        known = ", ".join(tags) if tags else "none"
-        raise UsageError(f"{OWNER}: pretrained={pretrained!r} is neither a file nor a tag of {name} "
-                         f"(tags: {known})")
-    return name, pretrained
+        clip = self._load()
+        if self.hessel:  # clipscore.py: Image.open, the transform converts to RGB after the crop
+            pixels = torch.stack([clip.preprocess(_open_image(p)) for p in paths]).to(self.device)
+        else:  # t2v_metrics' image_loader
+            pixels = torch.stack([clip.preprocess(_open_image(p).convert("RGB")) for p in paths]).to(self.device)
+        tokens = clip.tokenizer(texts).to(self.device)  # truncates to 77 tokens keeping the end token
+        if self.hessel:
+            with torch.no_grad():
+                images = clip.model.encode_image(pixels.to(self.dtype)).cpu().numpy()
+                captions = clip.model.encode_text(tokens).cpu().numpy()
+            return [float(v) for v in hessel_clipscore(images, captions)]
+        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
+        with torch.no_grad(), autocast:  # t2v_metrics' CLIPScoreModel.forward, step for step
+            image_features = clip.model.encode_image(pixels)
+            image_features /= image_features.norm(dim=-1, keepdim=True)
+            text_features = clip.model.encode_text(tokens)
+            text_features /= text_features.norm(dim=-1, keepdim=True)
+            cosine = (image_features * text_features).sum(dim=-1)
+        return [float(v) for v in cosine.float().cpu()]
+
+
+def hessel_clipscore(images: np.ndarray, captions: np.ndarray, w: float = 2.5) -> np.ndarray:
+    """clipscore.py's `get_clip_score` with numpy >= 1.21: numpy normalisation in the features' own dtype
+    (float16 on CUDA), then w * max(cos, 0)."""
+    images = images / np.sqrt(np.sum(images ** 2, axis=1, keepdims=True))
+    captions = captions / np.sqrt(np.sum(captions ** 2, axis=1, keepdims=True))
+    return w * np.clip(np.sum(images * captions, axis=1), 0, None)
+
+
+class _TransformersCLIP:
+    """The `torchmetrics` recipe: torchmetrics' own `clip_score` on a transformers CLIPModel and CLIPProcessor."""
+
+    def __init__(self, model: str, revision: str, device, dtype: str, cache_dir: str | None):
+        import torch
+
+        self.model_id, self.revision, self.device, self.cache_dir = model, revision, device, cache_dir
+        self.dtype = torch_dtype("fp32" if dtype == "auto" else dtype, device.type)
+        folder = Path(model).expanduser()
+        self.local = folder.is_dir()
+        if self.local:
+            files = weight_files([p.name for p in folder.iterdir()], lambda name: (folder / name).read_text())
+            if not files or not (folder / "config.json").is_file():
+                raise UsageError(f"{OWNER}: model={model}: {folder} is not a saved transformers CLIP "
+                                 "(config.json and model weights)")
+            # the files transformers loads: one sha256, or one per shard
+            found = folder_sha256(folder, [f for f in files if not f.endswith(".index.json")], HashCache())
+            self.weights_sha256 = next(iter(found.values())) if len(found) == 1 else found
+        elif model.startswith("/") or model.startswith("."):
+            raise UsageError(f"{OWNER}: model={model}: no such folder")
+        else:
+            self.weights_sha256 = None  # a hub id: identified by its revision
+        self._torch = torch
+        self._loaded = None
+
+    def describe(self) -> dict[str, Any]:
+        short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[str(self.dtype).removeprefix("torch.")]
+        return {"torchmetrics": _version("torchmetrics"), "transformers": _version("transformers"),
+                "model": str(Path(self.model_id).resolve()) if self.local else self.model_id,
+                "revision": None if self.local else self.revision, "weights_sha256": self.weights_sha256,
+                "quick_gelu": True, "precision": short if short == "fp32" else f"{short}-autocast"}
+
+    def _load(self):
+        if self._loaded is None:
+            try:
+                from torchmetrics.functional.multimodal import clip_score
+                from transformers import CLIPModel, CLIPProcessor
+            except ImportError as exc:
+                raise missing_extra(exc.name or "torchmetrics", "genai") from None
+            kwargs = {} if self.local else {"revision": self.revision, "cache_dir": self.cache_dir}
+            try:
+                model = CLIPModel.from_pretrained(self.model_id, **kwargs).to(self.device).eval()
+                processor = CLIPProcessor.from_pretrained(self.model_id, **kwargs)
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"{OWNER}: could not load transformers CLIP {self.model_id!r} "
+                                 f"({type(exc).__name__}); when offline, download it elsewhere and pass "
+                                 "--scorer-arg model=DIR") from None
+            acts = {model.config.text_config.hidden_act, model.config.vision_config.hidden_act}
+            if "openai" in self.model_id and acts != {"quick_gelu"}:
+                raise UsageError(f"{OWNER}: {self.model_id} is configured with {sorted(acts)}, not OpenAI's quick_gelu")
+            self._loaded = (clip_score, model, processor)
+        return self._loaded
+
+    def score(self, paths: list[str], texts: list[str]) -> list[float]:
+        torch = self._torch
+        clip_score, model, processor = self._load()
+        autocast = torch.autocast(self.device.type, dtype=self.dtype) if self.dtype != torch.float32 else nullcontext()
+        out = []
+        for path, text in zip(paths, texts):
+            # torchmetrics takes uint8 (C, H, W) tensors; one pair per call, since it averages a batch
+            pixels = torch.from_numpy(np.asarray(_open_image(path).convert("RGB")).copy()).permute(2, 0, 1)
+            with torch.no_grad(), autocast:
+                value = clip_score(pixels.to(self.device), text, model_name_or_path=lambda: (model, processor))
+            out.append(float(value))
+        return out
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None

@@ -16,7 +16,8 @@ class DummyScorer:
     name = "dummy"
 
     def __init__(self, args: dict[str, str], *, task, device: str = "cpu", batch_size: int = 64):
-        opts = parse_options(args, {"binary": task.metric == "correct"}, "scorer 'dummy'")
+        # `dtype` is accepted like every scorer's; no model runs, so it changes nothing
+        opts = parse_options(args, {"binary": task.metric == "correct", "dtype": "auto"}, "scorer 'dummy'")
         self.binary = opts["binary"]
         self.metrics = (task.metric,)
         self.batch_size = batch_size

@@ -1,6 +1,7 @@
 """GenEval's colour classifier: zero-shot CLIP over the 10 colours, on each detected object's crop.
 
-Official recipe (evaluate_images.py with clip_benchmark 1.4.0): open_clip ViT-L-14 with OpenAI weights; the
+Official recipe (evaluate_images.py with open_clip 2.20 and clip_benchmark 1.4.0): open_clip ViT-L-14 with
+OpenAI's weights, loaded with QuickGELU (see openai_clip.py); the
 object's crop is its box cut from the image after everything outside its mask is painted grey (#999); a
 class-specific classifier averages the normalised text embeddings of three templates per colour; the
 colour with the largest cosine similarity wins. On CUDA the official run uses fp16 autocast (amp).
@@ -9,19 +10,20 @@ colour with the largest cosine similarity wins. On CUDA the official run uses fp
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from ts_eval.data import sha256_file
-from ts_eval.errors import UsageError, missing_extra
+from ts_eval.devices import torch_dtype
+from ts_eval.errors import UsageError
 from ts_eval.scorers.geneval import COLORS
+from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip,
+                                        weights_file_hint)
 
 TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
 BACKGROUND = "#999"
-RANDOM = "random"
+OWNER = "scorer 'geneval' (colour classifier)"
 
 
 def color_crop(image: Image.Image, box, mask: np.ndarray | None, background: str = BACKGROUND) -> Image.Image:
@@ -61,93 +63,113 @@ class DummyColorClassifier:
 
 
 class CLIPColorClassifier:
+    """The official zero-shot colour classifier, step for step as clip_benchmark 1.4.0 runs it.
+
+    `batch_size` crops of one class go through CLIP together. The official code classifies the `count`
+    best objects of a class in one batch, and every colour clause of GenEval's prompts has count 1: one
+    crop per forward (the default) is the official batching; larger batches are faster and may differ in
+    the last bits of a feature.
+    """
+
     name = "clip"
 
-    def __init__(self, model: str = "ViT-L-14", pretrained: str = "openai", device: str = "auto",
-                 dtype: str = "auto", batch_size: int = 32):
+    def __init__(self, model: str = "ViT-L-14", pretrained: str = OPENAI, quick_gelu: str = "auto",
+                 device: str = "auto", dtype: str = "auto", batch_size: int = 1):
         import torch
 
         from ts_eval.devices import torch_device
 
-        try:
-            import open_clip
-        except ImportError:
-            raise missing_extra("open_clip_torch", "geneval") from None
-        self.arch, self.pretrained = model, pretrained
         self.device = torch_device(device)
-        # The official run classifies under CUDA fp16 autocast; on CPU it is fp32.
-        self.amp = self.device.type == "cuda" and dtype in ("auto", "fp16", "float16")
+        self.autocast_dtype = _autocast_dtype(dtype, self.device.type)
         self.batch_size = max(1, batch_size)
+        if model.startswith(SCHEMAS) and pretrained == OPENAI:
+            pretrained = None  # the folder or hub model brings its own weights
+        self.source = resolve_clip(model, pretrained, quick_gelu, owner=OWNER)
         try:
-            self.model, _, self.transform = open_clip.create_model_and_transforms(
-                model, pretrained=None if pretrained == RANDOM else pretrained, device=self.device)
-        except Exception as exc:  # hub download failures come in many types; the remedy is the same
-            if Path(pretrained).is_file() or "unknown model" in str(exc).lower():
-                raise UsageError(f"open_clip cannot build {model!r} with weights {pretrained!r} "
-                                 f"({type(exc).__name__}: {str(exc)[:160]})") from None
+            self.clip = load_clip(self.source, device=self.device, owner=OWNER)
+        except UsageError:
+            raise
+        except Exception as exc:  # download failures come in many types; the remedy is the same
             raise UsageError(f"cannot load CLIP {model} weights {pretrained!r} ({type(exc).__name__}); when "
-                             f"offline, download open_clip's {model} '{pretrained}' checkpoint elsewhere and "
-                             "pass --scorer-arg clip_pretrained=PATH") from None
+                             f"offline, download {weights_file_hint(model)} elsewhere and pass --scorer-arg "
+                             "clip_pretrained=PATH") from None
         if pretrained == RANDOM:
             print("ts-eval: warning: CLIP colour classifier with random weights; its colours mean nothing",
                   file=sys.stderr)
-        self.weights_sha256 = _weights_sha256(model, pretrained)
-        self.model.eval()
-        self.tokenizer = open_clip.get_tokenizer(model)
         self._torch = torch
         self._classifiers: dict[str, Any] = {}  # class name -> (embedding dim, 10) text classifier
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.arch, "pretrained": self.pretrained,
-                "weights_sha256": self.weights_sha256, "templates": list(TEMPLATES),
-                "precision": "amp-fp16" if self.amp else "fp32"}
+        return {"name": self.name, **self.source.to_dict(), "templates": list(TEMPLATES),
+                "precision": self.precision, "batch_size": self.batch_size}
+
+    @property
+    def precision(self) -> str:
+        """`device:dtype`: the official code autocasts to fp16 on CUDA only, so the same code on a CPU is fp32."""
+        if self.autocast_dtype is None:
+            return f"{self.device.type}:fp32"
+        short = {"float16": "fp16", "bfloat16": "bf16"}[str(self.autocast_dtype).removeprefix("torch.")]
+        return f"{self.device.type}:{short}-autocast"
 
     def _autocast(self):
         import contextlib
 
-        if self.amp:
-            return self._torch.autocast("cuda", dtype=self._torch.float16)
-        return contextlib.nullcontext()
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return self._torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def _classifier(self, class_name: str):
+        """clip_benchmark's `zero_shot_classifier`: per colour, the normalised mean of the normalised template
+        embeddings, under the same autocast and with the same in-place division."""
         torch = self._torch
         if class_name not in self._classifiers:
             columns = []
             with torch.no_grad(), self._autocast():
                 for color in COLORS:
-                    tokens = self.tokenizer(color_prompts(class_name, color)).to(self.device)
-                    embedding = torch.nn.functional.normalize(self.model.encode_text(tokens), dim=-1).mean(dim=0)
-                    columns.append(embedding / embedding.norm())
-            self._classifiers[class_name] = torch.stack(columns, dim=1)
+                    tokens = self.clip.tokenizer(color_prompts(class_name, color)).to(self.device)
+                    embedding = torch.nn.functional.normalize(self.clip.model.encode_text(tokens), dim=-1).mean(dim=0)
+                    embedding /= embedding.norm()
+                    columns.append(embedding)
+                self._classifiers[class_name] = torch.stack(columns, dim=1).to(self.device)
         return self._classifiers[class_name]
 
     def classify(self, crops: list[Image.Image], class_names: list[str]) -> list[str]:
+        return [COLORS[i] for i in self.logits(crops, class_names).argmax(1).tolist()]
+
+    def logits(self, crops: list[Image.Image], class_names: list[str]):
+        """clip_benchmark's `run_classification`, on batches of crops that share a class name: (n, 10) float32
+        logits, 100 * cosine of each crop with each colour, in the classifier's precision."""
         torch = self._torch
-        out: list[str] = []
-        for start in range(0, len(crops), self.batch_size):
-            chunk = crops[start:start + self.batch_size]
-            names = class_names[start:start + self.batch_size]
-            pixels = torch.stack([self.transform(c) for c in chunk]).to(self.device)
-            with torch.no_grad(), self._autocast():
-                features = torch.nn.functional.normalize(self.model.encode_image(pixels), dim=-1)
-                for feature, name in zip(features, names):
-                    logits = 100.0 * feature @ self._classifier(name)
-                    out.append(COLORS[int(logits.argmax())])
+        out = torch.zeros(len(crops), len(COLORS))
+        for name in dict.fromkeys(class_names):
+            members = [i for i, n in enumerate(class_names) if n == name]
+            classifier = self._classifier(name)
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start:start + self.batch_size]
+                pixels = torch.stack([self.clip.preprocess(crops[i]) for i in chunk]).to(self.device)
+                with torch.no_grad(), self._autocast():
+                    features = torch.nn.functional.normalize(self.clip.model.encode_image(pixels), dim=-1)
+                    logits = 100. * features @ classifier
+                out[chunk] = logits.float().cpu()
         return out
 
 
-def _weights_sha256(model: str, pretrained: str) -> str | None:
-    """sha256 of local weights (a file, or the checkpoint in a `local-dir:` folder); None for a hub tag."""
-    if model.startswith("local-dir:"):
-        files = sorted(Path(model.removeprefix("local-dir:")).glob("open_clip_*model*"))
-        return sha256_file(files[0]) if files else None
-    return sha256_file(Path(pretrained)) if Path(pretrained).is_file() else None
+def _autocast_dtype(dtype: str, device_type: str):
+    """The official run classifies under CUDA fp16 autocast (clip_benchmark's `amp=True`); on a CPU, where
+    that autocast does nothing, in fp32. `auto` is that; fp32/fp16/bf16 choose another."""
+    import torch
+
+    if check_dtype(dtype, OWNER) == "auto":
+        return torch.float16 if device_type == "cuda" else None
+    chosen = torch_dtype(dtype, device_type)
+    return None if chosen == torch.float32 else chosen
 
 
-def build_color_classifier(name: str, options: dict[str, Any], device: str, dtype: str):
+def build_color_classifier(name: str, options: dict[str, Any], device: str):
     if name == "dummy":
         return DummyColorClassifier()
     if name == "clip":
         return CLIPColorClassifier(model=options["clip_model"], pretrained=options["clip_pretrained"],
-                                   device=device, dtype=dtype, batch_size=options["color_batch_size"])
+                                   quick_gelu=options["clip_quick_gelu"], device=device, dtype=options["dtype"],
+                                   batch_size=options["color_batch_size"])
     raise UsageError(f"unknown GenEval colour classifier {name!r}; choose one of: clip, dummy")

@@ -1,9 +1,12 @@
 """The official GenEval detector: mmdetection's Mask2Former Swin-S (COCO instance segmentation).
 
-GenEval's download_models.sh fetches the mmdetection v3.0 checkpoint below; mmdetection 3.3 names its
-config `mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco` (GenEval's mmdetection 2.x name was
-`..._lsj_8x2_50e_coco`). Images are read from their files by mmdetection's own test pipeline, as in the
-official script, and run as one batch per call.
+GenEval ran it on mmdetection 2.x with mmcv-full 1.7; ts-eval runs the same network in mmdetection 3.3
+(config `mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco`, GenEval's 2.x name was `..._lsj_8x2_50e_coco`).
+What the two versions do differently before the network is done here as 2.x does it (geneval_preprocess.py),
+and, as in the official script, one image per forward. Both published checkpoints load: the v2.0 file
+GenEval's download_models.sh fetches at the pinned revision (`..._20220504_001756-743b7d99.pth`, mmdet 2.x
+key names, renamed on load; downloaded by default) and the v3.0 file it fetched before July 2024
+(`...-c9d0c4f2.pth`).
 """
 
 from __future__ import annotations
@@ -18,15 +21,22 @@ from typing import Any
 from PIL import Image
 
 from ts_eval.cache import default_cache_dir
-from ts_eval.data import sha256_file
 from ts_eval.errors import UsageError
+from ts_eval.scorers import geneval_preprocess
 from ts_eval.scorers.geneval_detectors import Instances
+from ts_eval.scorers.geneval_weights import mmdet3_state_dict
+from ts_eval.weights import HashCache
 
 OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
-OFFICIAL_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
-                           "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
-                           "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth")
-OFFICIAL_SHA256_PREFIX = "c9d0c4f2"  # OpenMMLab names checkpoints by the first 8 hex digits of their sha256
+# The file GenEval's download_models.sh fetches at the pinned revision (mmdet 2.x key names), and the v3.0
+# conversion it fetched from December 2023 to July 2024. OpenMMLab names each file by the first 8 hex
+# digits of its sha256; torch.hub checks that prefix on download.
+OFFICIAL_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v2.0/mask2former/"
+                           "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/"
+                           "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth")
+V3_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
+                     "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
+                     "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth")
 RANDOM = "random"  # checkpoint value for random weights: speed tests only, the scores mean nothing
 
 
@@ -60,22 +70,26 @@ def resolve_config(config: str):
 
 
 def official_checkpoint(progress: bool = True) -> Path:
-    """The official checkpoint in the ts-eval cache, downloaded once and checked against its sha256 prefix."""
-    target = default_cache_dir() / "weights" / Path(OFFICIAL_CHECKPOINT_URL).name
-    if target.is_file():
-        return target
+    """The official checkpoint in the ts-eval cache (either file, when one is there), else the pinned
+    revision's file, downloaded once and checked against the sha256 prefix in its name."""
+    folder = default_cache_dir() / "weights"
+    for url in (OFFICIAL_CHECKPOINT_URL, V3_CHECKPOINT_URL):
+        if (folder / Path(url).name).is_file():
+            return folder / Path(url).name
+    target = folder / Path(OFFICIAL_CHECKPOINT_URL).name
     import torch.hub
 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     print(f"ts-eval: downloading the GenEval Mask2Former checkpoint to {target}", file=sys.stderr)
     try:
-        torch.hub.download_url_to_file(OFFICIAL_CHECKPOINT_URL, str(partial), hash_prefix=OFFICIAL_SHA256_PREFIX,
-                                       progress=progress)
+        prefix = Path(OFFICIAL_CHECKPOINT_URL).stem.rsplit("-", 1)[1]
+        torch.hub.download_url_to_file(OFFICIAL_CHECKPOINT_URL, str(partial), hash_prefix=prefix, progress=progress)
     except Exception as exc:  # offline, proxy, truncated file, checksum: the user's next step is the same
         partial.unlink(missing_ok=True)
         raise UsageError(f"cannot download the GenEval detector checkpoint ({type(exc).__name__}); download "
-                         f"{OFFICIAL_CHECKPOINT_URL} elsewhere and pass --scorer-arg checkpoint=PATH") from None
+                         f"{OFFICIAL_CHECKPOINT_URL} (or {Path(V3_CHECKPOINT_URL).name}) elsewhere and pass "
+                         "--scorer-arg checkpoint=PATH") from None
     os.replace(partial, target)
     return target
 
@@ -89,21 +103,18 @@ class MMDetDetector:
         _, init_detector, _ = _import_mmdet()
         self.cfg, self.config_path = resolve_config(config)
         self.cfg.model.test_cfg.max_per_image = max_per_image
+        self.scale = resize_scale(self.cfg)
         self.device = torch_device(device)
         self.checkpoint = self._checkpoint_path(config, checkpoint)
         with warnings.catch_warnings():  # "checkpoint is None, use COCO classes": weights are loaded below
             warnings.simplefilter("ignore", UserWarning)
             self.model = init_detector(self.cfg, checkpoint=None, device=str(self.device))
         self.model.eval()
+        self.checkpoint_layout = None
+        self.checkpoint_sha256 = None
         if self.checkpoint is not None:
-            self._load_weights(self.checkpoint)
-            self.checkpoint_sha256 = sha256_file(self.checkpoint)
-        else:
-            self.checkpoint_sha256 = None
-        from mmdet.utils import get_test_pipeline_cfg
-        from mmengine.dataset import Compose
-
-        self.pipeline = Compose(get_test_pipeline_cfg(self.cfg))
+            self.checkpoint_layout = self._load_weights(self.checkpoint)
+            self.checkpoint_sha256 = HashCache().sha256(self.checkpoint)  # hashed once per (path, size, mtime)
 
     @staticmethod
     def _checkpoint_path(config: str, checkpoint: str) -> Path | None:
@@ -119,7 +130,8 @@ class MMDetDetector:
             raise UsageError(f"mmdet config {config!r} has no known checkpoint; pass --scorer-arg checkpoint=PATH")
         return official_checkpoint()
 
-    def _load_weights(self, path: Path) -> None:
+    def _load_weights(self, path: Path) -> str:
+        """Load a checkpoint with mmdet 3.x or 2.x key names; returns which ('mmdet3' or 'mmdet2')."""
         import torch
         from mmengine.runner.checkpoint import load_state_dict
 
@@ -130,30 +142,46 @@ class MMDetDetector:
         except Exception as exc:
             raise UsageError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
         state = state.get("state_dict", state) if isinstance(state, dict) else state
+        state, layout = mmdet3_state_dict(state, self.model.state_dict())
         missing = [k for k in self.model.state_dict() if k not in state]
         if missing:
             raise UsageError(f"{path} does not fit mmdet config {self.config_path.name}: {len(missing)} weights "
                              f"missing (first: {missing[0]}); pass the checkpoint made for this config")
         load_state_dict(self.model, state, strict=False)
+        return layout
 
     def describe(self) -> dict[str, Any]:
         config_sha = hashlib.sha256(self.cfg.pretty_text.encode()).hexdigest()
         return {"name": self.name, "config": self.config_path.stem, "config_sha256": config_sha,
-                "checkpoint_sha256": self.checkpoint_sha256 or RANDOM,
-                "max_per_image": self.cfg.model.test_cfg.max_per_image}
+                "checkpoint_sha256": self.checkpoint_sha256 or RANDOM, "checkpoint_layout": self.checkpoint_layout,
+                "max_per_image": self.cfg.model.test_cfg.max_per_image, "precision": "fp32",
+                "preprocess": geneval_preprocess.describe(self.scale)}
 
     def detect(self, images: list[Image.Image], paths: list[str]) -> list[Instances]:
-        import torch
+        """One forward per image, as the official script calls `inference_detector(model, path)`; a batch
+        would pad its images to a common size, which changes the numbers of the smaller ones."""
+        return [self._detect_one(path) for path in paths]
 
-        if not paths:
-            return []
-        samples = [self.pipeline(dict(img_path=path, img_id=0)) for path in paths]
-        batch = {"inputs": [s["inputs"] for s in samples], "data_samples": [s["data_samples"] for s in samples]}
+    def _detect_one(self, path: str) -> Instances:
+        import torch
+        from mmdet.structures import DetDataSample
+
+        ready = geneval_preprocess.prepare(Path(path).read_bytes(), self.scale, name=path)
+        inputs = torch.from_numpy(ready.pixels)[None].to(self.device)
         with torch.no_grad():
-            results = self.model.test_step(batch)
-        out = []
-        for result in results:
-            pred = result.pred_instances
-            out.append(Instances(boxes=pred.bboxes.float().cpu().numpy(), scores=pred.scores.float().cpu().numpy(),
-                                 labels=pred.labels.cpu().numpy().astype("int64"), masks=pred.masks.cpu()))
-        return out
+            # straight to the network: the 3.x data preprocessor would normalise and pad a second time
+            result = self.model.predict(inputs, [DetDataSample(metainfo=ready.metainfo())], rescale=True)[0]
+        pred = result.pred_instances
+        return Instances(boxes=pred.bboxes.float().cpu().numpy(), scores=pred.scores.float().cpu().numpy(),
+                         labels=pred.labels.cpu().numpy().astype("int64"), masks=pred.masks.cpu())
+
+
+def resize_scale(cfg) -> tuple[int, int]:
+    """The (long, short) test scale of the config's test pipeline (the official one: (1333, 800))."""
+    pipeline = cfg.get("test_pipeline") or cfg.test_dataloader.dataset.pipeline
+    for step in pipeline:
+        if step["type"] == "Resize":
+            if not step.get("keep_ratio", False):
+                raise UsageError("the mmdet config's test Resize must keep the aspect ratio, as GenEval's does")
+            return tuple(int(v) for v in step["scale"])
+    raise UsageError("the mmdet config's test pipeline has no Resize step; GenEval's resizes to (1333, 800)")

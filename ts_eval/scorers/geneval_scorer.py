@@ -33,7 +33,9 @@ OPTIONS: dict[str, Any] = {
     "color_classifier": "auto",   # clip, dummy; auto = dummy with the dummy detector, else clip
     "clip_model": "ViT-L-14",     # an open_clip name, or local-dir:FOLDER
     "clip_pretrained": "openai",  # open_clip tag or weights file; 'random': speed tests
-    "color_batch_size": 32,
+    "clip_quick_gelu": "auto",    # auto: QuickGELU for OpenAI's weights (official), else their config's; true, false
+    "color_batch_size": 1,        # crops per CLIP forward; 1 is the official batching (see geneval_color.py)
+    "dtype": "auto",              # colour classifier: auto = fp16 autocast on CUDA, fp32 on CPU (official)
     "bgcolor": BACKGROUND,        # official option: grey outside the object's mask ('original' keeps the image)
     **JUDGE_DEFAULTS,
 }
@@ -67,8 +69,7 @@ class GenEvalScorer:
     metrics = ("correct",)
     writes_detections = True  # detections.jsonl: every object found, for `ts-eval rescore`
 
-    def __init__(self, args: dict[str, str], *, task, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 8):
+    def __init__(self, args: dict[str, str], *, task, device: str = "auto", batch_size: int = 8):
         from ts_eval.tasks.geneval import bundled_class_names
 
         opts = parse_options(args, OPTIONS, "scorer 'geneval'")
@@ -82,10 +83,10 @@ class GenEvalScorer:
         if color == "auto":
             color = "dummy" if opts["detector"] == "dummy" else "clip"
         self.detector = build_detector(opts["detector"], opts, device)
-        self.colors = build_color_classifier(color, opts, device, dtype)
+        self.colors = build_color_classifier(color, opts, device)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": "1", "detector": self.detector.describe(),
+        return {"name": self.name, "version": "2", "detector": self.detector.describe(),
                 "color_classifier": self.colors.describe(), "bgcolor": self.background,
                 "judge": self.settings.to_dict(),
                 "class_names_sha256": hashlib.sha256("\n".join(self.class_names).encode()).hexdigest()}

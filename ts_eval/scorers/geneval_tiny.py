@@ -7,14 +7,15 @@ the real code paths: preprocessing, batching, forward, post-processing. Their ou
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 TINY_SIZE = (96, 64)  # test-time resize (long, short side) of the tiny detectors; the official one is (1333, 800)
 
 
-def tiny_mmdet(folder: str | Path, seed: int = 0) -> dict[str, str]:
-    """A 0.36 M-parameter Mask2Former (Swin backbone) config + checkpoint; returns the scorer args."""
+def tiny_mmdet(folder: str | Path, seed: int = 0, scale: tuple[int, int] = TINY_SIZE) -> dict[str, str]:
+    """A 0.36 M-parameter Mask2Former (Swin backbone) config + checkpoint; returns the scorer args.
+
+    `scale` is the config's test resize (long, short); the official (1333, 800) makes every image 800 px."""
     import torch
     from mmdet.apis import init_detector
 
@@ -44,7 +45,7 @@ def tiny_mmdet(folder: str | Path, seed: int = 0) -> dict[str, str]:
     layers.layer_cfg.self_attn_cfg.update(embed_dims=32, num_heads=2)
     layers.layer_cfg.cross_attn_cfg.update(embed_dims=32, num_heads=2)
     layers.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
-    cfg.test_dataloader.dataset.pipeline[1].scale = TINY_SIZE
+    cfg.test_dataloader.dataset.pipeline[1].scale = scale
     cfg.test_pipeline = cfg.test_dataloader.dataset.pipeline
     cfg.dump(args["detector_config"])
     torch.manual_seed(seed)
@@ -75,20 +76,7 @@ def tiny_hf(folder: str | Path, seed: int = 0) -> dict[str, str]:
 
 
 def tiny_clip(folder: str | Path, seed: int = 0) -> dict[str, str]:
-    """A tiny open_clip ViT (with the real BPE tokenizer) as an open_clip `local-dir:` model folder."""
-    import open_clip
-    import torch
+    """A tiny CLIP in OpenAI's release format (a TorchScript archive), loaded like OpenAI's ViT-L/14."""
+    from ts_eval.scorers.tiny_models import build_tiny_openai_clip
 
-    folder = Path(folder)
-    args = {"clip_model": f"local-dir:{folder}"}
-    if (folder / "open_clip_pytorch_model.bin").is_file():
-        return args
-    folder.mkdir(parents=True, exist_ok=True)
-    model_cfg = {"embed_dim": 32,
-                 "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-                 "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}))
-    torch.manual_seed(seed)
-    model = open_clip.create_model(f"local-dir:{folder}", pretrained=None)
-    torch.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
-    return args
+    return {"clip_pretrained": build_tiny_openai_clip(Path(folder) / "tiny-openai-clip.pt", seed)}

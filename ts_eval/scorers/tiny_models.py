@@ -91,3 +91,82 @@ def build_tiny_open_clip(root: str | Path, seed: int = 0) -> str:
         (root / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP, "preprocess_cfg": {}}))
         (root / "READY").write_text("tiny random open_clip CLIP\n")
     return f"local-dir:{root}"
+
+
+# OpenAI's loader infers the architecture from the state dict: text heads = width // 64, vision heads likewise.
+TINY_OPENAI_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 64, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
+    "quick_gelu": True,
+}
+
+
+def build_tiny_openai_clip(path: str | Path, seed: int = 0) -> str:
+    """Save a tiny CLIP the way OpenAI released theirs (a TorchScript archive of the model); returns its path.
+
+    Loaded as `pretrained=PATH`, it takes the route of OpenAI's real checkpoints (`load_openai_model`).
+    """
+    import warnings
+
+    import open_clip
+    import torch
+
+    path = Path(path)
+    if path.is_file():
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(**TINY_OPENAI_CLIP).eval()
+    # OpenAI's archives hold the causal mask as a constant, not as a weight
+    model.attn_mask = model._buffers.pop("attn_mask")
+    examples = {"encode_image": torch.zeros(1, 3, 32, 32), "encode_text": torch.zeros(1, 77, dtype=torch.long)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and torch.jit deprecation warnings
+        traced = torch.jit.trace_module(model, examples)
+        partial = path.with_suffix(".partial")
+        torch.jit.save(traced, str(partial))
+    partial.replace(path)
+    return str(path)
+
+
+def build_tiny_transformers_clip(root: str | Path, seed: int = 0) -> str:
+    """Save a tiny transformers CLIPModel with a CLIPProcessor; returns the folder.
+
+    The tokenizer is CLIP's real BPE (open_clip ships its merges; converted here the way transformers did),
+    so token ids equal open_clip's. The text config keeps eos_token_id=2 like OpenAI's hub configs, which
+    makes transformers pool at the highest token id, as it does for the real models.
+    """
+    import gzip
+
+    import open_clip
+    import torch
+    from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig,
+                              CLIPTokenizer, CLIPVisionConfig)
+
+    root = Path(root)
+    if _done(root):
+        return str(root)
+    root.mkdir(parents=True, exist_ok=True)
+    bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
+    merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    byte_chars = list(open_clip.tokenizer.bytes_to_unicode().values())
+    vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m.split()) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    (root / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
+    (root / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    tokenizer = CLIPTokenizer(str(root / "vocab.json"), str(root / "merges.txt"))
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(root)
+    text = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=2,
+                          pad_token_id=1)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=32, patch_size=8)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
+                             projection_dim=32)).save_pretrained(root)
+    (root / "READY").write_text("tiny random transformers CLIP\n")
+    return str(root)
