@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -243,9 +244,17 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
         done = _complete(run, rows, keys, "score")
         if with_detections:
             run.finalize_rows(DETECTIONS, [detections[k] for k in keys])
-        run.finalize_rows(SAMPLES, [row for rows in done for row in rows])
+        by_key = {(r.prompt_id, r.sample_index): r for r in records}
+        run.finalize_rows(SAMPLES, [_readable(row, by_id[key[0]], by_key[key])
+                                    for key, rows in zip(keys, done) for row in rows])
         record_timing(run, "score", time.perf_counter() - started, len(todo), world)
     world.barrier()
+
+
+def _readable(row: dict[str, Any], prompt: Prompt, record: ImageRecord) -> dict[str, Any]:
+    """A samples.jsonl row that reads on its own: the judged prompt text and the image path beside the score.
+    Filled in here, for fresh, cached and resumed scores alike."""
+    return replace(Sample.from_row(row), prompt=prompt.prompt, path=record.path).to_row()
 
 
 def _scorer_name(description: dict[str, Any]) -> str:
