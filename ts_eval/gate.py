@@ -26,6 +26,7 @@ from typing import Any
 
 from ts_eval.errors import CheckFailed, UsageError
 from ts_eval.records import Prompt
+from ts_eval.report import numbers
 from ts_eval.store import MANIFEST, SAMPLES, SUMMARY
 
 _EPS = 1e-12  # float slack, so a drop exactly equal to --max-drop passes
@@ -246,7 +247,7 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
 # -- output ----------------------------------------------------------------------------------------
 
 def _signed(value: float) -> str:
-    return f"{round(value, 10) + 0.0:+.4f}"  # no "-0.0000" for float dust around zero
+    return numbers.delta(value)  # ts-eval's one number policy: three decimals, no "-0.000" for float dust
 
 
 def markdown(result: GateResult, baseline: Side, current: Side, options: GateOptions) -> str:
@@ -265,7 +266,7 @@ def markdown(result: GateResult, baseline: Side, current: Side, options: GateOpt
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
     for r in result.rows:
-        lines.append(f"| {r.metric} | {r.group} | {r.n} | {r.baseline:.4f} | {r.current:.4f} | {_signed(r.delta)} | "
+        lines.append(f"| {r.metric} | {r.group} | {r.n} | {numbers.score(r.baseline)} | {numbers.score(r.current)} | {_signed(r.delta)} | "
                      f"[{_signed(r.ci[0])}, {_signed(r.ci[1])}] | {'**FAIL**' if r.failed else r.verdict} |")
     if result.skipped:
         lines += ["", f"Not gated (official statistic is not a mean over prompts): {', '.join(result.skipped)}."]

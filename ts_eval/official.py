@@ -103,3 +103,35 @@ def _short(difference: str) -> str:
     """`scorer.weights_sha256=0123456789abcdef... (official: ...)` -> the setting and its value, short."""
     setting = difference.split(" (official:", 1)[0]
     return setting if len(setting) <= 60 else setting[:57] + "..."
+
+
+# -- meaningless numbers ---------------------------------------------------------------------------
+# A run can be unofficial and still measure something; a run whose generator or scorer has random weights, or
+# is a stand-in that looks at nothing, measures nothing. The descriptions in the manifest say which:
+# - `random_weights: true` anywhere in a description (declared by tiny random models, e.g. VQAScore's tiny-random);
+# - `init_seed` set (weights drawn from a seeded random init, as the reference model without a checkpoint);
+# - `pretrained`, `checkpoint(_sha256)`, `clip_pretrained` or `weights` set to `random` (GenEval's speed-test models);
+# - a part named `dummy` (the stand-in generator, scorer and GenEval detector).
+_RANDOM_WEIGHT_KEYS = ("pretrained", "checkpoint", "checkpoint_sha256", "clip_pretrained", "weights")
+
+
+def random_weights(generator: dict[str, Any] | None, scorer: dict[str, Any] | None) -> list[str]:
+    """`["generator reference", "scorer vqascore"]`: the parts of a run whose weights are random or which are
+    stand-ins; empty when both are real models."""
+    found = []
+    for role, description in (("generator", generator), ("scorer", scorer)):
+        if isinstance(description, dict) and _is_random(description):
+            found.append(f"{role} {description.get('name', '?')}")
+    return found
+
+
+def _is_random(node: Any) -> bool:
+    if isinstance(node, list):
+        return any(_is_random(item) for item in node)
+    if not isinstance(node, dict):
+        return False
+    if node.get("random_weights") is True or node.get("name") == "dummy" or node.get("init_seed") is not None:
+        return True
+    if any(node.get(key) == "random" for key in _RANDOM_WEIGHT_KEYS):
+        return True
+    return any(_is_random(value) for value in node.values())

@@ -85,6 +85,21 @@ class TaskSpec:
         return [(header, group) for header, group in self.raw["table"]]
 
     @property
+    def tag_groups(self) -> bool:
+        """Whether each tag of the prompt set is a group of its own (`tag_groups: true`: the `prompts` task, whose
+        tags come from the user's data), besides the groups the spec lists."""
+        return bool(self.raw.get("tag_groups"))
+
+    def layout(self, groups: list[str]) -> list[tuple[str, str]]:
+        """(header, group) of the table for runs holding `groups`: the spec's table, after one column per tag
+        group (named as the tag) where the groups are data-driven."""
+        if not self.tag_groups:
+            return self.table
+        listed = set(self.groups)
+        tags = [g for g in dict.fromkeys(groups) if g not in listed]
+        return [(tag, tag) for tag in tags] + self.table
+
+    @property
     def sha256(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
@@ -154,6 +169,8 @@ def _problem(raw: dict[str, Any]) -> str | None:
     n_samples = raw.get("n_samples", 1)
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
         return "n_samples must be a whole number of at least 1"
+    if not isinstance(raw.get("tag_groups", False), bool):
+        return "tag_groups must be true or false"
     for key in ("scorer", "official"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             return f"{key} must be a mapping"
