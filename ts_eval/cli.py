@@ -34,6 +34,10 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="prompt split, e.g. all, basic, advanced, hard")
     p.add_argument("--skill", help="only prompts carrying this skill tag")
     p.add_argument("--data", help="folder holding the task's data files (skips the download)")
+    p.add_argument("--prompts", metavar="SOURCE", help="the prompts task's prompt set: FILE.txt|.csv|.tsv|.jsonl, a "
+                   "dataset folder, or hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN] (see docs/custom-prompts.md)")
+    p.add_argument("--prompt-tags", metavar="COL,COL", help="the prompts task's tag columns, each value a group "
+                   "(default: every column besides the prompt and id; '' for none)")
     p.add_argument("--tasks-dir", help="extra folder of task specs (*.yaml)")
     p.add_argument("--limit", type=int, help="only the first N selected prompts")
     p.add_argument("--n-samples", type=int, help="images per prompt (default: the task's official number)")
@@ -84,8 +88,10 @@ def _run_options(args: argparse.Namespace, **given) -> RunOptions:
               "tasks_dir": "tasks_dir", "model": "model", "scorer": "scorer", "n_samples": "n_samples",
               "limit": "limit", "seed": "seed", "image_format": "image_format", "out": "out",
               "overwrite": "overwrite", "batch_size": "batch_size", "device": "device", "dtype": "dtype",
-              "prompt_rewrites": "prompt_rewrites"}
+              "prompt_rewrites": "prompt_rewrites", "prompts": "prompts"}
     values = {name: getattr(args, attr) for name, attr in fields.items() if getattr(args, attr, None) is not None}
+    if getattr(args, "prompt_tags", None) is not None:
+        values["prompt_tags"] = [c.strip() for c in args.prompt_tags.split(",") if c.strip()]
     values["model_args"] = key_values(getattr(args, "model_arg", None), "--model-arg")
     values["scorer_args"] = scorer_args(args)
     values["cache"] = not getattr(args, "no_cache", False)

@@ -211,7 +211,9 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
         # The summarised metric has official group statistics; the gate tests them where they are per-prompt means.
         cur_official, base_official = _official_groups(current, metric), _official_groups(baseline, metric)
         official = bool(cur_official) and bool(base_official)
-        groups = [g for g in spec.groups if not official or (g in cur_official and g in base_official)]
+        # A task whose groups are its prompts' tags (the prompts task) gates each tag group too.
+        task_groups = [h for _, h in spec.layout(list(current.summary.get("groups") or {}))] + spec.groups
+        groups = [g for g in dict.fromkeys(task_groups) if not official or (g in cur_official and g in base_official)]
         for group in [g for g in groups if options.groups is None or g in options.groups]:
             members = [pid for pid in _members(spec, current.prompts, group) if pid in cur_scores]
             if not members:

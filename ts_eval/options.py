@@ -24,6 +24,8 @@ class RunOptions:
     split: str | None = None
     skill: str | None = None
     data: str | None = None
+    prompts: str | None = None  # the `prompts` task's SOURCE: a file, a dataset folder or hf://ORG/NAME...
+    prompt_tags: list[str] | None = None  # its tag columns; None: every column besides prompt and id
     tasks_dir: str | None = None
     model: str = "dummy"
     model_args: dict[str, str] = field(default_factory=dict)

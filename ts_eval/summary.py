@@ -23,7 +23,8 @@ def summary_settings(manifest: dict[str, Any]) -> dict[str, int]:
 
 
 def run_verdict(run: Run) -> Verdict:
-    return verdict(run.spec.recipe, run.settings, run.scorer, default_split=run.spec.default_split)
+    return verdict(run.spec.recipe, run.settings, run.scorer, default_split=run.spec.default_split,
+                   without_recipe=run.spec.without_recipe)
 
 
 def summarize(run: Run, *, resamples: int | None = None) -> dict[str, Any]:

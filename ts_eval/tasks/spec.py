@@ -52,6 +52,11 @@ class TaskSpec:
         return self.raw.get("official")
 
     @property
+    def without_recipe(self) -> str | None:
+        """The verdict label of a task that has no official recipe (`without_recipe:`, the `prompts` task's)."""
+        return self.raw.get("without_recipe")
+
+    @property
     def default_split(self) -> str:
         return str(self.raw.get("default_split", "all"))
 
@@ -83,6 +88,11 @@ class TaskSpec:
     @property
     def table(self) -> list[tuple[str, str]]:
         return [(header, group) for header, group in self.raw["table"]]
+
+    @property
+    def user_prompts(self) -> bool:
+        """Whether the prompts come from `--prompts SOURCE` (the `prompts` task) instead of the task's own files."""
+        return bool(self.raw.get("user_prompts"))
 
     @property
     def tag_groups(self) -> bool:
@@ -169,8 +179,11 @@ def _problem(raw: dict[str, Any]) -> str | None:
     n_samples = raw.get("n_samples", 1)
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
         return "n_samples must be a whole number of at least 1"
-    if not isinstance(raw.get("tag_groups", False), bool):
-        return "tag_groups must be true or false"
+    for key in ("tag_groups", "user_prompts"):
+        if not isinstance(raw.get(key, False), bool):
+            return f"{key} must be true or false"
+    if raw.get("without_recipe") is not None and (not isinstance(raw["without_recipe"], str) or raw.get("official")):
+        return "without_recipe is the label of a task with no `official` recipe: text, and no `official` key"
     for key in ("scorer", "official"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             return f"{key} must be a mapping"
