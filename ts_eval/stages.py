@@ -219,7 +219,7 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
     for start in range(0, len(mine), step):
         batch = mine[start:start + step]
         requests = [ScoreRequest(by_id[r.prompt_id], r.sample_index, str(run.path / r.path), r.sha256) for r in batch]
-        results = _score_batch(scorer, requests, cache, scorer_key)
+        results = score_with_cache(scorer, requests, cache, scorer_key)
         sample_rows, detection_rows = [], []
         for request, scored in zip(requests, results):
             rows = [s.to_row() for s in scored.samples]
@@ -269,7 +269,7 @@ def _first_change(old: Any, new: Any, path: str = "") -> str:
     return f"{path.rstrip('.') or 'scorer'}: {old!r} -> {new!r}"[:160]
 
 
-def _score_batch(scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:
+def score_with_cache(scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:
     """Answer from the content cache where possible; the scorer sees only the rest, as one batch."""
     keys = [cache_key(scorer_key, q.image_sha256, q.prompt.prompt, q.prompt.metadata) for q in requests]
     cached = cache.get_many(keys) if cache else {}
