@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -267,3 +268,24 @@ def test_the_gate_gates_each_tag_group(tmp_path, capsys):
                        capsys=capsys)
     groups = [line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| vqascore |")]
     assert code == 0 and groups == ["Colors", "Counting", "Text", "Basic", "Writing", "Fine-grained Detail", "all"]
+
+
+def test_the_documented_examples_give_the_documented_groups(tmp_path, capsys):
+    from tests.support import ROOT
+
+    text = (ROOT / "docs" / "custom-prompts.md").read_text()
+    blocks = {kind: body for kind, body in re.findall(r"```(csv|tsv|jsonl)\n(.*?)\n```", text, flags=re.S)}
+    (tmp_path / "drawbench_style.csv").write_text(blocks["csv"] + "\n")
+    (tmp_path / "parti_style.tsv").write_text(blocks["tsv"] + "\n")
+    (tmp_path / "mine.jsonl").write_text(blocks["jsonl"] + "\n")
+    expected = {
+        ("drawbench_style.csv#Prompts",): ["Colors", "Counting", "Text", "all"],
+        ("parti_style.tsv#Prompt", "--prompt-tags", "Category,Challenge"): [
+            "Animals", "Food & Beverage", "Artifacts", "Outdoor Scenes", "Imagination", "Fine-grained Detail",
+            "Quantity", "Basic", "all"],
+        ("mine.jsonl",): ["spatial", "color", "counting", "all"],
+    }
+    for n, ((source, *extra), groups) in enumerate(expected.items()):
+        code, _, err = _run(capsys, f"{tmp_path / source}", tmp_path / f"R{n}", *extra)
+        assert code == 0, err
+        assert list(_summary(tmp_path / f"R{n}")["groups"]) == groups
