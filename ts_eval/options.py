@@ -50,6 +50,8 @@ class RunOptions:
         if not isinstance(self.model, str) and not all(hasattr(self.model, a) for a in ("generate", "describe")):
             raise UsageError(f"model must be a registered name or a generator with generate() and describe(), got "
                              f"{type(self.model).__name__} (ts_eval.evaluate wraps functions, pipelines and folders)")
+        if isinstance(self.prompt_tags, str):  # "Category,Challenge", as on the command line
+            self.prompt_tags = [c.strip() for c in self.prompt_tags.split(",") if c.strip()]
         for name in ("n_samples", "limit", "batch_size", "resamples"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

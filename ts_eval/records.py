@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -106,6 +106,12 @@ class Sample:
         return cls(prompt_id=row["prompt_id"], sample_index=int(row["sample_index"]), metric=row["metric"],
                    value=float(row["value"]), reason=row.get("reason"), image_sha256=row.get("image_sha256"),
                    prompt=row.get("prompt"), path=row.get("path"))
+
+
+def readable(sample: Sample, prompt: Prompt, image: ImageRecord | None) -> Sample:
+    """The sample as samples.jsonl stores it: with the judged prompt text and (where the run has images) the
+    image path, so each row reads on its own."""
+    return replace(sample, prompt=prompt.prompt, path=image.path if image is not None else None)
 
 
 @dataclass

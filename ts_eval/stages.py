@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -21,7 +20,8 @@ from ts_eval.distributed import World
 from ts_eval.errors import UsageError, disk_full
 from ts_eval.prepare import PreparedRun
 from ts_eval.records import ImageKey as Key
-from ts_eval.records import ImageRecord, ImageRequest, Prompt, Sample, ScoredImage, ScoreRequest, image_keys
+from ts_eval.records import (ImageRecord, ImageRequest, Prompt, Sample, ScoredImage, ScoreRequest, image_keys,
+                             readable)
 from ts_eval.seeding import image_seed
 from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir, environment, fingerprint, now
 from ts_eval.store.hashes import verified_sha256
@@ -245,16 +245,11 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
         if with_detections:
             run.finalize_rows(DETECTIONS, [detections[k] for k in keys])
         by_key = {(r.prompt_id, r.sample_index): r for r in records}
-        run.finalize_rows(SAMPLES, [_readable(row, by_id[key[0]], by_key[key])
+        # Rows read on their own (prompt text, image path), filled in here for fresh, cached and resumed scores alike.
+        run.finalize_rows(SAMPLES, [readable(Sample.from_row(row), by_id[key[0]], by_key[key]).to_row()
                                     for key, rows in zip(keys, done) for row in rows])
         record_timing(run, "score", time.perf_counter() - started, len(todo), world)
     world.barrier()
-
-
-def _readable(row: dict[str, Any], prompt: Prompt, record: ImageRecord) -> dict[str, Any]:
-    """A samples.jsonl row that reads on its own: the judged prompt text and the image path beside the score.
-    Filled in here, for fresh, cached and resumed scores alike."""
-    return replace(Sample.from_row(row), prompt=prompt.prompt, path=record.path).to_row()
 
 
 def _scorer_name(description: dict[str, Any]) -> str:
