@@ -331,3 +331,16 @@ def test_help_does_not_load_jinja2():
              "print('jinja2' in sys.modules, 'ts_eval.report.view.page' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_run_of_a_task_from_tasks_dir_writes_its_view(tmp_path, capsys):
+    """view.html is written after every run, also for a task found only in --tasks-dir."""
+    spec = (ROOT / "tasks" / "genai_bench.yaml").read_text()
+    spec = spec.replace("name: genai-bench", "name: my-bench").replace(
+        "bundled: data/genai-bench-527", f"bundled: {ROOT / 'tasks' / 'data' / 'genai-bench-527'}")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "my_bench.yaml").write_text(spec)
+    code, _, err = cli("run", "my-bench", "--tasks-dir", tmp_path / "tasks", "--variant", "527", "--limit", "2",
+                       "--scorer", "dummy", "--out", tmp_path / "R", "--quiet", capsys=capsys)
+    assert code == 0, err
+    assert (tmp_path / "R" / "view.html").is_file()

@@ -103,7 +103,7 @@ def _summarize_and_write(path, options: RunOptions, spec: TaskSpec) -> dict[str,
     if options.view:
         from ts_eval.report.view import load_view_run, write_view
 
-        write_view([load_view_run(run.path)], run.path / VIEW, progress=options.progress)
+        write_view([load_view_run(run.path, tasks_dir=options.tasks_dir)], run.path / VIEW, progress=options.progress)
     return summary
 
 
