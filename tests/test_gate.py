@@ -74,7 +74,7 @@ def test_identical_run_passes(small, capsys):
     assert "| metric | group | prompts | baseline | current | delta | 95% CI | verdict |" in out
     rows = table_rows(out)
     assert {"counting", "comparison", "differentiation", "advanced", "all"} <= set(rows)
-    assert all(cells[-1] == "pass" and cells[5] == "+0.0000" for cells in rows.values())
+    assert all(cells[-1] == "pass" and cells[5] == "+0.000" for cells in rows.values())
 
 
 def test_small_drop_passes_large_drop_fails(small, tmp_path, capsys):
@@ -82,11 +82,11 @@ def test_small_drop_passes_large_drop_fails(small, tmp_path, capsys):
     clearly = edited(small, tmp_path / "minus-0.05", lambda v: v - 0.05)
     code, out, _ = cli(capsys, "gate", "--baseline", small, "--current", slightly, "--max-drop", 0.01)
     assert code == 0
-    assert all(cells[5] == "-0.0010" and cells[-1] == "pass" for cells in table_rows(out).values())
+    assert all(cells[5] == "-0.001" and cells[-1] == "pass" for cells in table_rows(out).values())
     code, out, err = cli(capsys, "gate", "--baseline", small, "--current", clearly, "--max-drop", 0.01)
     assert code == 1
     rows = table_rows(out)
-    assert all(cells[5] == "-0.0500" and cells[-1] == "**FAIL**" for cells in rows.values())
+    assert all(cells[5] == "-0.050" and cells[-1] == "**FAIL**" for cells in rows.values())
     assert len(err.strip().splitlines()) == 1 and f"gate failed: {len(rows)} group(s)" in err
 
 

@@ -112,7 +112,7 @@ def test_report_puts_runs_side_by_side(tmp_path, capsys):
     code, printed, _ = cli("report", tmp_path / "R1", tmp_path / "R2", "--format", "csv", capsys=capsys)
     assert code == 0
     lines = printed.strip().splitlines()
-    assert lines[0].split(",")[:3] == ["run", "Attribute", "Scene"] and len(lines) == 4  # header, n, two runs
+    assert lines[0].split(",")[:3] == ["run", "Count", "Count ci95 lo"] and len(lines) == 4  # header, n, two runs
     assert lines[1].startswith("n,") and lines[2].startswith("R1,") and lines[3].startswith("R2,")
     for fmt, marker in (("md", "| Count "), ("latex", "\\begin{tabular}")):
         code, printed, _ = cli("report", tmp_path / "R1", "--format", fmt, capsys=capsys)

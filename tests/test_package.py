@@ -21,6 +21,9 @@ def _modules_after(code: str) -> set[str]:
 def test_import_and_help_load_no_backend():
     loaded = _modules_after("import ts_eval")
     assert not loaded & set(HEAVY)
+    assert "pandas" not in loaded  # the Python API's names (evaluate, score, Results) load on first use
+    loaded = _modules_after("import ts_eval\nts_eval.evaluate, ts_eval.score, ts_eval.Results")
+    assert not loaded & {*HEAVY, "pandas"}, loaded & {*HEAVY, "pandas"}
     loaded = _modules_after("from ts_eval.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 

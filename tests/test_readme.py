@@ -33,3 +33,8 @@ def test_quick_start_run_works_on_a_few_prompts(tmp_path, capsys):
     code, out, _ = cli(*args[1:], "--limit", "2", "--out", tmp_path / "R", "--quiet", capsys=capsys)
     assert code == 0
     assert "Hard overall" in out and "| reference |" in out
+    # Random weights give scores near zero: they print with two significant digits, not as a wall of 0.00, and
+    # the output says the numbers are meaningless.
+    row = next(line for line in out.splitlines() if line.startswith("| reference |"))
+    assert "0.00 " not in row and "0.000" not in row
+    assert "random weights" in out and "(generator reference, scorer vqascore)" in out and "meaningless" in out

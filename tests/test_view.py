@@ -18,7 +18,8 @@ from PIL import Image
 
 from tests.support import ROOT, cli
 from ts_eval.errors import UsageError
-from ts_eval.report.view.chart import LABEL_W, PLOT_W, axis_max, build_chart, number
+from ts_eval.report.numbers import score as number
+from ts_eval.report.view.chart import LABEL_W, PLOT_W, axis_max, build_chart
 from ts_eval.report.view.page import render_view, write_view
 from ts_eval.report.view.run import load_view_run
 from ts_eval.report.view.thumbnails import SIZE
@@ -174,7 +175,7 @@ def test_continuous_scores_are_numbers_without_verdict(tmp_path):
     _, page = render(tmp_path, run)
     parsed = Elements(page)
     assert all(t["class"] == "tile" for t in parsed.find("figure", "tile"))
-    assert parsed.texts["verdict"] == ["0.250", "0.750"]
+    assert parsed.texts["verdict"] == ["0.25", "0.75"]
     assert not parsed.find("input")  # no "all detections" switch without detections
 
 
@@ -217,7 +218,7 @@ def test_chart_bars_and_whiskers_are_to_scale():
     assert [r.group for r in chart.rows] == ["overall", "colors"]
     overall = chart.rows[0].bars
     assert overall[0].width == PLOT_W / 2 and overall[0].ci == (LABEL_W + PLOT_W / 4, LABEL_W + 3 * PLOT_W / 4)
-    assert overall[1].width == PLOT_W and overall[0].text == "0.50 [0.25, 0.75]"
+    assert overall[1].width == PLOT_W and overall[0].text == "0.50 [0.250, 0.750]"
     assert [b.run_index for b in chart.rows[1].bars] == [0] and chart.rows[1].bars[0].ci is None
     assert chart.rows[1].bars[0].text == "0.0042"  # tiny values keep two significant digits
 
@@ -330,3 +331,16 @@ def test_help_does_not_load_jinja2():
              "print('jinja2' in sys.modules, 'ts_eval.report.view.page' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_run_of_a_task_from_tasks_dir_writes_its_view(tmp_path, capsys):
+    """view.html is written after every run, also for a task found only in --tasks-dir."""
+    spec = (ROOT / "tasks" / "genai_bench.yaml").read_text()
+    spec = spec.replace("name: genai-bench", "name: my-bench").replace(
+        "bundled: data/genai-bench-527", f"bundled: {ROOT / 'tasks' / 'data' / 'genai-bench-527'}")
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "my_bench.yaml").write_text(spec)
+    code, _, err = cli("run", "my-bench", "--tasks-dir", tmp_path / "tasks", "--variant", "527", "--limit", "2",
+                       "--scorer", "dummy", "--out", tmp_path / "R", "--quiet", capsys=capsys)
+    assert code == 0, err
+    assert (tmp_path / "R" / "view.html").is_file()

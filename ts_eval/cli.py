@@ -35,6 +35,10 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="prompt split, e.g. all, basic, advanced, hard")
     p.add_argument("--skill", help="only prompts carrying this skill tag")
     p.add_argument("--data", help="folder holding the task's data files (skips the download)")
+    p.add_argument("--prompts", metavar="SOURCE", help="the prompts task's prompt set: FILE.txt|.csv|.tsv|.jsonl, a "
+                   "dataset folder, or hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN] (see docs/custom-prompts.md)")
+    p.add_argument("--prompt-tags", metavar="COL,COL", help="the prompts task's tag columns, each value a group "
+                   "(default: every column besides the prompt and id; '' for none)")
     p.add_argument("--tasks-dir", help="extra folder of task specs (*.yaml)")
     p.add_argument("--limit", type=int, help="only the first N selected prompts")
     p.add_argument("--n-samples", type=int, help="images per prompt (default: the task's official number)")
@@ -85,8 +89,10 @@ def _run_options(args: argparse.Namespace, **given) -> RunOptions:
               "tasks_dir": "tasks_dir", "model": "model", "scorer": "scorer", "n_samples": "n_samples",
               "limit": "limit", "seed": "seed", "image_format": "image_format", "out": "out",
               "overwrite": "overwrite", "batch_size": "batch_size", "device": "device", "dtype": "dtype",
-              "prompt_rewrites": "prompt_rewrites"}
+              "prompt_rewrites": "prompt_rewrites", "prompts": "prompts"}
     values = {name: getattr(args, attr) for name, attr in fields.items() if getattr(args, attr, None) is not None}
+    if getattr(args, "prompt_tags", None) is not None:
+        values["prompt_tags"] = [c.strip() for c in args.prompt_tags.split(",") if c.strip()]
     values["model_args"] = key_values(getattr(args, "model_arg", None), "--model-arg")
     values["scorer_args"] = scorer_args(args)
     values["cache"] = not getattr(args, "no_cache", False)
@@ -97,17 +103,29 @@ def _run_options(args: argparse.Namespace, **given) -> RunOptions:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ts_eval.evaluate import run
-    from ts_eval.report.tables import check_format, render_summaries
+    from ts_eval.report.tables import check_format
     from ts_eval.tasks import load_task
 
     check_format(args.format)  # before hours of work, not after
+    if args.label is not None and not args.label.strip():
+        raise UsageError("--label is blank; name the run's row")
     summary = run(_run_options(args))
     if not summary:  # a torchrun rank other than 0: rank 0 prints the table
         return 0
     spec = load_task(summary["task"], args.tasks_dir)
-    print(render_summaries(spec, [(summary["model"], summary)], args.format))
+    print_table(spec, [(args.label or summary["model"], summary)], args.format, ci=not args.no_ci)
     print(f"run directory: {summary['run_dir']}", file=sys.stderr)
     return 0
+
+
+def print_table(spec, rows, fmt: str, *, ci: bool) -> None:
+    """The table on stdout; markdown and LaTeX carry their caveats, other formats get them on stderr."""
+    from ts_eval.report.tables import caveats, render_summaries
+
+    print(render_summaries(spec, rows, fmt, ci=ci))
+    if fmt in ("csv", "json"):
+        for line in caveats(rows):
+            print(f"ts-eval: {line}", file=sys.stderr)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -127,10 +145,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ts_eval.report.runs import report
+    from ts_eval.report.runs import report_rows
 
-    print(report(args.runs, fmt=args.format, resamples=args.resamples, tasks_dir=args.tasks_dir,
-                 allow_mixed=args.allow_mixed))
+    spec, rows = report_rows(args.runs, fmt=args.format, resamples=args.resamples, tasks_dir=args.tasks_dir,
+                             allow_mixed=args.allow_mixed, labels=args.label)
+    print_table(spec, rows, args.format, ci=not args.no_ci)
     return 0
 
 
@@ -152,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="generate, score and print the table (e.g. `ts-eval run genai-bench --split hard`)")
     add_task_options(p); add_model_options(p); add_scorer_options(p); add_device_options(p); add_output_options(p)
     p.add_argument("--format", default="md", help="table format: md, csv, latex, json")
+    p.add_argument("--no-ci", action="store_true", help="print means without their 95%% CIs")
+    p.add_argument("--label", help="the run's row name in the table (default: the model's name)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("generate", help="only make the images of a run")
@@ -173,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "1000 unless it was made with another number); recorded in the run")
     p.add_argument("--allow-mixed", action="store_true",
                    help="put runs of different metrics, scorers or prompt sets side by side, each labelled")
+    p.add_argument("--no-ci", action="store_true", help="print means without their 95%% CIs")
+    p.add_argument("--label", action="append", metavar="NAME",
+                   help="row name of each run, in the runs' order (repeat once per run; default: the directory name)")
     p.add_argument("--tasks-dir")
     p.set_defaults(func=cmd_report)
 

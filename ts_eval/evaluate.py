@@ -3,10 +3,15 @@
 Each stage reads and writes plain files in the run directory, so `generate`, `score` and `report` also run
 alone, a killed run resumes where it stopped, and the same commands run unchanged under torchrun. All three
 take one `RunOptions`; the run directory is locked by rank 0 for as long as a stage writes it.
+
+The module is also callable: `ts_eval.evaluate(task, model=...)` is the Python API (`ts_eval.api.evaluate`), which
+builds `RunOptions` for an in-memory model, a folder or a registered name and calls `run` below.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from ts_eval import registry
@@ -25,6 +30,12 @@ __all__ = ["RunOptions", "run", "generate", "score", "select_prompts", "build_sc
 
 
 def build_generator(options: RunOptions):
+    """The registered generator `options.model` names, or the in-memory one `ts_eval.evaluate` already wrapped."""
+    if not isinstance(options.model, str):
+        if options.model_args:
+            raise UsageError("model_args configure a registered model by name; an in-memory model's adapter takes "
+                             "them when it is built (ts_eval.evaluate does this)")
+        return options.model
     cls = registry.generator_class(options.model)
     return cls(dict(options.model_args), device=options.device, dtype=options.dtype)
 
@@ -92,7 +103,7 @@ def _summarize_and_write(path, options: RunOptions, spec: TaskSpec) -> dict[str,
     if options.view:
         from ts_eval.report.view import load_view_run, write_view
 
-        write_view([load_view_run(run.path)], run.path / VIEW, progress=options.progress)
+        write_view([load_view_run(run.path, tasks_dir=options.tasks_dir)], run.path / VIEW, progress=options.progress)
     return summary
 
 
@@ -140,3 +151,17 @@ def run(options: RunOptions) -> dict[str, Any]:
     finally:
         _release(prepared)
         finish_world(world)
+
+
+class _CallableModule(types.ModuleType):
+    """`ts_eval.evaluate(task, model=..., scorer=..., **options)` is the Python API (`ts_eval.api.evaluate`). Python
+    binds the name `ts_eval.evaluate` to this module as soon as it is imported, so the module answers the call
+    itself: the name means the same thing whatever was imported first."""
+
+    def __call__(self, task: str, model: Any = "dummy", scorer: str | None = None, **options: Any):
+        from ts_eval.api import evaluate
+
+        return evaluate(task, model, scorer, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

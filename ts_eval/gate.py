@@ -27,6 +27,7 @@ from typing import Any
 
 from ts_eval.errors import CheckFailed, UsageError
 from ts_eval.records import Prompt
+from ts_eval.report import numbers
 from ts_eval.store import MANIFEST, SAMPLES, SUMMARY
 
 _EPS = 1e-12  # float slack, so a drop exactly equal to --max-drop passes
@@ -213,7 +214,9 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
         # The summarised metric has official group statistics; the gate tests them where they are per-prompt means.
         cur_official, base_official = _official_groups(current, metric), _official_groups(baseline, metric)
         official = bool(cur_official) and bool(base_official)
-        groups = [g for g in spec.groups if not official or (g in cur_official and g in base_official)]
+        # A task whose groups are its prompts' tags (the prompts task) gates each tag group too.
+        task_groups = [h for _, h in spec.layout(list(current.summary.get("groups") or {}))] + spec.groups
+        groups = [g for g in dict.fromkeys(task_groups) if not official or (g in cur_official and g in base_official)]
         for group in [g for g in groups if options.groups is None or g in options.groups]:
             members = [pid for pid in _members(spec, current.prompts, group) if pid in cur_scores]
             if not members:
@@ -249,7 +252,7 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
 # -- output ----------------------------------------------------------------------------------------
 
 def _signed(value: float) -> str:
-    return f"{round(value, 10) + 0.0:+.4f}"  # no "-0.0000" for float dust around zero
+    return numbers.delta(value)  # ts-eval's one number policy: three decimals, no "-0.000" for float dust
 
 
 def _label(side: Side) -> str:
@@ -275,7 +278,7 @@ def markdown(result: GateResult, baseline: Side, current: Side, options: GateOpt
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
     for r in result.rows:
-        lines.append(f"| {r.metric} | {r.group} | {r.n} | {r.baseline:.4f} | {r.current:.4f} | {_signed(r.delta)} | "
+        lines.append(f"| {r.metric} | {r.group} | {r.n} | {numbers.score(r.baseline)} | {numbers.score(r.current)} | {_signed(r.delta)} | "
                      f"[{_signed(r.ci[0])}, {_signed(r.ci[1])}] | {'**FAIL**' if r.failed else r.verdict} |")
     if result.skipped:
         lines += ["", f"Not gated (official statistic is not a mean over prompts): {', '.join(result.skipped)}."]

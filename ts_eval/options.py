@@ -24,8 +24,10 @@ class RunOptions:
     split: str | None = None
     skill: str | None = None
     data: str | None = None
+    prompts: str | None = None  # the `prompts` task's SOURCE: a file, a dataset folder or hf://ORG/NAME...
+    prompt_tags: list[str] | None = None  # its tag columns; None: every column besides prompt and id
     tasks_dir: str | None = None
-    model: str = "dummy"
+    model: str | Any = "dummy"  # a registered name, or an in-memory generator ts_eval.evaluate has wrapped
     model_args: dict[str, str] = field(default_factory=dict)
     scorer: str | None = None
     scorer_args: dict[str, str] = field(default_factory=dict)
@@ -45,6 +47,11 @@ class RunOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.model, str) and not all(hasattr(self.model, a) for a in ("generate", "describe")):
+            raise UsageError(f"model must be a registered name or a generator with generate() and describe(), got "
+                             f"{type(self.model).__name__} (ts_eval.evaluate wraps functions, pipelines and folders)")
+        if isinstance(self.prompt_tags, str):  # "Category,Challenge", as on the command line
+            self.prompt_tags = [c.strip() for c in self.prompt_tags.split(",") if c.strip()]
         for name in ("n_samples", "limit", "batch_size", "resamples"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

@@ -105,8 +105,16 @@ def default_out(settings: dict[str, Any]) -> Path:
 def load_selected_prompts(options: RunOptions, spec: TaskSpec) -> tuple[dict[str, Any], list[Prompt], dict]:
     """The task settings, the chosen prompts (rewritten where asked) and the data source they came from."""
     variant, _ = spec.variant(options.variant)
-    data = resolve_data(spec, variant, options.data)
-    all_prompts = spec.module.load_prompts(data)
+    if spec.user_prompts:  # the `prompts` task: the user's own prompt set
+        if options.data is not None:
+            raise UsageError(f"--data is for a benchmark's own files; the {spec.name} task reads --prompts SOURCE")
+        data, all_prompts = spec.module.load_source(options.prompts, options.prompt_tags)
+    else:
+        if options.prompts is not None or options.prompt_tags is not None:
+            raise UsageError(f"--prompts and --prompt-tags are for the prompts task (`ts-eval run prompts --prompts "
+                             f"SOURCE`); {spec.name} has its own prompt set")
+        data = resolve_data(spec, variant, options.data)
+        all_prompts = spec.module.load_prompts(data)
     split, prompts = select_prompts(spec, all_prompts, options.split, options.skill, options.limit)
     if not prompts:
         raise UsageError(f"no prompts selected for {spec.name} split={split} skill={options.skill}")

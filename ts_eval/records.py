@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -76,16 +76,25 @@ class ScoreRequest:
 
 @dataclass(frozen=True)
 class Sample:
+    """One score of one image. `prompt` (the judged text) and `path` (the image, relative to the run directory)
+    repeat prompts.jsonl and images.jsonl so a row reads on its own; the run store fills them in."""
+
     prompt_id: str
     sample_index: int
     metric: str
     value: float
     reason: str | None = None
     image_sha256: str | None = None
+    prompt: str | None = None
+    path: str | None = None
 
     def to_row(self) -> dict[str, Any]:
-        row = {"prompt_id": self.prompt_id, "sample_index": self.sample_index, "metric": self.metric,
-               "value": self.value}
+        row: dict[str, Any] = {"prompt_id": self.prompt_id, "sample_index": self.sample_index}
+        if self.prompt is not None:
+            row["prompt"] = self.prompt
+        if self.path is not None:
+            row["path"] = self.path
+        row.update(metric=self.metric, value=self.value)
         if self.reason is not None:
             row["reason"] = self.reason
         if self.image_sha256 is not None:
@@ -95,7 +104,14 @@ class Sample:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> "Sample":
         return cls(prompt_id=row["prompt_id"], sample_index=int(row["sample_index"]), metric=row["metric"],
-                   value=float(row["value"]), reason=row.get("reason"), image_sha256=row.get("image_sha256"))
+                   value=float(row["value"]), reason=row.get("reason"), image_sha256=row.get("image_sha256"),
+                   prompt=row.get("prompt"), path=row.get("path"))
+
+
+def readable(sample: Sample, prompt: Prompt, image: ImageRecord | None) -> Sample:
+    """The sample as samples.jsonl stores it: with the judged prompt text and (where the run has images) the
+    image path, so each row reads on its own."""
+    return replace(sample, prompt=prompt.prompt, path=image.path if image is not None else None)
 
 
 @dataclass

@@ -20,7 +20,8 @@ from ts_eval.distributed import World
 from ts_eval.errors import UsageError, disk_full
 from ts_eval.prepare import PreparedRun
 from ts_eval.records import ImageKey as Key
-from ts_eval.records import ImageRecord, ImageRequest, Sample, ScoredImage, ScoreRequest, image_keys
+from ts_eval.records import (ImageRecord, ImageRequest, Sample, ScoredImage, ScoreRequest, image_keys,
+                             readable)
 from ts_eval.seeding import image_seed
 from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir, environment, fingerprint, now
 from ts_eval.store.hashes import verified_sha256
@@ -84,7 +85,8 @@ def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
 
     Batches are a fixed partition of the run's canonical order by the generator's batch size, and a batch
     with a missing image is made whole again: an image's batch companions (which GPU kernels can round
-    with) are the same on a resume and on any number of processes. Encoding and hashing of one batch run
+    with) are the same on a resume and on any number of processes. A generator that declares
+    `batch_invariant` (its images never depend on their companions) only makes the missing images. Encoding and hashing of one batch run
     in threads while the model makes the next batch (zlib releases the GIL), so the accelerator is not left
     waiting on the disk. Each image's row is appended as soon as its file is written, so a kill loses at
     most the images still in memory.
@@ -96,6 +98,8 @@ def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
     requests = [ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, settings["seed"]))
                 for pid, k in keys]
     size = max(1, int(getattr(generator, "batch_size", 1)))
+    if getattr(generator, "batch_invariant", False):  # its images never depend on their companions
+        requests = [r for r in requests if (r.prompt_id, r.sample_index) not in done]
     batches = [requests[start:start + size] for start in range(0, len(requests), size)]
     missing = len(keys) - len(done)
     world.barrier()  # every rank has read the same state before anyone writes
@@ -236,7 +240,10 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
         done = _complete(run, rows, keys, "score")
         if with_detections:
             run.finalize_rows(DETECTIONS, [detections[k] for k in keys])
-        run.finalize_rows(SAMPLES, [row for rows in done for row in rows])
+        by_key = {(r.prompt_id, r.sample_index): r for r in records}
+        # Rows read on their own (prompt text, image path), filled in here for fresh, cached and resumed scores alike.
+        run.finalize_rows(SAMPLES, [readable(Sample.from_row(row), by_id[key[0]], by_key[key]).to_row()
+                                    for key, rows in zip(keys, done) for row in rows])
         record_timing(run, "score", time.perf_counter() - started, len(todo), world)
     world.barrier()
 
@@ -247,7 +254,7 @@ def _score_share(run: RunDir, mine: list[ImageRecord], by_id: dict, scorer, cach
     for start in range(0, len(mine), step):
         batch = mine[start:start + step]
         requests = [ScoreRequest(by_id[r.prompt_id], r.sample_index, str(run.path / r.path), r.sha256) for r in batch]
-        results = _score_batch(scorer, requests, cache, scorer_key)
+        results = score_with_cache(scorer, requests, cache, scorer_key)
         sample_rows, detection_rows = [], []
         for request, scored in zip(requests, results):
             rows = [s.to_row() for s in scored.samples]
@@ -276,7 +283,7 @@ def _first_change(old: Any, new: Any, path: str = "") -> str:
     return f"{path.rstrip('.') or 'scorer'}: {old!r} -> {new!r}"[:160]
 
 
-def _score_batch(scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:
+def score_with_cache(scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:
     """Answer from the content cache where possible; the scorer sees only the rest, as one batch."""
     keys = [cache_key(scorer_key, q.image_sha256, q.prompt.prompt, q.prompt.metadata) for q in requests]
     cached = cache.get_many(keys) if cache else {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ts_eval.official import Verdict, verdict
+from ts_eval.official import Verdict, random_weights, verdict
 from ts_eval.options import DEFAULT_RESAMPLES
 from ts_eval.store import SUMMARY, write_json
 from ts_eval.store.reader import Run
@@ -23,7 +23,8 @@ def summary_settings(manifest: dict[str, Any]) -> dict[str, int]:
 
 
 def run_verdict(run: Run) -> Verdict:
-    return verdict(run.spec.recipe, run.settings, run.scorer, default_split=run.spec.default_split)
+    return verdict(run.spec.recipe, run.settings, run.scorer, default_split=run.spec.default_split,
+                   without_recipe=run.spec.without_recipe)
 
 
 def summarize(run: Run, *, resamples: int | None = None) -> dict[str, Any]:
@@ -42,7 +43,8 @@ def summarize(run: Run, *, resamples: int | None = None) -> dict[str, Any]:
             "model": run.settings["generator"]["name"], **body,
             "selection": {"skill": task.get("skill"), "limit": task.get("limit"), "n_prompts": len(run.prompts),
                           "n_images": len(run.prompts) * run.n_samples},
-            "verdict": run_verdict(run).to_dict(), "resamples": resamples}
+            "verdict": run_verdict(run).to_dict(),
+            "random_weights": random_weights(run.settings.get("generator"), run.scorer), "resamples": resamples}
 
 
 def write_summary(run: Run, summary: dict[str, Any]) -> None:

@@ -13,12 +13,16 @@ from ts_eval.records import ImageRequest
 class Generator(Protocol):
     """Built as `cls(args: dict[str, str], device: str, dtype: str)` from `--model-arg k=v` pairs.
 
-    `generate` must be a pure function of each request: the image for a request never depends on what
-    else is in the batch (padding, batch size, order), so resume and multi-GPU give identical images.
+    `generate` gives one image per request, a function of that request and the batch it was made in.
+    The run store fixes each image's batch (a fixed partition of the run's order by `batch_size`, made whole
+    again on resume), so resumed and multi-GPU runs give identical images even where GPU kernels round with
+    the batch's shape. A generator whose images never depend on their batch sets `batch_invariant = True`;
+    only its missing images are then made on resume.
     """
 
     name: str
     batch_size: int
+    batch_invariant: bool
 
     def describe(self) -> dict[str, Any]:
         """Name, config and checkpoint sha256 for the manifest; equal descriptions mean equal images."""

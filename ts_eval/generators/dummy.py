@@ -18,6 +18,7 @@ from ts_eval.records import ImageRequest
 
 class DummyGenerator:
     name = "dummy"
+    batch_invariant = True  # each image is a function of its own request
 
     def __init__(self, args: dict[str, str], device: str = "cpu", dtype: str = "fp32"):
         opts = parse_options(args, {"resolution": 64, "batch_size": 64}, "model 'dummy'")

@@ -1,7 +1,7 @@
 """Score images a user already has: no model runs, each request is looked up on disk.
 
 Accepted layouts under `--model-arg path=DIR` (first match wins, per image):
-  DIR/images/<prompt_id>/<k:04d>.png         a ts-eval run directory
+  DIR/images/<prompt_id>/<k:04d>.png|jpg     a ts-eval run directory
   DIR/<prompt_id>/samples/<k:04d>.png        GenEval's official output layout
   DIR/<prompt_id>/<k>.png|jpg|jpeg           one folder per prompt (k plain or zero-padded to 4)
   DIR/<prompt_id>.png|jpg|jpeg               one image per prompt (sample 0 only)
@@ -23,7 +23,8 @@ SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def candidates(root: Path, prompt_id: str, k: int) -> list[Path]:
-    paths = [root / "images" / prompt_id / f"{k:04d}.png", root / prompt_id / "samples" / f"{k:04d}.png"]
+    paths = [root / "images" / prompt_id / f"{k:04d}{s}" for s in SUFFIXES]  # a run directory, PNG or JPEG
+    paths += [root / prompt_id / "samples" / f"{k:04d}.png"]
     for name in (f"{k:04d}", str(k)):
         paths += [root / prompt_id / f"{name}{s}" for s in SUFFIXES]
     if k == 0:
@@ -71,6 +72,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 class FolderGenerator:
     name = "folder"
+    batch_invariant = True  # each image is a function of its own request
 
     def __init__(self, args: dict[str, str], device: str = "cpu", dtype: str = "auto"):
         opts = parse_options(args, {"path": "", "batch_size": 32}, "model 'folder'")

@@ -93,14 +93,19 @@ class PythonGenerator:
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         images = self.function([r.prompt for r in requests], [r.seed for r in requests])
-        if not isinstance(images, (list, tuple)):
-            raise UsageError(f"{OWNER}: {self.entry} returned {type(images).__name__}; it must return a list of "
-                             "PIL images, one per prompt")
-        if len(images) != len(requests):
-            raise UsageError(f"{OWNER}: {self.entry} returned {len(images)} images for {len(requests)} prompts; "
-                             "it must return one per prompt, in order")
-        for i, image in enumerate(images):
-            if not isinstance(image, Image.Image):
-                raise UsageError(f"{OWNER}: {self.entry} returned {type(image).__name__} at position {i}; "
-                                 "each item must be a PIL.Image.Image")
-        return list(images)
+        return checked_images(images, len(requests), OWNER, self.entry)
+
+
+def checked_images(images: Any, n_prompts: int, owner: str, entry: str) -> list[Image.Image]:
+    """A user function's answer as a list of PIL images, one per prompt, or one line saying what is wrong."""
+    if not isinstance(images, (list, tuple)):
+        raise UsageError(f"{owner}: {entry} returned {type(images).__name__}; it must return a list of "
+                         "PIL images, one per prompt")
+    if len(images) != n_prompts:
+        raise UsageError(f"{owner}: {entry} returned {len(images)} images for {n_prompts} prompts; "
+                         "it must return one per prompt, in order")
+    for i, image in enumerate(images):
+        if not isinstance(image, Image.Image):
+            raise UsageError(f"{owner}: {entry} returned {type(image).__name__} at position {i}; "
+                             "each item must be a PIL.Image.Image")
+    return list(images)

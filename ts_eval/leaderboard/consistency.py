@@ -149,10 +149,11 @@ def check_summary(files: RunFiles, tasks_dir: str | None = None) -> dict[str, An
         recomputed = recompute_summary(files.path, tasks_dir=tasks_dir)
     except UsageError as exc:
         raise RunProblem(str(exc)) from None
-    # The verdict is the board's own judgement (recomputed from the manifest under its recipe), not a number
-    # the run reports: only the numbers must agree.
-    where = _first_difference({k: v for k, v in submitted.items() if k != "verdict"} if isinstance(submitted, dict)
-                              else submitted, {k: v for k, v in recomputed.items() if k != "verdict"}, "")
+    # The verdict and the random-weights note are the board's own judgement (recomputed from the manifest), not
+    # numbers the run reports: only the numbers must agree (and summaries written before the note still do).
+    judged = ("verdict", "random_weights")
+    where = _first_difference({k: v for k, v in submitted.items() if k not in judged} if isinstance(submitted, dict)
+                              else submitted, {k: v for k, v in recomputed.items() if k not in judged}, "")
     if where:
         raise RunProblem(f"{SUMMARY} does not equal the summary recomputed from {SAMPLES} (first difference at {where})")
     return recomputed

@@ -19,6 +19,7 @@ from typing import Any
 from ts_eval.errors import UsageError
 from ts_eval.leaderboard.trust import Trust
 from ts_eval.official import Verdict
+from ts_eval.report import numbers
 from ts_eval.tasks import TaskSpec
 
 FORMATS = ("md", "csv", "json", "html")
@@ -80,27 +81,32 @@ def _columns(spec: TaskSpec, rows: list[dict[str, Any]]) -> list[tuple[str, str]
             if group in spec.groups and (not rows or any(group in r["groups"] for r in rows))]
 
 
-def _number(value: float | None, digits: int) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+def _number(value: float | None, exact: bool) -> str:
+    """CSV keeps full precision; what a person reads follows ts-eval's one policy (ts_eval.report.numbers)."""
+    if value is None:
+        return ""
+    return repr(float(value)) if exact else numbers.score(value)
 
 
-def _ci(row: dict[str, Any], digits: int = 3) -> str:
+def _ci(row: dict[str, Any], exact: bool) -> str:
     lo, hi = row["ci95"]
-    return "" if lo is None else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+    if lo is None:
+        return ""
+    return f"[{float(lo)!r}, {float(hi)!r}]" if exact else numbers.interval(lo, hi)
 
 
-def _table(spec: TaskSpec, rows: list[dict[str, Any]], digits: int) -> tuple[list[str], list[list[str]]]:
+def _table(spec: TaskSpec, rows: list[dict[str, Any]], exact: bool = False) -> tuple[list[str], list[list[str]]]:
     columns = _columns(spec, rows)
     headers = ["#", "id", "name", "model", "scorer", "verdict", "trust", *[h for h, _ in columns], "95% CI", "date",
                "ts-eval"]
     body = [[UNRANKED if r["rank"] is None else str(r["rank"]), str(r["id"]), r["name"], r["model"], r["scorer"],
-             r["verdict"]["label"], r["trust"]["label"], *[_number(r["groups"].get(g), digits) for _, g in columns],
-             _ci(r, digits), r["date"][:10], r["ts_eval_version"] or ""] for r in rows]
+             r["verdict"]["label"], r["trust"]["label"], *[_number(r["groups"].get(g), exact) for _, g in columns],
+             _ci(r, exact), r["date"][:10], r["ts_eval_version"] or ""] for r in rows]
     return headers, body
 
 
 def _markdown(spec: TaskSpec, rows: list[dict[str, Any]]) -> str:
-    headers, body = _table(spec, rows, 3)
+    headers, body = _table(spec, rows)
 
     def cell(text: str) -> str:  # a `|` or newline in a name would split the row
         return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
@@ -111,7 +117,7 @@ def _markdown(spec: TaskSpec, rows: list[dict[str, Any]]) -> str:
 
 
 def _csv(spec: TaskSpec, rows: list[dict[str, Any]]) -> str:
-    headers, body = _table(spec, rows, 6)
+    headers, body = _table(spec, rows, exact=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(headers)
@@ -136,7 +142,7 @@ def _bar_chart(rows: list[dict[str, Any]], metric: str) -> str:
         if r["ci95"][0] is not None:
             lo, hi = x(r["ci95"][0]), x(r["ci95"][1])
             parts.append(f'<line x1="{lo:.1f}" x2="{hi:.1f}" y1="{y + bar / 2}" y2="{y + bar / 2}" stroke="#222"/>')
-        parts.append(f'<text x="{x(score) + 4:.1f}" y="{y + bar * 0.7:.1f}" font-size="11">{score:.3f}</text>')
+        parts.append(f'<text x="{x(score) + 4:.1f}" y="{y + bar * 0.7:.1f}" font-size="11">{numbers.score(score)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -155,7 +161,7 @@ document.querySelectorAll("th").forEach((th, col) => th.addEventListener("click"
 
 
 def _html(spec: TaskSpec, rows: list[dict[str, Any]], title: str) -> str:
-    headers, body = _table(spec, rows, 3)
+    headers, body = _table(spec, rows)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     trs = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
     return f"""<!DOCTYPE html>

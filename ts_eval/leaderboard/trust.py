@@ -33,7 +33,7 @@ def board_verdict(spec: TaskSpec, manifest: dict[str, Any]) -> Verdict:
     """The run's verdict, recomputed from its recorded settings and scorer description."""
     settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
     scorer = manifest.get("scorer") if isinstance(manifest.get("scorer"), dict) else None
-    return verdict(spec.recipe, settings, scorer, default_split=spec.default_split)
+    return verdict(spec.recipe, settings, scorer, default_split=spec.default_split, without_recipe=spec.without_recipe)
 
 
 def declared_subset(archive: Path, task: dict[str, Any]) -> tuple[str | None, int | None]:

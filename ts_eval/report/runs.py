@@ -13,6 +13,7 @@ from ts_eval.errors import UsageError
 from ts_eval.report.tables import check_format, render_summaries
 from ts_eval.store.reader import Run, read_run
 from ts_eval.summary import summarize, write_summary
+from ts_eval.tasks import TaskSpec
 
 
 def _identity(run: Run) -> dict[str, Any]:
@@ -31,12 +32,13 @@ def _describe(key: str, run: Run) -> str:
     return f"{key} {_identity(run)[key]}"
 
 
-def mixed_labels(runs: list[Run], allow_mixed: bool) -> list[str]:
-    """Each run's row label; runs that differ are refused, or (allowed) labelled with what differs."""
+def mixed_labels(runs: list[Run], allow_mixed: bool, names: list[str] | None = None) -> list[str]:
+    """Each run's row label (`names`, else the run directory's name); runs that differ are refused, or (allowed)
+    labelled with what differs."""
     tasks = sorted({run.spec.name for run in runs})
     if len(tasks) > 1:
         raise UsageError(f"runs of different tasks cannot share a table: {', '.join(tasks)}")
-    labels = [run.path.name for run in runs]
+    labels = list(names) if names else [run.path.name for run in runs]
     first = _identity(runs[0])
     differing = [key for key in first if any(_identity(run)[key] != first[key] for run in runs[1:])]
     if not differing:
@@ -49,17 +51,36 @@ def mixed_labels(runs: list[Run], allow_mixed: bool) -> list[str]:
     return [f"{label} ({', '.join(_describe(k, run) for k in differing)})" for label, run in zip(labels, runs)]
 
 
-def report(paths: list[str], *, fmt: str = "md", resamples: int | None = None, tasks_dir: str | None = None,
-           allow_mixed: bool = False) -> str:
+def check_labels(labels: list[str] | None, n_runs: int) -> None:
+    if labels is None:
+        return
+    if len(labels) != n_runs:
+        raise UsageError(f"{len(labels)} --label for {n_runs} run(s); give one --label per run, in the runs' order")
+    blank = [i for i, label in enumerate(labels, start=1) if not label.strip()]
+    if blank:
+        raise UsageError(f"--label number {blank[0]} is blank; name each run")
+
+
+def report_rows(paths: list[str], *, fmt: str = "md", resamples: int | None = None, tasks_dir: str | None = None,
+                allow_mixed: bool = False, labels: list[str] | None = None) -> tuple[TaskSpec, list[tuple[str, dict]]]:
+    """Validate the runs, recompute and record their summaries; (task, [(row label, summary)])."""
     check_format(fmt)  # before any summary is rewritten
     if resamples is not None and resamples < 1:
         raise UsageError(f"--resamples must be at least 1, got {resamples}")
+    check_labels(labels, len(paths))
     runs = [read_run(Path(p), tasks_dir=tasks_dir) for p in paths]
-    labels = mixed_labels(runs, allow_mixed)
     rows = []
-    for label, run in zip(labels, runs):
+    for label, run in zip(mixed_labels(runs, allow_mixed, labels), runs):
         summary = summarize(run, resamples=resamples)
         with run.dir.lock():
             write_summary(run, summary)
         rows.append((label, summary))
-    return render_summaries(runs[0].spec, rows, fmt)
+    return runs[0].spec, rows
+
+
+def report(paths: list[str], *, fmt: str = "md", resamples: int | None = None, tasks_dir: str | None = None,
+           allow_mixed: bool = False, labels: list[str] | None = None, ci: bool = True) -> str:
+    """The table `ts-eval report` prints (`labels`: one row name per run, in order; `ci`: 95% CIs beside means)."""
+    spec, rows = report_rows(paths, fmt=fmt, resamples=resamples, tasks_dir=tasks_dir, allow_mixed=allow_mixed,
+                             labels=labels)
+    return render_summaries(spec, rows, fmt, ci=ci)

@@ -106,11 +106,15 @@ class VQAScorer:
         self._wrapper = None  # loaded on the first batch: a fully cached run never loads the 11B model
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": "2", "metric": self.metrics[0], "t2v_metrics": version("t2v-metrics"),
-                "model": self.model, "weights": {k: part.describe() for k, part in self.parts.items()},
-                "conversation": self.conversation, "image_aspect_ratio": self.image_aspect_ratio,
-                "question_template": self.question_template, "answer_template": self.answer_template,
-                "dtype": self.dtype, "autocast": self.autocast, "device": self.device.type}
+        described = {"name": self.name, "version": "2", "metric": self.metrics[0],
+                     "t2v_metrics": version("t2v-metrics"), "model": self.model,
+                     "weights": {k: part.describe() for k, part in self.parts.items()},
+                     "conversation": self.conversation, "image_aspect_ratio": self.image_aspect_ratio,
+                     "question_template": self.question_template, "answer_template": self.answer_template,
+                     "dtype": self.dtype, "autocast": self.autocast, "device": self.device.type}
+        if self.model == TINY_RANDOM:
+            described["random_weights"] = True  # every table then says its numbers are meaningless
+        return described
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
         values: list[float] = []

@@ -124,7 +124,8 @@ def read_run(path: str | Path, *, need: Need = "scores", tasks_dir: str | None =
     detections = check.detections(keys, as_input=need == "detections") if need in ("detections", "scores") else None
     if need == "scores":
         metrics = run_metrics(manifest, spec)
-        samples = check.samples(keys, metrics, {(r.prompt_id, r.sample_index): r.sha256 for r in images})
+        samples = check.samples(keys, metrics, {(r.prompt_id, r.sample_index): r for r in images},
+                                {p.prompt_id: p.prompt for p in prompts})
     return Run(run_dir.path, manifest, spec, prompts, images, samples, detections)
 
 
@@ -230,8 +231,8 @@ class _Checker:
                                  f"match its sha256 in {IMAGES}", fix)
 
     # -- scores --------------------------------------------------------------------------------------
-    def samples(self, keys: list[ImageKey], metrics: tuple[str, ...],
-                image_sha: dict[ImageKey, str]) -> list[Sample]:
+    def samples(self, keys: list[ImageKey], metrics: tuple[str, ...], images: dict[ImageKey, ImageRecord],
+                prompt_text: dict[str, str]) -> list[Sample]:
         fix = f"run `ts-eval score {self.run.path}` to rebuild its scores (cached scores make this fast)"
         if not self.scored or not self.run.file(SAMPLES).is_file():
             raise UsageError(f"{self.run.path} holds no scores; run `ts-eval score {self.run.path}` first")
@@ -255,9 +256,16 @@ class _Checker:
             value = row.get("value")
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise self._fail(f"{SAMPLES} line {number}: value {value!r} is not a finite number", fix)
-            if image_sha and sample.image_sha256 != image_sha[key]:
+            if images and sample.image_sha256 != images[key].sha256:
                 raise self._fail(f"the score of image {_name(key)} was made for other image bytes "
                                  f"({SAMPLES} line {number})", fix)
+            # The readable copies of the prompt text and image path must say what prompts.jsonl and
+            # images.jsonl say (runs written before rows carried them have neither).
+            if "prompt" in row and row["prompt"] != prompt_text[key[0]]:
+                raise self._fail(f"{SAMPLES} line {number} gives prompt {key[0]} another text than {PROMPTS}", fix)
+            if "path" in row and images and row["path"] != images[key].path:
+                raise self._fail(f"{SAMPLES} line {number} gives image {_name(key)} the path {row['path']!r}, "
+                                 f"not {images[key].path!r} as in {IMAGES}", fix)
             found[(*key, sample.metric)] = sample
         unscored = [k for k in keys if any((*k, m) not in found for m in metrics)]
         if unscored:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ts_eval.data import resolve_data, sha256_file
 from ts_eval.errors import UsageError
-from ts_eval.records import Sample
+from ts_eval.records import Sample, readable
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir, read_jsonl, write_atomic
 from ts_eval.tasks import load_task
 from ts_eval.tasks.geneval_rescore import IMPORTED_SCORER
@@ -152,7 +152,8 @@ def import_official(results_path, out, *, data: str | None = None, overwrite: bo
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     })
     run.write_rows(PROMPTS, [p.to_row() for p in chosen])
-    run.write_rows(SAMPLES, [samples[key].to_row() for key in order])
+    by_id = {p.prompt_id: p for p in chosen}
+    run.write_rows(SAMPLES, [readable(samples[key], by_id[key[0]], None).to_row() for key in order])  # no images
     run.write_rows(DETECTIONS, [{"prompt_id": pid, "sample_index": k, "detections": detections[(pid, k)]}
                                 for pid, k in order])
     imported = read_run(run.path, tasks_dir=tasks_dir, spec=spec)

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ts_eval.errors import UsageError
 from ts_eval.options import parse_options
-from ts_eval.records import Prompt, Sample
+from ts_eval.records import Prompt, Sample, readable
 from ts_eval.scorers.geneval import JudgeSettings, MissingColor, check_metadata, judge, objects_from_row
 from ts_eval.scorers.geneval_scorer import JUDGE_DEFAULTS, judge_settings
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir
@@ -77,7 +77,10 @@ def rescore(run_path, *, judge_args: dict[str, str] | None = None, resamples: in
         if scorer:
             scorer["judge"] = settings.to_dict()
         run.dir.write_rows(DETECTIONS, run.detections or [])  # the judged detections, recorded as the input
-        run.dir.write_rows(SAMPLES, [s.to_row() for s in samples])
+        prompts = {p.prompt_id: p for p in run.prompts}
+        images = {(r.prompt_id, r.sample_index): r for r in run.images}
+        run.dir.write_rows(SAMPLES, [readable(s, prompts[s.prompt_id],
+                                              images.get((s.prompt_id, s.sample_index))).to_row() for s in samples])
         run.dir.update_manifest(lambda m: m.update(
             {"scorer": scorer or m.get("scorer"),
              "timings": {**(m.get("timings") or {}), "rescore_s": round(time.perf_counter() - started, 3)}}))

@@ -52,6 +52,11 @@ class TaskSpec:
         return self.raw.get("official")
 
     @property
+    def without_recipe(self) -> str | None:
+        """The verdict label of a task that has no official recipe (`without_recipe:`, the `prompts` task's)."""
+        return self.raw.get("without_recipe")
+
+    @property
     def default_split(self) -> str:
         return str(self.raw.get("default_split", "all"))
 
@@ -83,6 +88,26 @@ class TaskSpec:
     @property
     def table(self) -> list[tuple[str, str]]:
         return [(header, group) for header, group in self.raw["table"]]
+
+    @property
+    def user_prompts(self) -> bool:
+        """Whether the prompts come from `--prompts SOURCE` (the `prompts` task) instead of the task's own files."""
+        return bool(self.raw.get("user_prompts"))
+
+    @property
+    def tag_groups(self) -> bool:
+        """Whether each tag of the prompt set is a group of its own (`tag_groups: true`: the `prompts` task, whose
+        tags come from the user's data), besides the groups the spec lists."""
+        return bool(self.raw.get("tag_groups"))
+
+    def layout(self, groups: list[str]) -> list[tuple[str, str]]:
+        """(header, group) of the table for runs holding `groups`: the spec's table, after one column per tag
+        group (named as the tag) where the groups are data-driven."""
+        if not self.tag_groups:
+            return self.table
+        listed = set(self.groups)
+        tags = [g for g in dict.fromkeys(groups) if g not in listed]
+        return [(tag, tag) for tag in tags] + self.table
 
     @property
     def sha256(self) -> str:
@@ -154,6 +179,11 @@ def _problem(raw: dict[str, Any]) -> str | None:
     n_samples = raw.get("n_samples", 1)
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
         return "n_samples must be a whole number of at least 1"
+    for key in ("tag_groups", "user_prompts"):
+        if not isinstance(raw.get(key, False), bool):
+            return f"{key} must be true or false"
+    if raw.get("without_recipe") is not None and (not isinstance(raw["without_recipe"], str) or raw.get("official")):
+        return "without_recipe is the label of a task with no `official` recipe: text, and no `official` key"
     for key in ("scorer", "official"):
         if raw.get(key) is not None and not isinstance(raw[key], dict):
             return f"{key} must be a mapping"

@@ -185,6 +185,11 @@ class TokenShuffleGenerator:
             config["batch_size"] = self.batch_size
         return {"name": self.name, "config": config, "checkpoint_sha256": self.weights_sha256}
 
+    @property
+    def batch_invariant(self) -> bool:
+        """On CPU each image runs alone (see `decode` and the sampler); GPU kernels round with the batch."""
+        return self.device.type == "cpu"
+
     def prompt_ids(self, text: str) -> list[int]:
         return encode_prompt(self.tokenizer, text, self.args.max_text_tokens)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ts_eval.report import numbers
 from ts_eval.report.view.run import ViewRun
 
 RUN_COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#9c755f", "#edc948")
@@ -41,9 +42,6 @@ class Chart:
     rows: list[ChartRow]
 
 
-def number(value: float) -> str:
-    """Two decimals as the paper prints, but two significant digits below 0.01 (no wall of 0.00)."""
-    return f"{value:.2g}" if 0 < abs(value) < 0.01 else f"{value:.2f}"
 
 
 def axis_max(top: float) -> float:
@@ -73,10 +71,10 @@ def build_chart(runs: list[ViewRun]) -> Chart:
             g = found.get(name)
             if g is None:
                 continue
-            ci = f" [{number(g.ci95[0])}, {number(g.ci95[1])}]" if g.ci95 else ""
+            ci = f" {numbers.interval(*g.ci95)}" if g.ci95 else ""
             bars.append(Bar(index, RUN_COLOURS[index % len(RUN_COLOURS)], y + index * BAR_H, x(g.mean) - LABEL_W,
-                            (x(g.ci95[0]), x(g.ci95[1])) if g.ci95 else None, f"{number(g.mean)}{ci}",
-                            f"{run.label} - {name}: {g.mean:.4g}{ci.replace('[', '95% CI [')}, n={g.n}"))
+                            (x(g.ci95[0]), x(g.ci95[1])) if g.ci95 else None, f"{numbers.score(g.mean)}{ci}",
+                            f"{run.label} - {name}: {numbers.score(g.mean)}{ci.replace('[', '95% CI [')}, n={g.n}"))
         rows.append(ChartRow(name, y + BAR_H * len(runs) / 2, bars, name in ("all", "overall")))
         y += row_h
     ticks = [(x(vmax * i / 4), f"{vmax * i / 4:g}") for i in range(5)]

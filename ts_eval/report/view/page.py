@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ts_eval.errors import UsageError
+from ts_eval.report import numbers
 from ts_eval.report.view.chart import RUN_COLOURS, build_chart
 from ts_eval.report.view.run import ViewRun
 from ts_eval.report.view.thumbnails import Thumbnail, make_thumbnails
@@ -121,7 +122,7 @@ def _verdict(value: float | None, binary: bool) -> tuple[str | None, str]:
         return None, "not scored"
     if binary:
         return ("pass", "\u2713 correct") if value == 1.0 else ("fail", "\u2717 wrong")
-    return None, f"{value:.3f}"
+    return None, numbers.score(value)
 
 
 def build_cards(runs: list[ViewRun], thumbs: dict[str, Thumbnail], page_dir: Path) -> list[Card]:
@@ -164,7 +165,7 @@ def _run_cells(index: int, run: ViewRun, thumbs: dict[str, Thumbnail], page_dir:
         elif binary:
             text = f"{int(sum(scored))}/{len(scored)} correct"
         else:
-            text = f"mean {score:.3f}" if len(scored) > 1 else f"{score:.3f}"
+            text = f"mean {numbers.score(score)}" if len(scored) > 1 else numbers.score(score)
         cells[prompt.prompt_id] = Cell(index, score, text, tiles)
     return cells
 

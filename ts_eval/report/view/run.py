@@ -65,7 +65,7 @@ class ViewRun:
     verdict: str = ""  # `official`, or `unofficial: <first differing setting>` (ts_eval.official)
 
 
-def load_view_run(path: str | Path, label: str | None = None) -> ViewRun:
+def load_view_run(path: str | Path, label: str | None = None, tasks_dir: str | None = None) -> ViewRun:
     """Read one run directory for the report through the validating reader: a damaged run is refused."""
     from ts_eval.store.reader import read_run
     from ts_eval.summary import summarize
@@ -73,7 +73,7 @@ def load_view_run(path: str | Path, label: str | None = None) -> ViewRun:
     folder = Path(path)
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a run directory (no such folder)")
-    run = read_run(folder)
+    run = read_run(folder, tasks_dir=tasks_dir)
     summary = summarize(run)
     groups = [GroupStat(name, float(g["mean"]), int(g["n"]), (float(g["ci95"][0]), float(g["ci95"][1])))
               for name, g in summary["groups"].items()]
