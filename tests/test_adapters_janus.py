@@ -50,7 +50,7 @@ def _run(genai_527: Path, out: Path, path: str, *extra: str) -> int:
 
 
 def _pngs(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "images").rglob("*.png"))}
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "images").rglob("*.*"))}
 
 
 def test_full_run_directory_is_deterministic_per_seed(tiny_janus, genai_527, tmp_path):
