@@ -69,8 +69,8 @@ def real_hf_folder(folder: Path) -> str:
 
 
 def detectors(size: str, root: Path, device: str):
-    from ts_eval.scorers.geneval_hf import HFDetector
-    from ts_eval.scorers.geneval_tiny import tiny_hf
+    from ts_eval.geneval.hf_backend import HFDetector
+    from ts_eval.geneval.tiny import tiny_hf
 
     if size == "tiny":
         yield "hf", lambda: HFDetector(model=tiny_hf(root / "hf")["hf_model"], device=device, resize="processor")
@@ -81,8 +81,8 @@ def detectors(size: str, root: Path, device: str):
     except ImportError:
         print("mmdet not installed: skipping the mmdet backend", file=sys.stderr)
         return
-    from ts_eval.scorers.geneval_mmdet import MMDetDetector
-    from ts_eval.scorers.geneval_tiny import tiny_mmdet
+    from ts_eval.geneval.mmdet_backend import MMDetDetector
+    from ts_eval.geneval.tiny import tiny_mmdet
 
     if size == "tiny":
         args = tiny_mmdet(root / "mmdet")
@@ -92,8 +92,8 @@ def detectors(size: str, root: Path, device: str):
 
 
 def color_classifier(size: str, root: Path, device: str, batch_size: int):
-    from ts_eval.scorers.geneval_color import CLIPColorClassifier
-    from ts_eval.scorers.geneval_tiny import tiny_clip
+    from ts_eval.geneval.color import CLIPColorClassifier
+    from ts_eval.geneval.tiny import tiny_clip
 
     if size == "tiny":
         return CLIPColorClassifier(pretrained=tiny_clip(root / "clip")["clip_pretrained"], device=device,
@@ -130,8 +130,8 @@ def bench_models(args, root: Path) -> list[dict]:
 
 def synthetic_detections(prompt_ids: list[str], n_samples: int, per_image: int, seed: int = 0) -> list[dict]:
     """Mask2Former-like volume: `per_image` detections per image, mostly low scores, colours above 0.3."""
-    from ts_eval.scorers.geneval import COLORS
-    from ts_eval.scorers.geneval_scorer import short_float
+    from ts_eval.geneval.rules import COLORS
+    from ts_eval.geneval.scorer import short_float
 
     names = [line.strip() for line in (Path(__file__).resolve().parent.parent / "tasks" / "data" / "geneval" /
                                        "object_names.txt").read_text().splitlines()]
@@ -157,7 +157,7 @@ def bench_rescore(args, root: Path) -> dict:
 
     from ts_eval.cli import main
     from ts_eval.store import read_jsonl, write_jsonl
-    from ts_eval.tasks.geneval_rescore import rescore
+    from ts_eval.geneval.rescore import rescore
 
     run = root / "rescore-run"
     assert main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--out", str(run), "--quiet",

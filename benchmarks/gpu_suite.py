@@ -348,7 +348,7 @@ def vqascore_section(device: torch.device, shapes: Shapes, budget: Budget) -> di
 def _mmdet_detector(device: torch.device):
     from mmdet.apis import inference_detector, init_detector
 
-    from ts_eval.scorers.geneval_mmdet import resolve_config
+    from ts_eval.geneval.mmdet_backend import resolve_config
 
     cfg, path = resolve_config("")
     detector = init_detector(cfg, checkpoint=None, device=str(device))

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from ts_eval.data import resolve_data
+from ts_eval.tasks.data import resolve_data
 from ts_eval.tasks import load_task
 
 from tests.support import ROOT, cli

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from ts_eval.data import resolve_data
+from ts_eval.tasks.data import resolve_data
 from ts_eval import run
 from ts_eval.store import read_jsonl, write_jsonl
 from ts_eval.tasks import load_task
@@ -24,7 +24,7 @@ OFFICIAL_GROUPS = ["attribute", "scene", "spatial relation", "action relation", 
 def _prompts(split: str, data=None):
     spec = load_task("genai-bench")
     files = resolve_data(spec, "527", data)
-    from ts_eval.evaluate import select_prompts
+    from ts_eval.pipeline import select_prompts
 
     return select_prompts(spec, spec.module.load_prompts(files), split, None, None)[1]
 

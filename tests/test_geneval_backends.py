@@ -18,7 +18,7 @@ from PIL import Image
 
 from ts_eval.cli import main
 from ts_eval.errors import UsageError
-from ts_eval.scorers.geneval import COLORS
+from ts_eval.geneval.rules import COLORS
 from ts_eval.store import read_jsonl
 
 torch = pytest.importorskip("torch")
@@ -29,14 +29,14 @@ pytest.importorskip("scipy")  # transformers' Mask2Former loss needs it
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, dict[str, str]]:
-    from ts_eval.scorers.geneval_tiny import tiny_clip, tiny_hf
+    from ts_eval.geneval.tiny import tiny_clip, tiny_hf
 
     root = tmp_path_factory.mktemp("tiny-geneval")
     models = {"hf": tiny_hf(root / "hf"), "clip": tiny_clip(root / "clip")}
     try:
         import mmdet  # noqa: F401
 
-        from ts_eval.scorers.geneval_tiny import tiny_mmdet
+        from ts_eval.geneval.tiny import tiny_mmdet
 
         models["mmdet"] = tiny_mmdet(root / "mmdet")
     except ImportError:
@@ -66,7 +66,7 @@ def load(paths):
 
 
 def check_instances(found, image):
-    from ts_eval.scorers.geneval_detectors import masks_to_boxes
+    from ts_eval.geneval.hf_backend import masks_to_boxes
 
     assert len(found) == 100  # Mask2Former's max_per_image
     assert found.boxes.shape == (100, 4) and found.boxes.dtype == np.float32
@@ -80,7 +80,7 @@ def check_instances(found, image):
 
 def test_mmdet_detects_a_batch_from_files(tiny, images):
     need_mmdet(tiny)
-    from ts_eval.scorers.geneval_mmdet import MMDetDetector
+    from ts_eval.geneval.mmdet_backend import MMDetDetector
 
     detector = MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"],
                              device="cpu")
@@ -99,8 +99,8 @@ def test_mmdet_detects_a_batch_from_files(tiny, images):
 
 def test_mmdet_network_sees_the_mmdet2_preprocessing(tiny, images, tmp_path):
     need_mmdet(tiny)
-    from ts_eval.scorers.geneval_mmdet import MMDetDetector
-    from ts_eval.scorers.geneval_preprocess import normalize, pad_to_multiple, resize
+    from ts_eval.geneval.mmdet_backend import MMDetDetector
+    from ts_eval.geneval.preprocess import normalize, pad_to_multiple, resize
 
     detector = MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"],
                              device="cpu")
@@ -122,7 +122,7 @@ def test_mmdet_loads_mmdet2_key_names(tiny, images, tmp_path):
     need_mmdet(tiny)
     import re
 
-    from ts_eval.scorers.geneval_mmdet import MMDetDetector
+    from ts_eval.geneval.mmdet_backend import MMDetDetector
 
     def to_mmdet2(key: str) -> str:  # the 2.x names, written out by hand
         key = re.sub(r"(pixel_decoder\.encoder\.layers\.\d+)\.self_attn\.", r"\1.attentions.0.", key)
@@ -149,7 +149,7 @@ def test_mmdet_loads_mmdet2_key_names(tiny, images, tmp_path):
 
 def test_mmdet_checkpoint_errors(tiny, tmp_path):
     need_mmdet(tiny)
-    from ts_eval.scorers.geneval_mmdet import MMDetDetector
+    from ts_eval.geneval.mmdet_backend import MMDetDetector
 
     with pytest.raises(UsageError, match="no such file"):
         MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=str(tmp_path / "none.pth"), device="cpu")
@@ -168,7 +168,7 @@ def test_official_checkpoint_download_failure_is_one_line(tmp_path, monkeypatch)
     pytest.importorskip("mmdet")
     import torch.hub
 
-    from ts_eval.scorers import geneval_mmdet
+    from ts_eval.geneval import mmdet_backend as geneval_mmdet
 
     monkeypatch.setenv("TS_EVAL_CACHE_DIR", str(tmp_path))
 
@@ -188,7 +188,7 @@ def test_official_checkpoint_is_the_pinned_revisions_file_or_a_cached_v3(tmp_pat
     pytest.importorskip("mmdet")
     import torch.hub
 
-    from ts_eval.scorers import geneval_mmdet
+    from ts_eval.geneval import mmdet_backend as geneval_mmdet
 
     monkeypatch.setenv("TS_EVAL_CACHE_DIR", str(tmp_path))
     fetched = []
@@ -210,7 +210,7 @@ def test_official_checkpoint_is_the_pinned_revisions_file_or_a_cached_v3(tmp_pat
 # -- hf -------------------------------------------------------------------------------------------------------
 
 def test_hf_detects_a_batch_of_mixed_sizes(tiny, images, tmp_path):
-    from ts_eval.scorers.geneval_hf import HFDetector
+    from ts_eval.geneval.hf_backend import HFDetector
 
     detector = HFDetector(model=tiny["hf"]["hf_model"], device="cpu")
     tall = tmp_path / "tall.png"
@@ -230,7 +230,7 @@ def test_hf_post_processing_equals_mmdetection(tiny):
     from mmdet.models.seg_heads.panoptic_fusion_heads import MaskFormerFusionHead
     from mmdet.structures.mask import mask2bbox
 
-    from ts_eval.scorers.geneval_detectors import instances_from_queries, masks_to_boxes
+    from ts_eval.geneval.hf_backend import instances_from_queries, masks_to_boxes
 
     generator = torch.Generator().manual_seed(0)
     class_logits = torch.randn(12, 81, generator=generator) * 3
@@ -250,8 +250,8 @@ def test_hf_post_processing_equals_mmdetection(tiny):
 
 def test_hf_offline_and_clip_offline_are_one_line(tmp_path):
     code = ("from ts_eval.errors import UsageError\n"
-            "from ts_eval.scorers.geneval_hf import HFDetector\n"
-            "from ts_eval.scorers.geneval_color import CLIPColorClassifier\n"
+            "from ts_eval.geneval.hf_backend import HFDetector\n"
+            "from ts_eval.geneval.color import CLIPColorClassifier\n"
             "for build in (lambda: HFDetector(device='cpu'), lambda: CLIPColorClassifier(device='cpu')):\n"
             "    try:\n        build()\n    except UsageError as exc:\n        print('ERR', exc)\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TS_EVAL_CACHE_DIR": str(tmp_path)}
@@ -266,7 +266,7 @@ def test_hf_offline_and_clip_offline_are_one_line(tmp_path):
 # -- colour classifier ------------------------------------------------------------------------------------------
 
 def test_clip_colors_are_batch_independent(tiny):
-    from ts_eval.scorers.geneval_color import CLIPColorClassifier
+    from ts_eval.geneval.color import CLIPColorClassifier
 
     rng = np.random.default_rng(1)
     crops = [Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)) for i in range(7)]
@@ -285,7 +285,7 @@ def test_clip_colors_follow_clip_benchmark(tiny):
     own OpenAI loader: logits = 100 * normalize(image) @ classifier, argmax over the 10 colours."""
     import open_clip
 
-    from ts_eval.scorers.geneval_color import CLIPColorClassifier, color_prompts
+    from ts_eval.geneval.color import CLIPColorClassifier, color_prompts
 
     path = tiny["clip"]["clip_pretrained"]
     model = open_clip.load_openai_model(path, precision="fp32", device="cpu").eval()
@@ -316,7 +316,7 @@ def test_every_geneval_clip_for_openai_weights_uses_quick_gelu(tiny, monkeypatch
     from open_clip import pretrained as registry
     from open_clip.transformer import QuickGELU, ResidualAttentionBlock
 
-    from ts_eval.scorers.geneval_color import CLIPColorClassifier
+    from ts_eval.geneval.color import CLIPColorClassifier
 
     # the default, clip_pretrained=openai: OpenAI's file (here the tiny one in its place) through OpenAI's loader
     monkeypatch.setitem(registry._PRETRAINED["ViT-L-14"], "openai",
@@ -337,7 +337,7 @@ def test_every_geneval_clip_for_openai_weights_uses_quick_gelu(tiny, monkeypatch
 
 
 def test_clip_color_dtype_is_fp32_on_cpu_unless_asked(tiny):
-    from ts_eval.scorers.geneval_color import CLIPColorClassifier
+    from ts_eval.geneval.color import CLIPColorClassifier
 
     path = tiny["clip"]["clip_pretrained"]
     assert CLIPColorClassifier(pretrained=path, device="cpu").describe()["precision"] == "cpu:fp32"
@@ -387,7 +387,7 @@ def test_end_to_end_with_hf_and_clip(tiny, tmp_path):
 def test_mmdet_without_compiled_mmcv_is_one_line():
     pytest.importorskip("mmdet")
     code = ("import sys\nsys.modules['mmcv._ext'] = None  # an mmcv without compiled ops, e.g. mmcv-lite\n"
-            "from ts_eval.errors import UsageError\nfrom ts_eval.scorers.geneval_mmdet import resolve_config\n"
+            "from ts_eval.errors import UsageError\nfrom ts_eval.geneval.mmdet_backend import resolve_config\n"
             "try:\n    resolve_config('')\nexcept UsageError as exc:\n    print('ERR', exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
     assert out.startswith("ERR the mmdet detector needs mmdetection 3.3 with a compiled mmcv 2.1"), out

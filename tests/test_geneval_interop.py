@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ts_eval.cli import main
-from ts_eval.scorers.geneval import JudgeSettings, f32, kept_by_class, objects_from_row
+from ts_eval.geneval.rules import JudgeSettings, f32, kept_by_class, objects_from_row
 from ts_eval.store import read_jsonl
 
 

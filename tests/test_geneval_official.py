@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ts_eval.data import sha256_file
-from ts_eval.evaluate import build_scorer
+from ts_eval.tasks.data import sha256_file
+from ts_eval.pipeline import build_scorer
 from ts_eval.official import verdict
 from ts_eval.tasks import load_task
 
@@ -26,7 +26,7 @@ RUN = {"task": {"name": "geneval", "variant": "official", "split": "all", "skill
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> dict[str, str]:
-    from ts_eval.scorers.geneval_tiny import tiny_clip, tiny_mmdet
+    from ts_eval.geneval.tiny import tiny_clip, tiny_mmdet
     from ts_eval.scorers.tiny_models import TINY_OPENAI_CLIP
 
     root = tmp_path_factory.mktemp("official-tiny")
@@ -104,7 +104,7 @@ def test_other_settings_that_change_numbers_are_named(weights, tasks_dir, settin
 
 
 def test_another_test_scale_is_unofficial(weights, tasks_dir, tmp_path):
-    from ts_eval.scorers.geneval_tiny import tiny_mmdet
+    from ts_eval.geneval.tiny import tiny_mmdet
 
     small = tiny_mmdet(tmp_path / "small")  # same weights (same seed), test scale (96, 64)
     found = judged(tasks_dir, {**tiny_args(weights), "detector_config": small["detector_config"]})

@@ -12,7 +12,7 @@ from PIL import Image
 
 cv2 = pytest.importorskip("cv2")
 
-from ts_eval.scorers.geneval_preprocess import (  # noqa: E402
+from ts_eval.geneval.preprocess import (  # noqa: E402
     MEAN, STD, TEST_SCALE, decode_bgr, normalize, pad_to_multiple, prepare, rescale_size, resize)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ts_eval.cli import main
-from ts_eval.scorers.geneval import f32
+from ts_eval.geneval.rules import f32
 from ts_eval.store import read_jsonl
 
 GROUPS = {"single_object", "two_object", "counting", "colors", "position", "color_attr", "overall",

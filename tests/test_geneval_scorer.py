@@ -14,9 +14,9 @@ from tests.support import record_edit
 from ts_eval.cli import main
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt, ScoreRequest
-from ts_eval.scorers.geneval_color import BACKGROUND, DummyColorClassifier, color_crop, color_prompts
-from ts_eval.scorers.geneval_detectors import DummyDetector, Instances
-from ts_eval.scorers.geneval_scorer import GenEvalScorer
+from ts_eval.geneval.color import BACKGROUND, DummyColorClassifier, color_crop, color_prompts
+from ts_eval.geneval.detectors import DummyDetector, Instances
+from ts_eval.geneval.scorer import GenEvalScorer
 from ts_eval.store import read_jsonl
 from ts_eval.tasks import load_task
 

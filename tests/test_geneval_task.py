@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ts_eval.data import resolve_data
+from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt
-from ts_eval.scorers.geneval import TAGS
+from ts_eval.geneval.rules import TAGS
 from ts_eval.tasks import load_task
-from ts_eval.tasks.geneval import read_class_names, read_metadata, summarize
+from ts_eval.geneval.task import read_class_names, read_metadata, summarize
 
 BUNDLED = Path(__file__).resolve().parent.parent / "tasks" / "data" / "geneval"
 
@@ -47,7 +47,7 @@ def test_prompts_ids_tags_and_verbatim_metadata(spec):
 
 
 def test_split_by_tag(spec):
-    from ts_eval.evaluate import select_prompts
+    from ts_eval.pipeline import select_prompts
 
     prompts = spec.module.load_prompts(resolve_data(spec, None, None))
     _, chosen = select_prompts(spec, prompts, "position", None, None)

@@ -158,7 +158,7 @@ def test_genai_bench_1600_without_network_is_one_line_naming_the_command(tmp_pat
 
 
 def test_genai_bench_1600_lookup_fails_in_under_3_seconds(empty_cache, monkeypatch):
-    from ts_eval.data import resolve_data
+    from ts_eval.tasks.data import resolve_data
     from ts_eval.tasks import load_task
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")

@@ -22,7 +22,7 @@ def test_import_and_help_load_no_backend():
     loaded = _modules_after("import ts_eval")
     assert not loaded & set(HEAVY)
     assert "pandas" not in loaded  # the Python API's names (evaluate, score, Results) load on first use
-    loaded = _modules_after("import ts_eval\nts_eval.evaluate, ts_eval.score, ts_eval.Results")
+    loaded = _modules_after("import ts_eval\nts_eval.evaluate, ts_eval.score, ts_eval.run, ts_eval.Results")
     assert not loaded & {*HEAVY, "pandas"}, loaded & {*HEAVY, "pandas"}
     loaded = _modules_after("from ts_eval.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
@@ -46,7 +46,7 @@ def test_plugins_declared_core_import_without_any_extra():
              "    getattr(importlib.import_module(module), attr)\nprint('ok')")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
-    assert "ts_eval.scorers.geneval_scorer:GenEvalScorer" in core and "ts_eval.scorers.dummy:DummyScorer" in core
+    assert "ts_eval.geneval.scorer:GenEvalScorer" in core and "ts_eval.scorers.dummy:DummyScorer" in core
 
 
 def test_each_extra_named_by_the_registry_exists_in_pyproject():

@@ -220,7 +220,7 @@ def test_options_that_do_not_fit_the_task(tmp_path, capsys, args, message):
 
 
 def test_the_default_scorer_is_the_official_vqascore_and_clipscore_is_offered():
-    from ts_eval.evaluate import scorer_choice
+    from ts_eval.pipeline import scorer_choice
     from ts_eval.tasks import load_task
 
     spec = load_task("prompts")

@@ -341,11 +341,11 @@ def test_score_uses_the_cache_and_batches(tmp_path, monkeypatch):
 
 # -- the package -----------------------------------------------------------------------------------------
 
-def test_evaluate_is_the_module_and_the_function():
-    import ts_eval.evaluate as module
-    from ts_eval.evaluate import run
+def test_the_facade_names_are_the_api_functions_and_import_nothing_heavy():
+    import ts_eval.api as api
+    import ts_eval.pipeline  # noqa: F401  (importing the orchestrator must not rebind a facade name)
 
-    assert ts_eval.evaluate is module and callable(ts_eval.evaluate) and module.run is run
+    assert ts_eval.evaluate is api.evaluate and ts_eval.run is api.run and ts_eval.score is api.score
     probe = "import ts_eval, sys; print(callable(ts_eval.evaluate), 'pandas' in sys.modules, 'torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.split() == ["True", "False", "False"]

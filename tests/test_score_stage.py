@@ -8,7 +8,7 @@ import pytest
 
 from ts_eval import run
 from ts_eval.errors import UsageError
-from ts_eval.evaluate import score
+from ts_eval.pipeline import score
 from ts_eval.options import RunOptions
 from ts_eval.scorers.dummy import DummyScorer
 from ts_eval.store import read_jsonl

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from tests.support import cli
-from ts_eval.evaluate import RunOptions, run
+from ts_eval.pipeline import RunOptions, run
 from ts_eval.official import random_weights
 from ts_eval.report import numbers
 from ts_eval.report.tables import render_summaries

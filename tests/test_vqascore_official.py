@@ -23,7 +23,7 @@ import yaml
 if importlib.util.find_spec("t2v_metrics") is None:
     pytest.skip("t2v-metrics is not installed (see README: the [genai] extra)", allow_module_level=True)
 
-from ts_eval.evaluate import build_scorer  # noqa: E402
+from ts_eval.pipeline import build_scorer  # noqa: E402
 from ts_eval.official import verdict  # noqa: E402
 from ts_eval.scorers.tiny_models import build_tiny_clip_t5  # noqa: E402
 from ts_eval.scorers.clip_t5_parts import REVISIONS  # noqa: E402

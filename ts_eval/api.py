@@ -5,7 +5,7 @@
     print(results.table())
     values = ts_eval.score(images, prompts, scorer="vqascore")
 
-`evaluate` builds the same `RunOptions` as `ts-eval run` and calls the same `ts_eval.evaluate.run`: one run store,
+`evaluate` builds the same `RunOptions` as `ts-eval run` and calls the same `ts_eval.pipeline.run`: one run store,
 resume, lock, manifest and verdict for both. `score` needs no run directory: the images go to a temporary folder
 in the encoding a run would store, then through the scorer in batches and the shared content cache.
 """
@@ -66,6 +66,17 @@ def _generator_option(model: Any, model_args: dict[str, str], model_name: str | 
                      f"(prompts, seeds) -> images; got {type(model).__name__}")
 
 
+def run(task: str, **options: Any) -> dict[str, Any]:
+    """Generate, score and summarise one benchmark with a registered model: the function behind `ts-eval run`.
+
+    `options` are the fields of `ts_eval.options.RunOptions` (model, model_args, scorer, limit, out, ...); returns
+    the summary dict (also in the run's summary.json).
+    """
+    from ts_eval.pipeline import run as run_pipeline
+
+    return run_pipeline(RunOptions(task=task, **options))
+
+
 def evaluate(task: str, model: Any = "dummy", scorer: str | None = None, *, model_args: dict[str, Any] | None = None,
              scorer_args: dict[str, Any] | None = None, model_name: str | None = None, **options: Any) -> Results | None:
     """Generate, score and summarise `task` as `ts-eval run` does; returns the run's `Results`.
@@ -84,7 +95,7 @@ def evaluate(task: str, model: Any = "dummy", scorer: str | None = None, *, mode
 
     Under torchrun every rank calls it; rank 0 gets the Results, the other ranks None.
     """
-    from ts_eval.evaluate import run
+    from ts_eval.pipeline import run
 
     valid = {f.name for f in fields(RunOptions)} - _OWN
     unknown = sorted(set(options) - valid)
@@ -132,7 +143,7 @@ def score(images: Sequence[Any], prompts: Sequence[str], scorer: str = "vqascore
 
     from ts_eval import registry
     from ts_eval.cache import ScoreCache
-    from ts_eval.evaluate import build_scorer
+    from ts_eval.pipeline import build_scorer
     from ts_eval.records import Prompt, ScoreRequest
     from ts_eval.stages import score_with_cache
     from ts_eval.store import IMAGE_SUFFIXES, fingerprint

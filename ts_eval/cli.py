@@ -19,7 +19,7 @@ from ts_eval.distributed import rank_prefix
 from ts_eval.errors import CheckFailed, UsageError, disk_full
 from ts_eval.options import RunOptions, key_values
 
-COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.tasks.geneval_cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
+COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,7 +102,7 @@ def _run_options(args: argparse.Namespace, **given) -> RunOptions:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ts_eval.evaluate import run
+    from ts_eval.pipeline import run
     from ts_eval.report.tables import check_format
     from ts_eval.tasks import load_task
 
@@ -129,7 +129,7 @@ def print_table(spec, rows, fmt: str, *, ci: bool) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ts_eval.evaluate import generate
+    from ts_eval.pipeline import generate
 
     prepared, records = generate(_run_options(args))
     print(f"{len(records)} images in {prepared.run.path}", file=sys.stderr)
@@ -137,7 +137,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from ts_eval.evaluate import score
+    from ts_eval.pipeline import score
 
     run = score(_run_options(args, out=args.run))
     print(f"scored {run.path}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ts_eval
-from ts_eval.data import resolve_data
+from ts_eval.tasks.data import resolve_data
 from ts_eval.distributed import World
 from ts_eval.errors import UsageError
 from ts_eval.options import RunOptions

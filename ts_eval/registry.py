@@ -68,7 +68,7 @@ SCORERS: dict[str, Plugin] = {
     "clipscore": Plugin("ts_eval.scorers.clipscore:CLIPScorer", Requirement("genai", ("torch", "open_clip")),
                         needs_by_option={"variant": {"torchmetrics": Requirement("genai", ("transformers", "torchmetrics"))}}),
     # GenEval's needs follow its detector: `dummy` needs nothing; `mmdet` says itself how to build mmcv.
-    "geneval": Plugin("ts_eval.scorers.geneval_scorer:GenEvalScorer", needs_by_option={"detector": {
+    "geneval": Plugin("ts_eval.geneval.scorer:GenEvalScorer", needs_by_option={"detector": {
         "hf": Requirement("geneval", ("torch", "transformers", "open_clip")),
         "mmdet": Requirement("geneval", ("torch", "open_clip"))}}),
 }

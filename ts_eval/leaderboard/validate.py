@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ts_eval.data import resolve_data
+from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
 from ts_eval.leaderboard.archive import Rejected, reject
 from ts_eval.leaderboard.consistency import (RunFiles, RunProblem, check_samples, check_summary, n_samples, read_run,

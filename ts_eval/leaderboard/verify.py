@@ -28,7 +28,7 @@ class VerifyOptions:
 
 
 def rebuild_scorer(validated: Validated, options: VerifyOptions, archive):
-    from ts_eval.evaluate import build_scorer
+    from ts_eval.pipeline import build_scorer
 
     manifest = validated.candidate.manifest
     recorded = manifest.get("scorer_options") or {}  # how the run's scorer was built

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ts_eval.data import DataFiles
+from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt
 from ts_eval.stats import bootstrap_ci

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ts_eval import hub
-from ts_eval.data import DataFiles
+from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt
 from ts_eval.store.files import read_jsonl, sha256_file

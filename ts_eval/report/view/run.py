@@ -12,7 +12,7 @@ from typing import Any
 
 from ts_eval.errors import UsageError
 from ts_eval.records import ImageKey
-from ts_eval.scorers.geneval import DetectedObject, JudgeSettings, objects_from_row
+from ts_eval.geneval.rules import DetectedObject, JudgeSettings, objects_from_row
 from ts_eval.store import DETECTIONS
 
 @dataclass(frozen=True)

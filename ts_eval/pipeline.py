@@ -4,14 +4,11 @@ Each stage reads and writes plain files in the run directory, so `generate`, `sc
 alone, a killed run resumes where it stopped, and the same commands run unchanged under torchrun. All three
 take one `RunOptions`; the run directory is locked by rank 0 for as long as a stage writes it.
 
-The module is also callable: `ts_eval.evaluate(task, model=...)` is the Python API (`ts_eval.api.evaluate`), which
-builds `RunOptions` for an in-memory model, a folder or a registered name and calls `run` below.
+The Python API (`ts_eval.api`: `ts_eval.evaluate`, `ts_eval.run`) builds the same `RunOptions` and calls `run`.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 from ts_eval import registry
@@ -151,17 +148,3 @@ def run(options: RunOptions) -> dict[str, Any]:
     finally:
         _release(prepared)
         finish_world(world)
-
-
-class _CallableModule(types.ModuleType):
-    """`ts_eval.evaluate(task, model=..., scorer=..., **options)` is the Python API (`ts_eval.api.evaluate`). Python
-    binds the name `ts_eval.evaluate` to this module as soon as it is imported, so the module answers the call
-    itself: the name means the same thing whatever was imported first."""
-
-    def __call__(self, task: str, model: Any = "dummy", scorer: str | None = None, **options: Any):
-        from ts_eval.api import evaluate
-
-        return evaluate(task, model, scorer, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -2,7 +2,7 @@
 
 GenEval ran it on mmdetection 2.x with mmcv-full 1.7; ts-eval runs the same network in mmdetection 3.3
 (config `mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco`, GenEval's 2.x name was `..._lsj_8x2_50e_coco`).
-What the two versions do differently before the network is done here as 2.x does it (geneval_preprocess.py),
+What the two versions do differently before the network is done here as 2.x does it (preprocess.py),
 and, as in the official script, one image per forward. Both published checkpoints load: the v2.0 file
 GenEval's download_models.sh fetches at the pinned revision (`..._20220504_001756-743b7d99.pth`, mmdet 2.x
 key names, renamed on load; downloaded by default) and the v3.0 file it fetched before July 2024
@@ -22,9 +22,9 @@ from PIL import Image
 
 from ts_eval.cache import default_cache_dir
 from ts_eval.errors import UsageError
-from ts_eval.scorers import geneval_preprocess
-from ts_eval.scorers.geneval_detectors import Instances
-from ts_eval.scorers.geneval_weights import mmdet3_state_dict
+from ts_eval.geneval import preprocess
+from ts_eval.geneval.detectors import Instances
+from ts_eval.geneval.checkpoint import mmdet3_state_dict
 from ts_eval.weights import HashCache
 
 OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
@@ -155,7 +155,7 @@ class MMDetDetector:
         return {"name": self.name, "config": self.config_path.stem, "config_sha256": config_sha,
                 "checkpoint_sha256": self.checkpoint_sha256 or RANDOM, "checkpoint_layout": self.checkpoint_layout,
                 "max_per_image": self.cfg.model.test_cfg.max_per_image, "precision": "fp32",
-                "preprocess": geneval_preprocess.describe(self.scale)}
+                "preprocess": preprocess.describe(self.scale)}
 
     def detect(self, images: list[Image.Image], paths: list[str]) -> list[Instances]:
         """One forward per image, as the official script calls `inference_detector(model, path)`; a batch
@@ -166,7 +166,7 @@ class MMDetDetector:
         import torch
         from mmdet.structures import DetDataSample
 
-        ready = geneval_preprocess.prepare(Path(path).read_bytes(), self.scale, name=path)
+        ready = preprocess.prepare(Path(path).read_bytes(), self.scale, name=path)
         inputs = torch.from_numpy(ready.pixels)[None].to(self.device)
         with torch.no_grad():
             # straight to the network: the 3.x data preprocessor would normalise and pad a second time

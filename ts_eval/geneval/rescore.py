@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from ts_eval.errors import UsageError
 from ts_eval.options import parse_options
 from ts_eval.records import Prompt, Sample, readable
-from ts_eval.scorers.geneval import JudgeSettings, MissingColor, check_metadata, judge, objects_from_row
-from ts_eval.scorers.geneval_scorer import JUDGE_DEFAULTS, judge_settings
+from ts_eval.geneval.rules import JudgeSettings, MissingColor, check_metadata, judge, objects_from_row
+from ts_eval.geneval.scorer import JUDGE_DEFAULTS, judge_settings
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir
 
 IMPORTED_SCORER = "geneval-official"
@@ -53,12 +53,12 @@ def rescore(run_path, *, judge_args: dict[str, str] | None = None, resamples: in
     """Re-judge a GenEval run from detections.jsonl; returns the new summary (also in summary.json)."""
     from ts_eval.store.reader import read_run
     from ts_eval.summary import summarize, write_summary
-    from ts_eval.tasks.geneval import bundled_class_names
+    from ts_eval.geneval.task import bundled_class_names
 
     started = time.perf_counter()
     with RunDir(run_path).lock():
         run = read_run(run_path, need="prompts", tasks_dir=tasks_dir)
-        if run.spec.module.__name__ != "ts_eval.tasks.geneval":
+        if run.spec.module.__name__ != "ts_eval.geneval.task":
             raise UsageError(f"{run.path} is a {run.spec.name} run; rescore re-judges GenEval runs only")
         run = read_run(run_path, need="detections", tasks_dir=tasks_dir, spec=run.spec)
         scorer = dict(run.scorer or {})

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ts_eval.data import DataFiles
+from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt
-from ts_eval.scorers.geneval import TAGS, check_metadata
+from ts_eval.geneval.rules import TAGS, check_metadata
 from ts_eval.stats import bootstrap_ci
 
 METADATA_FILE = "evaluation_metadata.jsonl"
@@ -41,7 +41,7 @@ def read_class_names(path: Path) -> list[str]:
 
 def bundled_class_names(spec) -> list[str]:
     """The class names shipped with the task (sha256-checked), for scorers that map detector labels to names."""
-    from ts_eval.data import resolve_data
+    from ts_eval.tasks.data import resolve_data
 
     return read_class_names(resolve_data(spec, None, None)[CLASS_NAMES_FILE])
 

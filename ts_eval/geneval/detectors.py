@@ -1,7 +1,7 @@
 """GenEval's detector backends behind one interface: images in, instances (box, score, label, mask) out.
 
-- `mmdet`: the official detector, mmdetection's Mask2Former Swin-S trained on COCO (geneval_mmdet.py);
-- `hf`: transformers' Mask2Former (geneval_hf.py), post-processed the way mmdetection does it;
+- `mmdet`: the official detector, mmdetection's Mask2Former Swin-S trained on COCO (mmdet_backend.py);
+- `hf`: transformers' Mask2Former (hf_backend.py), post-processed the way mmdetection does it;
 - `dummy`: `DummyDetector` below, pseudo-random instances seeded by the pixels, for smoke runs and tests.
 
 Labels index GenEval's object_names.txt (COCO's 80 classes in detector order), as in the official code.
@@ -16,7 +16,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from ts_eval.errors import UsageError
 
 BACKENDS = ("mmdet", "hf", "dummy")
 
@@ -89,61 +88,3 @@ class DummyDetector:
         boxes = np.round(np.stack([x[:, 0], y[:, 0], x[:, 1] + 1, y[:, 1] + 1], axis=1)).astype(np.float32)
         return Instances(boxes=boxes, scores=rng.uniform(0, 1, size=n).astype(np.float32),
                          labels=rng.integers(0, self.n_classes, size=n).astype(np.int64), masks=None)
-
-
-def build_detector(name: str, options: dict[str, Any], device: str) -> Detector:
-    if name == "dummy":
-        return DummyDetector()
-    if name == "mmdet":
-        from ts_eval.scorers.geneval_mmdet import MMDetDetector
-
-        return MMDetDetector(config=options["detector_config"], checkpoint=options["checkpoint"], device=device)
-    if name == "hf":
-        from ts_eval.scorers.geneval_hf import HFDetector
-
-        return HFDetector(model=options["hf_model"], revision=options["hf_revision"],
-                          checkpoint=options["checkpoint"], device=device, resize=options["hf_resize"])
-    raise UsageError(f"unknown GenEval detector {name!r}; choose one of: {', '.join(BACKENDS)}")
-
-
-# -- mmdetection's Mask2Former instance post-processing, for backends that do not have it --------------
-
-def masks_to_boxes(masks) -> Any:
-    """Tight boxes of binary masks as mmdetection's `mask2bbox`: [x_min, y_min, x_max + 1, y_max + 1], 0 if empty."""
-    import torch
-
-    n, height, width = masks.shape
-    boxes = torch.zeros((n, 4), dtype=torch.float32, device=masks.device)
-    if n == 0:
-        return boxes
-    x_any, y_any = masks.any(dim=1), masks.any(dim=2)
-    present = x_any.any(dim=1) & y_any.any(dim=1)
-    x_first = x_any.float().argmax(dim=1)
-    y_first = y_any.float().argmax(dim=1)
-    x_last = width - x_any.flip(1).float().argmax(dim=1)
-    y_last = height - y_any.flip(1).float().argmax(dim=1)
-    found = torch.stack([x_first, y_first, x_last, y_last], dim=1).float()
-    boxes[present] = found[present]
-    return boxes
-
-
-def instances_from_queries(class_logits, mask_logits, max_per_image: int = 100) -> Instances:
-    """Per-query class logits (Q, C+1) and full-resolution mask logits (Q, H, W) -> instances.
-
-    The same steps as mmdetection's MaskFormerFusionHead.instance_postprocess: top `max_per_image`
-    (query, class) pairs by class probability, binary masks at logit > 0, score = class probability x
-    mean mask probability inside the mask, boxes from the masks.
-    """
-    import torch
-
-    n_queries, n_classes = class_logits.shape[0], class_logits.shape[1] - 1
-    probs = torch.softmax(class_logits, dim=-1)[:, :-1]
-    labels = torch.arange(n_classes, device=class_logits.device).repeat(n_queries)
-    scores, top = probs.flatten().topk(min(max_per_image, probs.numel()), sorted=False)
-    labels = labels[top]
-    logits = mask_logits[top // n_classes]
-    binary = (logits > 0).float()
-    mask_scores = (logits.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
-    masks = binary.bool()
-    return Instances(boxes=masks_to_boxes(masks).cpu().numpy(), scores=(scores * mask_scores).float().cpu().numpy(),
-                     labels=labels.cpu().numpy().astype(np.int64), masks=masks.cpu())

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ts_eval.errors import UsageError, missing_extra
-from ts_eval.scorers.geneval_detectors import Instances, instances_from_queries
+from ts_eval.geneval.detectors import Instances
 
 DEFAULT_MODEL = "facebook/mask2former-swin-small-coco-instance"
 RANDOM = "random"
@@ -93,3 +94,46 @@ class HFDetector:
                                                      mode="bilinear", align_corners=False)[0]
             out.append(instances_from_queries(outputs.class_queries_logits[i].float(), logits, self.max_per_image))
         return out
+
+
+# -- mmdetection's Mask2Former instance post-processing, for backends that do not have it --------------
+
+def masks_to_boxes(masks) -> Any:
+    """Tight boxes of binary masks as mmdetection's `mask2bbox`: [x_min, y_min, x_max + 1, y_max + 1], 0 if empty."""
+    import torch
+
+    n, height, width = masks.shape
+    boxes = torch.zeros((n, 4), dtype=torch.float32, device=masks.device)
+    if n == 0:
+        return boxes
+    x_any, y_any = masks.any(dim=1), masks.any(dim=2)
+    present = x_any.any(dim=1) & y_any.any(dim=1)
+    x_first = x_any.float().argmax(dim=1)
+    y_first = y_any.float().argmax(dim=1)
+    x_last = width - x_any.flip(1).float().argmax(dim=1)
+    y_last = height - y_any.flip(1).float().argmax(dim=1)
+    found = torch.stack([x_first, y_first, x_last, y_last], dim=1).float()
+    boxes[present] = found[present]
+    return boxes
+
+
+def instances_from_queries(class_logits, mask_logits, max_per_image: int = 100) -> Instances:
+    """Per-query class logits (Q, C+1) and full-resolution mask logits (Q, H, W) -> instances.
+
+    The same steps as mmdetection's MaskFormerFusionHead.instance_postprocess: top `max_per_image`
+    (query, class) pairs by class probability, binary masks at logit > 0, score = class probability x
+    mean mask probability inside the mask, boxes from the masks.
+    """
+    import torch
+
+    n_queries, n_classes = class_logits.shape[0], class_logits.shape[1] - 1
+    probs = torch.softmax(class_logits, dim=-1)[:, :-1]
+    labels = torch.arange(n_classes, device=class_logits.device).repeat(n_queries)
+    scores, top = probs.flatten().topk(min(max_per_image, probs.numel()), sorted=False)
+    labels = labels[top]
+    logits = mask_logits[top // n_classes]
+    binary = (logits > 0).float()
+    mask_scores = (logits.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
+    masks = binary.bool()
+    return Instances(boxes=masks_to_boxes(masks).cpu().numpy(), scores=(scores * mask_scores).float().cpu().numpy(),
+                     labels=labels.cpu().numpy().astype(np.int64), masks=masks.cpu())

@@ -1,6 +1,6 @@
 """GenEval commands: `ts-eval rescore RUN` and `ts-eval geneval export|import|compare`.
 
-Only argument parsing here; the work is in geneval_rescore.py and geneval_interop.py.
+Only argument parsing here; the work is in rescore.py and interop.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from ts_eval.cli import key_values
     from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
-    from ts_eval.tasks.geneval_rescore import rescore
+    from ts_eval.geneval.rescore import rescore
 
     summary = rescore(args.run, judge_args=key_values(args.judge_arg, "--judge-arg"), resamples=args.resamples,
                       tasks_dir=args.tasks_dir, progress=not args.quiet)
@@ -23,7 +23,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ts_eval.tasks.geneval_interop import export_official
+    from ts_eval.geneval.interop import export_official
 
     count = export_official(args.run, args.outdir, overwrite=args.overwrite, tasks_dir=args.tasks_dir,
                             progress=not args.quiet)
@@ -35,7 +35,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
-    from ts_eval.tasks.geneval_interop import import_official
+    from ts_eval.geneval.interop import import_official
 
     summary = import_official(args.results, args.out, data=args.data, overwrite=args.overwrite,
                               tasks_dir=args.tasks_dir)
@@ -45,7 +45,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ts_eval.tasks.geneval_interop import compare_runs
+    from ts_eval.geneval.interop import compare_runs
 
     per_tag, differ = compare_runs(args.first, args.second, tasks_dir=args.tasks_dir)
     print(per_tag.to_markdown(floatfmt=".4f"))

@@ -17,9 +17,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ts_eval.errors import UsageError
 from ts_eval.options import parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
-from ts_eval.scorers.geneval import DetectedObject, JudgeSettings, judge
-from ts_eval.scorers.geneval_color import BACKGROUND, build_color_classifier, color_crop
-from ts_eval.scorers.geneval_detectors import BACKENDS, Instances, build_detector
+from ts_eval.geneval.rules import DetectedObject, JudgeSettings, judge
+from ts_eval.geneval.color import BACKGROUND, build_color_classifier, color_crop
+from ts_eval.geneval.detectors import BACKENDS, Detector, DummyDetector, Instances
 
 JUDGE_DEFAULTS = JudgeSettings().to_dict()
 
@@ -34,7 +34,7 @@ OPTIONS: dict[str, Any] = {
     "clip_model": "ViT-L-14",     # an open_clip name, or local-dir:FOLDER
     "clip_pretrained": "openai",  # open_clip tag or weights file; 'random': speed tests
     "clip_quick_gelu": "auto",    # auto: QuickGELU for OpenAI's weights (official), else their config's; true, false
-    "color_batch_size": 1,        # crops per CLIP forward; 1 is the official batching (see geneval_color.py)
+    "color_batch_size": 1,        # crops per CLIP forward; 1 is the official batching (see color.py)
     "dtype": "auto",              # colour classifier: auto = fp16 autocast on CUDA, fp32 on CPU (official)
     "bgcolor": BACKGROUND,        # official option: grey outside the object's mask ('original' keeps the image)
     **JUDGE_DEFAULTS,
@@ -64,13 +64,28 @@ def open_image(path: str) -> Image.Image:
                          "re-run `ts-eval generate`") from None
 
 
+def build_detector(name: str, options: dict[str, Any], device: str) -> Detector:
+    if name == "dummy":
+        return DummyDetector()
+    if name == "mmdet":
+        from ts_eval.geneval.mmdet_backend import MMDetDetector
+
+        return MMDetDetector(config=options["detector_config"], checkpoint=options["checkpoint"], device=device)
+    if name == "hf":
+        from ts_eval.geneval.hf_backend import HFDetector
+
+        return HFDetector(model=options["hf_model"], revision=options["hf_revision"],
+                          checkpoint=options["checkpoint"], device=device, resize=options["hf_resize"])
+    raise UsageError(f"unknown GenEval detector {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
 class GenEvalScorer:
     name = "geneval"
     metrics = ("correct",)
     writes_detections = True  # detections.jsonl: every object found, for `ts-eval rescore`
 
     def __init__(self, args: dict[str, str], *, task, device: str = "auto", batch_size: int = 8):
-        from ts_eval.tasks.geneval import bundled_class_names
+        from ts_eval.geneval.task import bundled_class_names
 
         opts = parse_options(args, OPTIONS, "scorer 'geneval'")
         if opts["detector"] not in BACKENDS:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ts_eval.devices import torch_dtype
 from ts_eval.errors import UsageError
-from ts_eval.scorers.geneval import COLORS
+from ts_eval.geneval.rules import COLORS
 from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip,
                                         weights_file_hint)
 

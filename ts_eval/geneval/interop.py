@@ -20,12 +20,12 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ts_eval.data import resolve_data, sha256_file
+from ts_eval.tasks.data import resolve_data, sha256_file
 from ts_eval.errors import UsageError
 from ts_eval.records import Sample, readable
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir, read_jsonl, write_atomic
 from ts_eval.tasks import load_task
-from ts_eval.tasks.geneval_rescore import IMPORTED_SCORER
+from ts_eval.geneval.rescore import IMPORTED_SCORER
 
 GENERATOR_NAME = "official-results"
 
@@ -34,7 +34,7 @@ def _geneval_run(path, tasks_dir: str | None, need: str = "scores"):
     from ts_eval.store.reader import read_run
 
     run = read_run(path, need=need, tasks_dir=tasks_dir)
-    if run.spec.module.__name__ != "ts_eval.tasks.geneval":
+    if run.spec.module.__name__ != "ts_eval.geneval.task":
         raise UsageError(f"{run.path} is a {run.spec.name} run, not a GenEval run")
     return run
 

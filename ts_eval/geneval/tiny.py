@@ -19,7 +19,7 @@ def tiny_mmdet(folder: str | Path, seed: int = 0, scale: tuple[int, int] = TINY_
     import torch
     from mmdet.apis import init_detector
 
-    from ts_eval.scorers.geneval_mmdet import resolve_config
+    from ts_eval.geneval.mmdet_backend import resolve_config
 
     folder = Path(folder)
     args = {"detector": "mmdet", "detector_config": str(folder / "mask2former_tiny.py"),
