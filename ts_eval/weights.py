@@ -15,7 +15,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from ts_eval.tasks.data import sha256_file
+from ts_eval.store.files import sha256_file
 from ts_eval.errors import UsageError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

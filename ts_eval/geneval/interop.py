@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ts_eval.tasks.data import resolve_data, sha256_file
+from ts_eval.store.files import sha256_file
+from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
 from ts_eval.records import Sample, readable
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir, read_jsonl, write_atomic
