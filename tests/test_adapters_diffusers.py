@@ -23,6 +23,8 @@ from ts_eval.generators.diffusers_adapter import DiffusersGenerator  # noqa: E40
 from ts_eval.generators.tiny_models import build_tiny_diffusers  # noqa: E402
 from ts_eval.records import ImageRequest  # noqa: E402
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 PROMPTS = ["a red apple", "two dogs running in the snow at night, seen from far away", "x", "an empty room"]
 
 

@@ -25,6 +25,8 @@ from ts_eval.generators.janus import JanusGenerator  # noqa: E402
 from ts_eval.generators.tiny_models import build_tiny_janus  # noqa: E402
 from ts_eval.records import ImageRequest  # noqa: E402
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 # Mixed lengths, so batches are left-padded.
 PROMPTS = ["a red apple", "two dogs running in the snow at night, seen from very far away", "x", "an empty room"]
 

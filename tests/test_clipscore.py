@@ -27,6 +27,8 @@ from ts_eval.scorers.tiny_models import (  # noqa: E402
 
 PROMPTS = ["a red square", "a dog and a cat in the snow", "three blue birds on a wooden fence, no people",
            "A baker pulling freshly baked bread out of an oven in a bakery.", "an empty room", "two green apples"]
+
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 LONG = " ".join(["a very long prompt about a tall red lighthouse on a rocky coast"] * 12)  # > 77 tokens
 
 

@@ -19,6 +19,8 @@ from tests.support import ROOT, shared_data_dir
 EXTRAS_MODULES = ["torch", "torchvision", "transformers", "t2v_metrics", "open_clip", "mmdet", "mmcv", "mmengine",
                   "diffusers", "accelerate", "safetensors", "sentencepiece", "cv2", "openpyxl", "krippendorff",
                   "sklearn", "scipy", "datasets", "selenium"]
+
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 BOOT = (f"import sys\nfor name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"
         "from ts_eval.cli import main\nraise SystemExit(main(sys.argv[1:]))")
 

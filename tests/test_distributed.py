@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parent.parent

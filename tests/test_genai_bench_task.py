@@ -63,6 +63,7 @@ def _t2v_metrics_aggregation(skills: dict[str, list[int]], values: dict[tuple[st
     return out
 
 
+@pytest.mark.e2e
 def test_report_reproduces_t2v_metrics_aggregation_for_any_values(tmp_path, genai_527, capsys):
     out = tmp_path / "R"
     code, _, _ = cli("run", "genai-bench", "--variant", "527", "--data", genai_527, "--split", "all", "--model", "dummy",

@@ -21,6 +21,8 @@ from ts_eval.errors import UsageError
 from ts_eval.geneval.rules import COLORS
 from ts_eval.store import read_jsonl
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("open_clip")

@@ -12,13 +12,15 @@ from ts_eval.cli import main
 from ts_eval.geneval.rules import JudgeSettings, f32, kept_by_class, objects_from_row
 from ts_eval.store import read_jsonl
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """All 553 prompts (every tag), 2 images each; the tests only read it."""
     out = tmp_path_factory.mktemp("geneval") / "R"
     assert main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--n-samples", "2", "--out", str(out),
-                 "--quiet", "--no-cache"]) == 0
+                 "--quiet", "--no-cache", "--no-view"]) == 0
     return out
 
 

@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = {"task": {"name": "geneval", "variant": "official", "split": "all", "skill": None, "limit": None},
        "n_samples": 4, "image_format": "png", "prompt_rewrites": None}
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> dict[str, str]:

@@ -15,6 +15,8 @@ from ts_eval.cli import main
 from ts_eval.geneval.rules import f32
 from ts_eval.store import read_jsonl
 
+pytestmark = pytest.mark.e2e  # a whole GenEval run (553 x 4 images) built once per module
+
 GROUPS = {"single_object", "two_object", "counting", "colors", "position", "color_attr", "overall",
           "correct_images", "correct_prompts"}
 
@@ -28,15 +30,16 @@ def dummy_run(tmp_path_factory) -> Path:
         pytest.skip("benchmark data not found: set TS_EVAL_SHARED_DATA to the shared data folder")
     out = tmp_path_factory.mktemp("geneval") / "R"
     code = main(["run", "geneval", "--data", str(shared / "geneval"), "--model", "dummy", "--detector", "dummy",
-                 "--n-samples", "4", "--out", str(out), "--quiet", "--no-cache"])
+                 "--n-samples", "4", "--out", str(out), "--quiet", "--no-cache", "--no-view"])
     assert code == 0
     return out
 
 
 @pytest.fixture
 def run(dummy_run, tmp_path) -> Path:
+    """A copy without the 2,212 images: rescore reads detections only (images.jsonl still vouches for them)."""
     copy = tmp_path / "R"
-    shutil.copytree(dummy_run, copy)
+    shutil.copytree(dummy_run, copy, ignore=shutil.ignore_patterns("images", "view-thumbs", "view.html"))
     return copy
 
 

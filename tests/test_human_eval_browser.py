@@ -24,8 +24,8 @@ from ts_eval.human_eval.unblind import import_sheets
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium and chromedriver not found; "
-                                "install them with `apt-get install -y chromium chromium-driver`")
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium and chromedriver not found; "
+                                "install them with `apt-get install -y chromium chromium-driver`")]
 
 
 @pytest.fixture

@@ -176,6 +176,7 @@ def _add_many(path: str, base: Candidate, tag: str, n: int, barrier, results) ->
     results.put((tag, accepted))
 
 
+@pytest.mark.reliability
 def test_two_processes_adding_at_once(tmp_path, candidate):
     path = str(tmp_path / "board.sqlite")
     ctx = multiprocessing.get_context("fork")
@@ -199,6 +200,7 @@ def test_two_processes_adding_at_once(tmp_path, candidate):
     assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
 
 
+@pytest.mark.reliability
 def test_two_add_commands_at_once(tmp_path, subs, official_tasks):
     """End to end: two `ts-eval leaderboard add` processes on one new board both land."""
     board = tmp_path / "board.sqlite"
@@ -375,6 +377,7 @@ def test_verify_all_catches_a_single_forged_score_that_a_sample_misses(runs, tmp
     assert code == 0 and "3 of 313 images re-scored" in out, "a sample of 3 misses one forged image in 313"
 
 
+@pytest.mark.reliability
 def test_the_printed_probability_is_the_rate_at_which_sampled_checks_catch_forgeries(runs, tmp_path,
                                                                                        official_tasks):
     """Forge 5% of the scores (16 of 313) and run --verify 8 with 1000 seeds: the share of seeds that catch it

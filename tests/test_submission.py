@@ -714,6 +714,7 @@ HOSTILE = ["lying compressed size", "lying uncompressed size", "checksum wrong o
            "nested path", "symbolic link", "duplicate member", "dot-dot path", "zip bomb"]
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path, capsys, monkeypatch,
                                                   official_tasks):
@@ -738,6 +739,7 @@ def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path
         assert written <= tight + 64 * 1024, f"{written} bytes written before the rejection"
 
 
+@pytest.mark.reliability
 def test_streaming_counts_stop_a_bomb_even_past_the_layout_check(honest_members, tmp_path, capsys, monkeypatch,
                                                                  official_tasks):
     """The second line of defence alone: with the header check switched off, real bytes are still counted

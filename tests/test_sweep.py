@@ -22,6 +22,8 @@ from ts_eval.sweep.runner import SweepOptions, run_sweep
 MICRO = ModelArgs(dim=8, n_layers=1, n_heads=2, n_kv_heads=1, ffn_dim=16, text_vocab_size=5, shuffle_mlp_blocks=1,
                   shuffle_mlp_ratio=1.0, vq=VQArgs(codebook_size=10, ch=32, ch_mult=(1, 1), num_res_blocks=1, z_channels=32))
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 
 def step_by_step_flops(window: int, image_tokens: int, prefill_len: int) -> int:
     """MICRO's FLOPs enumerated matmul by matmul, step by step (independent of the closed form)."""

@@ -13,6 +13,8 @@ from ts_eval.generators.token_shuffle.sampling import (
 from ts_eval.generators.token_shuffle.tokenizer import ByteTokenizer
 from token_shuffle_fixtures import lively_model
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 TOK = ByteTokenizer()
 PROMPTS = [TOK.encode("a red apple"), TOK.encode("two dogs")]  # both in the first prompt bucket: one cache shape
 

@@ -19,6 +19,8 @@ from ts_eval.generators.token_shuffle.generator import TokenShuffleGenerator, bu
 from ts_eval.generators.token_shuffle.vq import to_uint8
 from ts_eval.records import ImageRequest
 
+pytestmark = pytest.mark.e2e  # the reference model end to end: outside the inner loop
+
 
 def _run(genai_527: Path, out: Path, window: int, seed: int, *extra: str) -> int:
     return main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--split", "hard",

@@ -22,6 +22,8 @@ from ts_eval.generators.token_shuffle.shuffle import grid_to_windows, windows_to
 from ts_eval.generators.token_shuffle.tokenizer import ByteTokenizer
 from token_shuffle_fixtures import TINY, lively_model, prompt_rows
 
+pytestmark = pytest.mark.e2e  # the reference model end to end: outside the inner loop
+
 
 def cached_logits(model, rows, windows):
     """Logits of every window through prefill + the decode step, as the sampler runs them."""

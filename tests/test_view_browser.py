@@ -20,8 +20,8 @@ from ts_eval.report.view.run import load_view_run
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium and chromedriver not found; "
-                                "install them with `apt-get install -y chromium chromium-driver`")
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium and chromedriver not found; "
+                                "install them with `apt-get install -y chromium chromium-driver`")]
 
 PROMPTS = [  # (prompt_id, prompt, tag, include clauses)
     ("00000", "a photo of a bench", "single_object", [{"class": "bench", "count": 1}]),

@@ -27,6 +27,8 @@ from ts_eval.scorers.vqascore import VQAScorer  # noqa: E402
 PROMPTS = ["a red square", "a dog and a cat in the snow", "three blue birds on a wooden fence, no people",
            "A baker pulling freshly baked bread out of an oven in a bakery."]
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 
 @pytest.fixture(scope="session")
 def tiny_clip_t5(tmp_path_factory) -> dict[str, str]:

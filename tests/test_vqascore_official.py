@@ -37,6 +37,8 @@ TOWER = "openai/clip-vit-large-patch14-336"
 SETTINGS = {"task": {"name": "genai-bench", "variant": "527", "split": "hard", "skill": None, "limit": None},
             "n_samples": 1, "image_format": "jpeg", "prompt_rewrites": None}
 
+pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
+
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
