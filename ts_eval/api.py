@@ -37,14 +37,14 @@ def _generator_option(model: Any, model_args: dict[str, str], model_name: str | 
     """(RunOptions.model, RunOptions.model_args) for what the caller passed as `model`."""
     from ts_eval import registry
 
-    if isinstance(model, str) and model in registry.GENERATORS:
+    if isinstance(model, str) and model in registry.plugins("model"):
         if model_name is not None:
             raise UsageError(f"model_name names an in-memory model; the registered model '{model}' has its own")
         return model, model_args
     if isinstance(model, (str, Path)):
         folder = Path(model).expanduser()
         if not folder.is_dir():
-            raise UsageError(f"model {str(model)!r} is neither a registered model ({', '.join(sorted(registry.GENERATORS))}) "
+            raise UsageError(f"model {str(model)!r} is neither a registered model ({', '.join(sorted(registry.plugins('model')))}) "
                              "nor a folder of images")
         if model_name is not None or model_args:
             raise UsageError("a folder of images takes no model_name or model_args")

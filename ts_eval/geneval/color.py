@@ -10,7 +10,7 @@ colour with the largest cosine similarity wins. On CUDA the official run uses fp
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -20,6 +20,9 @@ from ts_eval.errors import UsageError
 from ts_eval.geneval.rules import COLORS
 from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip,
                                         weights_file_hint)
+
+if TYPE_CHECKING:  # the scorer imports this module
+    from ts_eval.geneval.scorer import GenEvalOptions
 
 TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
 BACKGROUND = "#999"
@@ -165,11 +168,11 @@ def _autocast_dtype(dtype: str, device_type: str):
     return None if chosen == torch.float32 else chosen
 
 
-def build_color_classifier(name: str, options: dict[str, Any], device: str):
+def build_color_classifier(name: str, options: GenEvalOptions, device: str):
     if name == "dummy":
         return DummyColorClassifier()
     if name == "clip":
-        return CLIPColorClassifier(model=options["clip_model"], pretrained=options["clip_pretrained"],
-                                   quick_gelu=options["clip_quick_gelu"], device=device, dtype=options["dtype"],
-                                   batch_size=options["color_batch_size"])
+        return CLIPColorClassifier(model=options.clip_model, pretrained=options.clip_pretrained,
+                                   quick_gelu=options.clip_quick_gelu, device=device, dtype=options.dtype,
+                                   batch_size=options.color_batch_size)
     raise UsageError(f"unknown GenEval colour classifier {name!r}; choose one of: clip, dummy")
