@@ -108,7 +108,7 @@ def load_selected_prompts(options: RunOptions, spec: TaskSpec) -> tuple[dict[str
     if spec.user_prompts:  # the `prompts` task: the user's own prompt set
         if options.data is not None:
             raise UsageError(f"--data is for a benchmark's own files; the {spec.name} task reads --prompts SOURCE")
-        data, all_prompts = spec.module.load_source(options.prompts, options.prompt_tags)
+        data, all_prompts = spec.load_source(options.prompts, options.prompt_tags)
     else:
         if options.prompts is not None or options.prompt_tags is not None:
             raise UsageError(f"--prompts and --prompt-tags are for the prompts task (`ts-eval run prompts --prompts "

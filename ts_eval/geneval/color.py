@@ -9,7 +9,7 @@ colour with the largest cosine similarity wins. On CUDA the official run uses fp
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, l
 if TYPE_CHECKING:  # the scorer imports this module
     from ts_eval.geneval.scorer import GenEvalOptions
 
+log = logging.getLogger(__name__)
 TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
 BACKGROUND = "#999"
 OWNER = "scorer 'geneval' (colour classifier)"
@@ -97,8 +98,7 @@ class CLIPColorClassifier:
                              f"offline, download {weights_file_hint(model)} elsewhere and pass --scorer-arg "
                              "clip_pretrained=PATH") from None
         if pretrained == RANDOM:
-            print("ts-eval: warning: CLIP colour classifier with random weights; its colours mean nothing",
-                  file=sys.stderr)
+            log.warning("CLIP colour classifier with random weights; its colours mean nothing")
         self._torch = torch
         self._classifiers: dict[str, Any] = {}  # class name -> (embedding dim, 10) text classifier
 

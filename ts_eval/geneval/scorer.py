@@ -27,7 +27,7 @@ JUDGE_DEFAULTS = JudgeSettings().to_dict()
 
 @dataclass(frozen=True)
 class GenEvalOptions(JudgeSettings):
-    """GenEval's official scorer: Mask2Former detections, CLIP colours, the official rules (judge settings first)."""
+    """GenEval's official scorer: Mask2Former detections, CLIP colours, the official judge's rules."""
 
     detector: str = option("mmdet", f"{', '.join(BACKENDS)} (mmdet: the official one)")
     detector_config: str = option("", "mmdet: config name or file ('' = the official Swin-S config)")
