@@ -20,6 +20,8 @@ from ts_eval.errors import CheckFailed, UsageError, disk_full
 from ts_eval.options import RunOptions, key_values, split_pairs
 from ts_eval.verbosity import configured
 
+log = logging.getLogger(__name__)
+
 COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
 
 
@@ -127,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     spec = load_task(summary["task"], args.tasks_dir)
     print_table(spec, [(args.label or summary["model"], summary)], args.format, ci=not args.no_ci)
-    print(f"run directory: {summary['run_dir']}", file=sys.stderr)
+    log.info("run directory: %s", summary["run_dir"])
     return 0
 
 
@@ -145,7 +147,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ts_eval.pipeline import generate
 
     prepared, records = generate(_run_options(args))
-    print(f"{len(records)} images in {prepared.run.path}", file=sys.stderr)
+    log.info("%d images in %s", len(records), prepared.run.path)
     return 0
 
 

@@ -335,11 +335,13 @@ def _import_task_module(python: str, spec_path: Path) -> ModuleType:
     """`python:` of a spec: a `.py` file relative to the YAML (loaded once per process), or a module name."""
     if python.endswith(".py"):
         file = (spec_path.parent / python).resolve()
-        name = f"ts_eval_task_{file.stem}_{hashlib.sha256(str(file).encode()).hexdigest()[:8]}"
-        if name in sys.modules:
-            return sys.modules[name]
         if not file.is_file():
             raise UsageError(f"task spec {spec_path}: python: {file} does not exist")
+        # named by path and content: the same file is imported once, an edited one again
+        digest = hashlib.sha256(str(file).encode() + b"\0" + file.read_bytes()).hexdigest()[:12]
+        name = f"ts_eval_task_{file.stem}_{digest}"
+        if name in sys.modules:
+            return sys.modules[name]
         loader_spec = importlib.util.spec_from_file_location(name, file)
         if loader_spec is None or loader_spec.loader is None:
             raise UsageError(f"task spec {spec_path}: python: {file} cannot be loaded as a Python module")

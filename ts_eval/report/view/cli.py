@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -26,5 +28,5 @@ def cmd_view(args: argparse.Namespace) -> int:
         raise UsageError(f"{len(labels)} --label values for {len(args.runs)} runs; give at most one per run")
     runs = [load_view_run(path, labels[i] if i < len(labels) else None) for i, path in enumerate(args.runs)]
     out = write_view(runs, args.out, embed=args.embed, progress=not args.quiet)
-    print(f"wrote {out}", file=sys.stderr)
+    log.info("wrote %s", out)
     return 0
