@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from ts_eval.errors import UsageError
 from ts_eval.options import DEFAULT_BATCH_SIZE, RunOptions
 from ts_eval.results import Results
+from ts_eval.logs import python_api
 
 _OWN = {"task", "model", "model_args", "scorer", "scorer_args"}  # the arguments evaluate takes by name
 
@@ -66,6 +67,7 @@ def _generator_option(model: Any, model_args: dict[str, str], model_name: str | 
                      f"(prompts, seeds) -> images; got {type(model).__name__}")
 
 
+@python_api
 def run(task: str, **options: Any) -> dict[str, Any]:
     """Generate, score and summarise one benchmark with a registered model: the function behind `ts-eval run`.
 
@@ -77,6 +79,7 @@ def run(task: str, **options: Any) -> dict[str, Any]:
     return run_pipeline(RunOptions(task=task, **options))
 
 
+@python_api
 def evaluate(task: str, model: Any = "dummy", scorer: str | None = None, *, model_args: dict[str, Any] | None = None,
              scorer_args: dict[str, Any] | None = None, model_name: str | None = None, **options: Any) -> Results | None:
     """Generate, score and summarise `task` as `ts-eval run` does; returns the run's `Results`.
@@ -128,6 +131,7 @@ def _image(item: Any, index: int):
     return _to_rgb(item)
 
 
+@python_api
 def score(images: Sequence[Any], prompts: Sequence[str], scorer: str = "vqascore", *,
           scorer_args: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto",
           cache: bool = True, progress: bool = True, image_format: str = "png", task: str = "prompts",

@@ -18,7 +18,7 @@ from typing import Sequence
 import ts_eval
 from ts_eval.errors import CheckFailed, UsageError, disk_full
 from ts_eval.options import RunOptions, key_values, split_pairs
-from ts_eval.verbosity import configured
+from ts_eval.logs import configured
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     import json
 
-    from ts_eval.catalog import entries, render
+    from ts_eval.plugins import entries, render
 
     listed = entries(args.kind, args.names or None)
     print(json.dumps([e.to_dict() for e in listed], indent=2) if args.json else render(listed), end="\n" if args.json else "")

@@ -182,7 +182,7 @@ class _FirstLineOnce(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "ts_eval" or record.name.startswith("ts_eval."):
-            return True  # ts-eval's own lines are formatted by ts_eval.verbosity
+            return True  # ts-eval's own lines are formatted by ts_eval.logs
         key = getattr(record, "one_line_key", None)
         if key is None:  # the first filter this record meets rewrites it; every filter keeps its own `seen`
             line = _one_line(record.getMessage())
@@ -197,14 +197,12 @@ class _FirstLineOnce(logging.Filter):
 def quiet_third_party_logs(names: Sequence[str] = THIRD_PARTY) -> None:
     """Collapse each third-party log message to one line, shown once (idempotent): the one place that does it.
 
-    ts-eval's command setup (ts_eval.verbosity) calls it, and so does each loader right after importing a
+    ts-eval's command setup (ts_eval.logs) calls it, and so does each loader right after importing a
     library that sets up its own handler on import (transformers, diffusers, datasets). The filter sits on the
     library's own handlers too: records of child loggers (`huggingface_hub.utils._http`) reach those handlers
     but not the parent logger's filters. With `-v` messages stay in full.
     """
-    from ts_eval.verbosity import verbose_logging
-
-    if verbose_logging():
+    if logging.NOTSET < logging.getLogger("ts_eval").level <= logging.DEBUG:  # -v: messages in full
         return
     for name in names:
         logger = logging.getLogger(name)

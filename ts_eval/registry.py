@@ -29,13 +29,9 @@ import importlib.util
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ts_eval.errors import UsageError
-
-if TYPE_CHECKING:
-    from ts_eval.generators.base import Generator
-    from ts_eval.scorers.base import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +195,13 @@ def resolve(kind: str, name: str, args: dict[str, str] | None = None) -> Any:
         raise UsageError(f"{kind} '{name}' ({plugin.target}, from {plugin.origin}) cannot be imported: {detail}") from None
 
 
-def generator_class(name: str, args: dict[str, str] | None = None) -> type[Generator]:
+def generator_class(name: str, args: dict[str, str] | None = None) -> type:
+    """A class implementing `ts_eval.generators.base.Generator` (the registry sits below the plugins it names)."""
     return resolve("model", name, args)
 
 
-def scorer_class(name: str, args: dict[str, str] | None = None) -> type[Scorer]:
+def scorer_class(name: str, args: dict[str, str] | None = None) -> type:
+    """A class implementing `ts_eval.scorers.base.Scorer`."""
     return resolve("scorer", name, args)
 
 

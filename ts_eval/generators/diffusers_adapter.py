@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 from PIL import Image
 
+from ts_eval import hub
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.generators.pretrained import Source, load_failed, local_sha256, resolve_source, snapshot_commit
@@ -72,6 +73,7 @@ def import_diffusers():
         reason = str(exc).strip().splitlines()[0]
         raise UsageError(f"diffusers {diffusers.__version__} does not work with transformers {transformers.__version__} "
                          f"({reason}); run: pip install 'ts-eval[diffusers]'") from None
+    hub.quiet_third_party_logs()  # diffusers and transformers set up their own log handlers on import
     return diffusers, torch
 
 

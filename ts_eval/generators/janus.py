@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image
 
+from ts_eval import hub
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.generators.pretrained import Source, load_failed, local_sha256, resolve_source
@@ -59,6 +60,7 @@ def import_janus():
     if not hasattr(transformers, "JanusForConditionalGeneration"):
         raise UsageError(f"transformers {transformers.__version__} has no Janus model (added in 4.52); "
                          "run: pip install 'ts-eval[janus]'")
+    hub.quiet_third_party_logs()  # transformers sets up its own log handler on import
     return transformers, torch
 
 

@@ -10,7 +10,7 @@ colour with the largest cosine similarity wins. On CUDA the official run uses fp
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -20,9 +20,6 @@ from ts_eval.errors import UsageError
 from ts_eval.geneval.rules import COLORS
 from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip,
                                         weights_file_hint)
-
-if TYPE_CHECKING:  # the scorer imports this module
-    from ts_eval.geneval.scorer import GenEvalOptions
 
 log = logging.getLogger(__name__)
 TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
@@ -166,13 +163,3 @@ def _autocast_dtype(dtype: str, device_type: str):
         return torch.float16 if device_type == "cuda" else None
     chosen = torch_dtype(dtype, device_type)
     return None if chosen == torch.float32 else chosen
-
-
-def build_color_classifier(name: str, options: GenEvalOptions, device: str):
-    if name == "dummy":
-        return DummyColorClassifier()
-    if name == "clip":
-        return CLIPColorClassifier(model=options.clip_model, pretrained=options.clip_pretrained,
-                                   quick_gelu=options.clip_quick_gelu, device=device, dtype=options.dtype,
-                                   batch_size=options.color_batch_size)
-    raise UsageError(f"unknown GenEval colour classifier {name!r}; choose one of: clip, dummy")

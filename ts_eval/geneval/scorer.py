@@ -19,7 +19,7 @@ from ts_eval.errors import UsageError
 from ts_eval.options import option, parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
 from ts_eval.geneval.rules import DetectedObject, JudgeSettings, judge
-from ts_eval.geneval.color import BACKGROUND, build_color_classifier, color_crop
+from ts_eval.geneval.color import BACKGROUND, CLIPColorClassifier, DummyColorClassifier, color_crop
 from ts_eval.geneval.detectors import BACKENDS, Detector, DummyDetector, Instances
 
 JUDGE_DEFAULTS = JudgeSettings().to_dict()
@@ -81,6 +81,16 @@ def build_detector(name: str, options: GenEvalOptions, device: str) -> Detector:
         return HFDetector(model=options.hf_model, revision=options.hf_revision,
                           checkpoint=options.checkpoint, device=device, resize=options.hf_resize)
     raise UsageError(f"unknown GenEval detector {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def build_color_classifier(name: str, options: GenEvalOptions, device: str):
+    if name == "dummy":
+        return DummyColorClassifier()
+    if name == "clip":
+        return CLIPColorClassifier(model=options.clip_model, pretrained=options.clip_pretrained,
+                                   quick_gelu=options.clip_quick_gelu, device=device, dtype=options.dtype,
+                                   batch_size=options.color_batch_size)
+    raise UsageError(f"unknown GenEval colour classifier {name!r}; choose one of: clip, dummy")
 
 
 class GenEvalScorer:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ts_eval import hub
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.options import option, parse_options
@@ -226,6 +227,7 @@ class _TransformersCLIP:
                 from transformers import CLIPModel, CLIPProcessor
             except ImportError as exc:
                 raise missing_extra(exc.name or "torchmetrics", "genai") from None
+            hub.quiet_third_party_logs()  # transformers sets up its own log handler on import
             kwargs = {} if self.local else {"revision": self.revision, "cache_dir": self.cache_dir}
             try:
                 model = CLIPModel.from_pretrained(self.model_id, **kwargs).to(self.device).eval()

@@ -3,7 +3,7 @@
 
 Each YAML file is validated into a typed `TaskSpec` (variants, groups, table, scorer, recipe...) when it is
 read: anything missing or of the wrong shape is one line naming the file and the key, never a KeyError later.
-The spec's `python:` names the benchmark's Python half (see `ts_eval.tasks.base.TaskModule`): an importable
+The spec's `python:` names the benchmark's Python half (a `TaskModule`, below): an importable
 module, or a `.py` file next to the YAML.
 """
 
@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
 
 import yaml
 
 from ts_eval.errors import UsageError
-from ts_eval.tasks.base import GroupedTaskModule, TaskModule, UserPromptsTaskModule
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ts_eval.records import Prompt
-    from ts_eval.tasks.data import DataFiles
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,38 @@ def bundled_tasks_dir() -> Path:
     """Inside a wheel the specs live at ts_eval/_tasks; in a source checkout at ./tasks."""
     installed = _PACKAGE / "_tasks"
     return installed if installed.is_dir() else _PACKAGE.parent / "tasks"
+
+
+# -- the task's Python half -------------------------------------------------------------------------
+
+@runtime_checkable
+class TaskModule(Protocol):
+    """Prompt loading and the official aggregation of one benchmark family (a module, or any object with these).
+
+    `load_prompts` turns the variant's verified data files (`ts_eval.tasks.data.DataFiles`) into prompts (ids in
+    the benchmark's own words); `summarize` gives `{"metric", "groups": {group: {"mean", "n", "ci95"}}, ...}` from the samples, as the
+    benchmark's official code aggregates them, with bootstrap CIs over prompts.
+    """
+
+    def load_prompts(self, files: Any) -> list[Prompt]: ...
+
+    def summarize(self, spec: TaskSpec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int,
+                  seed: int) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class GroupedTaskModule(TaskModule, Protocol):
+    """A task module that says which prompts make up each group (the gate pairs prompts group by group).
+    Without it a group is the prompts carrying its name as a tag, else every prompt."""
+
+    def group_members(self, prompts: list[Prompt], group: str) -> list[str]: ...
+
+
+@runtime_checkable
+class UserPromptsTaskModule(TaskModule, Protocol):
+    """The module of a task whose prompts come from `--prompts SOURCE` (`user_prompts: true` in its spec)."""
+
+    def load_source(self, text: str | None, tag_columns: list[str] | None) -> tuple[Any, list[Prompt]]: ...
 
 
 # -- the typed spec --------------------------------------------------------------------------------
@@ -168,7 +200,7 @@ class TaskSpec:
             return module.group_members(prompts, group)
         return [p.prompt_id for p in prompts if group in p.tags] or [p.prompt_id for p in prompts]
 
-    def load_source(self, text: str | None, tag_columns: list[str] | None) -> tuple[DataFiles, list[Prompt]]:
+    def load_source(self, text: str | None, tag_columns: list[str] | None) -> tuple[Any, list[Prompt]]:
         """The prompts of `--prompts SOURCE`, for a task whose prompts are the user's (`user_prompts: true`)."""
         module = self.module
         if not isinstance(module, UserPromptsTaskModule):

@@ -17,12 +17,13 @@ notebooks - keep their own logging setup afterwards.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from ts_eval.distributed import rank_prefix
 
@@ -112,6 +113,20 @@ def configured(verbose: int = 0, quiet: bool = False) -> Iterator[logging.Logger
         warnings.formatwarning = saved_format
 
 
-def verbose_logging() -> bool:
-    """Whether `-v` asked for everything (third-party messages then stay in full)."""
-    return logging.NOTSET < logging.getLogger(LOGGER).level <= logging.DEBUG
+F = TypeVar("F", bound=Callable)
+
+
+def python_api(function: F) -> F:
+    """For `ts_eval.evaluate` and friends: ts-eval's one-line warnings, unless the caller set up logging itself
+    (then its handlers get the records, as for any library)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if logging.getLogger(LOGGER).hasHandlers():
+            return function(*args, **kwargs)
+        with configured():
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
