@@ -50,19 +50,18 @@ def _generator_option(model: Any, model_args: dict[str, str], model_name: str | 
         if model_name is not None or model_args:
             raise UsageError("a folder of images takes no model_name or model_args")
         return "folder", {"path": str(folder)}
-    from ts_eval.generators.in_memory import CallableGenerator, PipelineGenerator, is_pipeline
+    from ts_eval.generators.in_memory import CallableGenerator, CallableOptions, PipelineGenerator, is_pipeline
+    from ts_eval.options import option_infos, parse_options
 
     if is_pipeline(model):
         return PipelineGenerator(model, model_args, model_name=model_name), {}
     if callable(model):
-        unknown = sorted(set(model_args) - {"batch_size"})
+        valid = [info.name for info in option_infos(CallableOptions)]
+        unknown = sorted(set(model_args) - set(valid))
         if unknown:
-            raise UsageError(f"a function model takes only model_args batch_size, not {', '.join(unknown)}")
-        try:
-            batch_size = int(model_args.get("batch_size", 8))
-        except ValueError:
-            raise UsageError(f"batch_size={model_args['batch_size']!r} is not a whole number") from None
-        return CallableGenerator(model, model_name=model_name, batch_size=batch_size), {}
+            raise UsageError(f"a function model takes only model_args {', '.join(valid)}, not {', '.join(unknown)}")
+        options = parse_options(model_args, CallableOptions, "a function model")
+        return CallableGenerator(model, model_name=model_name, batch_size=options.batch_size), {}
     raise UsageError(f"model must be a registered name, a folder, a diffusers pipeline or a function "
                      f"(prompts, seeds) -> images; got {type(model).__name__}")
 
