@@ -31,20 +31,21 @@ def _run(tasks, out, *flags, capsys):
                "--out", out, "--no-view", *flags, capsys=capsys)
 
 
-def test_default_shows_warnings_and_status_quiet_shows_neither(unpinned_tasks, tmp_path, capsys):
+def test_default_shows_warnings_and_progress_quiet_shows_neither(unpinned_tasks, tmp_path, capsys):
     code, out, err = _run(unpinned_tasks, tmp_path / "a", capsys=capsys)
     assert code == 0
     lines = err.splitlines()
     assert "ts-eval: warning: prompts.txt has no pinned sha256 in genai_bench.yaml; observed 62de129d" in err
-    assert f"ts-eval: run directory: {tmp_path / 'a'}" in lines
+    assert f"run directory: {tmp_path / 'a'}" in lines
     assert "generate" in err  # the progress bar
     for flags in (["-q"], ["--quiet"]):
         code, out, err = _run(unpinned_tasks, tmp_path / "b", *flags, capsys=capsys)
-        assert code == 0 and err == "", err  # no warning, no status line, no progress bar
-        assert "| dummy |" in out  # the table is the command's output
+        # no warning, no progress bar; the table and where the run is are the command's output
+        assert code == 0 and err == f"run directory: {tmp_path / 'b'}\n", err
+        assert "| dummy |" in out
     code, _, err = cli("-q", "run", "genai-bench", "--variant", "527", "--limit", "2", "--scorer", "dummy",
                        "--tasks-dir", unpinned_tasks, "--out", tmp_path / "c", capsys=capsys)
-    assert code == 0 and err == ""  # -q before the command too
+    assert code == 0 and err == f"run directory: {tmp_path / 'c'}\n"  # -q before the command too
 
 
 def test_quiet_never_hides_the_one_line_error(unpinned_tasks, tmp_path, capsys):

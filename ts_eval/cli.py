@@ -20,8 +20,6 @@ from ts_eval.errors import CheckFailed, UsageError, disk_full
 from ts_eval.options import RunOptions, key_values, split_pairs
 from ts_eval.logs import configured
 
-log = logging.getLogger(__name__)
-
 COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
 
 
@@ -129,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     spec = load_task(summary["task"], args.tasks_dir)
     print_table(spec, [(args.label or summary["model"], summary)], args.format, ci=not args.no_ci)
-    log.info("run directory: %s", summary["run_dir"])
+    print(f"run directory: {summary['run_dir']}", file=sys.stderr)  # output of the command, shown with -q too
     return 0
 
 
@@ -147,7 +145,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ts_eval.pipeline import generate
 
     prepared, records = generate(_run_options(args))
-    log.info("%d images in %s", len(records), prepared.run.path)
+    print(f"{len(records)} images in {prepared.run.path}", file=sys.stderr)
     return 0
 
 

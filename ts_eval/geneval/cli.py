@@ -6,10 +6,8 @@ Only argument parsing here; the work is in rescore.py and interop.py.
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
@@ -42,7 +40,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     summary = import_official(args.results, args.out, data=args.data, overwrite=args.overwrite,
                               tasks_dir=args.tasks_dir)
     print(render(load_task("geneval", args.tasks_dir), [(Path(args.out).name, summary)], "md"))
-    log.info("run directory: %s; compare with `ts-eval report YOUR_RUN %s`", args.out, args.out)
+    print(f"run directory: {args.out}; compare with `ts-eval report YOUR_RUN {args.out}`", file=sys.stderr)
     return 0
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,6 @@ from ts_eval.human_eval.sheets import SheetRow
 from ts_eval.human_eval.study import ASPECTS
 from ts_eval.records import Prompt
 from ts_eval.store import PROMPTS, write_atomic
-
-log = logging.getLogger(__name__)
 
 FORMATS = ("html", "csv", "xlsx")
 GOLD_ASPECT = "text_alignment"  # a decoy image of another prompt is only clearly worse on alignment
@@ -241,5 +239,5 @@ def export_study(run_a: str | Path, run_b: str | Path, out: str | Path, options:
     # The key last: a folder with a key always has complete sheets.
     write_key(out / KEY_FILE, key)
     if unpaired:
-        log.warning("%d images had no partner in the other run and were left out", unpaired)
+        print(f"{unpaired} images had no partner in the other run and were left out", file=sys.stderr)
     return key

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import secrets
+import sys
 
-log = logging.getLogger(__name__)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -109,7 +108,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     text = render(spec, ranked_rows(spec, entries), args.format, title=title)
     if args.out:
         write_atomic(Path(args.out), (text + "\n").encode("utf-8"))
-        log.info("wrote %s", args.out)
+        print(f"wrote {args.out}", file=sys.stderr)
     else:
         print(text)
     return 0

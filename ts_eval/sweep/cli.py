@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 from pathlib import Path
 
 from ts_eval.errors import CheckFailed, UsageError
-
-log = logging.getLogger(__name__)
 
 
 def _ints(flag: str):
@@ -81,5 +79,5 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if disagreements:
         raise CheckFailed(f"counted and analytic FLOPs differ by more than 2%: {disagreements[0]}")
     if args.json:
-        log.info("wrote %s", args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
-
-log = logging.getLogger(__name__)
+import sys
 
 
 def register(subparsers) -> None:
@@ -28,5 +26,5 @@ def cmd_view(args: argparse.Namespace) -> int:
         raise UsageError(f"{len(labels)} --label values for {len(args.runs)} runs; give at most one per run")
     runs = [load_view_run(path, labels[i] if i < len(labels) else None) for i, path in enumerate(args.runs)]
     out = write_view(runs, args.out, embed=args.embed, progress=not args.quiet)
-    log.info("wrote %s", out)
+    print(f"wrote {out}", file=sys.stderr)
     return 0
