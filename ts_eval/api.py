@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from ts_eval.errors import UsageError
 from ts_eval.options import DEFAULT_BATCH_SIZE, RunOptions
 from ts_eval.results import Results
+from ts_eval.logs import python_api
 
 _OWN = {"task", "model", "model_args", "scorer", "scorer_args"}  # the arguments evaluate takes by name
 
@@ -37,35 +38,35 @@ def _generator_option(model: Any, model_args: dict[str, str], model_name: str | 
     """(RunOptions.model, RunOptions.model_args) for what the caller passed as `model`."""
     from ts_eval import registry
 
-    if isinstance(model, str) and model in registry.GENERATORS:
+    if isinstance(model, str) and model in registry.plugins("model"):
         if model_name is not None:
             raise UsageError(f"model_name names an in-memory model; the registered model '{model}' has its own")
         return model, model_args
     if isinstance(model, (str, Path)):
         folder = Path(model).expanduser()
         if not folder.is_dir():
-            raise UsageError(f"model {str(model)!r} is neither a registered model ({', '.join(sorted(registry.GENERATORS))}) "
+            raise UsageError(f"model {str(model)!r} is neither a registered model ({', '.join(sorted(registry.plugins('model')))}) "
                              "nor a folder of images")
         if model_name is not None or model_args:
             raise UsageError("a folder of images takes no model_name or model_args")
         return "folder", {"path": str(folder)}
-    from ts_eval.generators.in_memory import CallableGenerator, PipelineGenerator, is_pipeline
+    from ts_eval.generators.in_memory import CallableGenerator, CallableOptions, PipelineGenerator, is_pipeline
+    from ts_eval.options import option_infos, parse_options
 
     if is_pipeline(model):
         return PipelineGenerator(model, model_args, model_name=model_name), {}
     if callable(model):
-        unknown = sorted(set(model_args) - {"batch_size"})
+        valid = [info.name for info in option_infos(CallableOptions)]
+        unknown = sorted(set(model_args) - set(valid))
         if unknown:
-            raise UsageError(f"a function model takes only model_args batch_size, not {', '.join(unknown)}")
-        try:
-            batch_size = int(model_args.get("batch_size", 8))
-        except ValueError:
-            raise UsageError(f"batch_size={model_args['batch_size']!r} is not a whole number") from None
-        return CallableGenerator(model, model_name=model_name, batch_size=batch_size), {}
+            raise UsageError(f"a function model takes only model_args {', '.join(valid)}, not {', '.join(unknown)}")
+        options = parse_options(model_args, CallableOptions, "a function model")
+        return CallableGenerator(model, model_name=model_name, batch_size=options.batch_size), {}
     raise UsageError(f"model must be a registered name, a folder, a diffusers pipeline or a function "
                      f"(prompts, seeds) -> images; got {type(model).__name__}")
 
 
+@python_api
 def run(task: str, **options: Any) -> dict[str, Any]:
     """Generate, score and summarise one benchmark with a registered model: the function behind `ts-eval run`.
 
@@ -77,6 +78,7 @@ def run(task: str, **options: Any) -> dict[str, Any]:
     return run_pipeline(RunOptions(task=task, **options))
 
 
+@python_api
 def evaluate(task: str, model: Any = "dummy", scorer: str | None = None, *, model_args: dict[str, Any] | None = None,
              scorer_args: dict[str, Any] | None = None, model_name: str | None = None, **options: Any) -> Results | None:
     """Generate, score and summarise `task` as `ts-eval run` does; returns the run's `Results`.
@@ -128,6 +130,7 @@ def _image(item: Any, index: int):
     return _to_rgb(item)
 
 
+@python_api
 def score(images: Sequence[Any], prompts: Sequence[str], scorer: str = "vqascore", *,
           scorer_args: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto",
           cache: bool = True, progress: bool = True, image_format: str = "png", task: str = "prompts",

@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import ts_eval
-from ts_eval.distributed import rank_prefix
 from ts_eval.errors import CheckFailed, UsageError, disk_full
-from ts_eval.options import RunOptions, key_values
+from ts_eval.options import RunOptions, key_values, split_pairs
+from ts_eval.logs import configured
 
 COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
 
@@ -49,14 +50,27 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
                         "GenAI-Bench jpeg, GenEval png)")
 
 
+class _Pairs(argparse.Action):
+    """`--model-args a=1,b=2` (lm-eval's form): each pair joins the list of `--model-arg`, in command-line order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), *split_pairs(values, option_string)])
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="dummy", help="generator: dummy, folder, reference, ...")
-    p.add_argument("--model-arg", action="append", metavar="K=V", help="generator option (repeatable)")
+    p.add_argument("--model", default="dummy", help="generator: dummy, folder, reference, ... (see `ts-eval models`)")
+    p.add_argument("--model-arg", action="append", metavar="K=V", help="generator option (repeatable; see "
+                   "`ts-eval models`)")
+    p.add_argument("--model-args", dest="model_arg", action=_Pairs, metavar="K=V,K=V",
+                   help="generator options, comma-separated (a comma inside a value: \\,)")
 
 
 def add_scorer_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scorer", help="scorer (default: the task's official one)")
-    p.add_argument("--scorer-arg", action="append", metavar="K=V", help="scorer option (repeatable)")
+    p.add_argument("--scorer", help="scorer (default: the task's official one; see `ts-eval scorers`)")
+    p.add_argument("--scorer-arg", action="append", metavar="K=V", help="scorer option (repeatable; see "
+                   "`ts-eval scorers`)")
+    p.add_argument("--scorer-args", dest="scorer_arg", action=_Pairs, metavar="K=V,K=V",
+                   help="scorer options, comma-separated (a comma inside a value: \\,)")
     p.add_argument("--detector", help="shorthand for --scorer-arg detector=NAME (GenEval: mmdet, hf, dummy)")
     p.add_argument("--batch-size", type=int, default=8, help="scorer batch size")
     p.add_argument("--no-cache", action="store_true", help="ignore the content-addressed score cache")
@@ -72,7 +86,6 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory (default: results/<task>-<variant>-<split>-<model>-<hash>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run directory made with other settings, or scores made by another scorer")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-view", action="store_true", help="do not write view.html, the visual report, beside summary.json")
 
 
@@ -114,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     spec = load_task(summary["task"], args.tasks_dir)
     print_table(spec, [(args.label or summary["model"], summary)], args.format, ci=not args.no_ci)
-    print(f"run directory: {summary['run_dir']}", file=sys.stderr)
+    print(f"run directory: {summary['run_dir']}", file=sys.stderr)  # output of the command, shown with -q too
     return 0
 
 
@@ -162,10 +175,40 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    import json
+
+    from ts_eval.plugins import entries, render
+
+    listed = entries(args.kind, args.names or None)
+    print(json.dumps([e.to_dict() for e in listed], indent=2) if args.json else render(listed), end="\n" if args.json else "")
+    return 0
+
+
+def add_verbosity_options(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """`-v`/`-q`, before the command (`ts-eval -q run ...`) or after it (`ts-eval run ... -q`)."""
+    prefix = "global_" if top else ""
+    p.add_argument("-v", "--verbose", dest=f"{prefix}verbose", action="count", default=0,
+                   help="more detail: debug lines, third-party messages in full (-vv: their debug lines too)")
+    p.add_argument("-q", "--quiet", dest=f"{prefix}quiet", action="store_true",
+                   help="no progress bars and no warnings; an error is still printed")
+
+
+def _leaves(parser: argparse.ArgumentParser):
+    """The parsers that run a command (subcommands of subcommands included)."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield parser
+    for group in groups:
+        for child in dict.fromkeys(group.choices.values()):  # aliases map to the same parser
+            yield from _leaves(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ts-eval", description="Evaluate autoregressive text-to-image models "
                      "(Token-Shuffle line of work) on GenAI-Bench, GenEval and more.")
     parser.add_argument("--version", action="version", version=f"ts-eval {ts_eval.__version__}")
+    add_verbosity_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="generate, score and print the table (e.g. `ts-eval run genai-bench --split hard`)")
@@ -184,7 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks-dir")
     add_scorer_options(p); add_device_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace scores made by another scorer")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("report", help="recompute summary.json from samples.jsonl and print tables")
@@ -204,39 +246,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks-dir")
     p.set_defaults(func=cmd_tasks)
 
+    for kind, command in (("model", "models"), ("scorer", "scorers")):
+        p = sub.add_parser(command, help=f"list the {command} with their options, defaults and meaning, and the "
+                                         "extra each needs")
+        p.add_argument("names", nargs="*", metavar="NAME", help=f"only these {command}")
+        p.add_argument("--json", action="store_true", help="as JSON")
+        p.set_defaults(func=cmd_plugins, kind=kind)
+
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
+    for leaf in _leaves(parser):
+        if leaf is not parser:
+            add_verbosity_options(leaf)
     return parser
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    """Python warnings raised during a command are shown after it succeeds and dropped when it fails: before
-    a one-line error they are noise, and the error is what the user must read."""
+    """Python warnings raised during a command are shown after it succeeds (one line each, none with -q) and
+    dropped when it fails: before a one-line error they are noise, and the error is what the user must read."""
     with warnings.catch_warnings(record=True) as caught:  # the active filters still decide what is caught
         code = int(args.func(args) or 0)
-    for warning in caught:
+    for warning in [] if args.quiet else caught:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return _run_command(args)
-    except (UsageError, CheckFailed) as exc:
-        print(f"{rank_prefix()}ts-eval: error: {exc}", file=sys.stderr)
+def _failed(exc: UsageError | CheckFailed | KeyboardInterrupt | OSError, log: logging.Logger) -> int:
+    """The one line a failed command prints (never a traceback), and its exit code."""
+    if isinstance(exc, (UsageError, CheckFailed)):
+        log.error("%s", exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{rank_prefix()}ts-eval: interrupted; re-run the same command to resume", file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt):
+        log.error("interrupted; re-run the same command to resume", extra={"bare": True})
         return 130
-    except OSError as exc:  # a disk or file problem outside any check: still one line, never a traceback
-        if exc.errno == errno.ENOSPC:
-            exc = disk_full(Path(exc.filename).parent if exc.filename else Path.cwd())
-            print(f"{rank_prefix()}ts-eval: error: {exc}", file=sys.stderr)
-            return 2
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"{rank_prefix()}ts-eval: error: {exc.strerror or exc}{where}", file=sys.stderr)
+    # a disk or file problem outside any check: still one line
+    if exc.errno == errno.ENOSPC:
+        log.error("%s", disk_full(Path(exc.filename).parent if exc.filename else Path.cwd()))
         return 2
+    where = f" ({exc.filename})" if exc.filename else ""
+    log.error("%s%s", exc.strerror or exc, where)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with configured() as log:  # until the command's own -v/-q are read
+        try:
+            args = build_parser().parse_args(argv)
+        except (UsageError, CheckFailed) as exc:
+            return _failed(exc, log)
+    args.verbose += args.global_verbose
+    args.quiet = args.quiet or args.global_quiet
+    with configured(args.verbose, args.quiet) as log:
+        try:
+            return _run_command(args)
+        except (UsageError, CheckFailed, KeyboardInterrupt, OSError) as exc:
+            return _failed(exc, log)
 
 
 if __name__ == "__main__":

@@ -159,14 +159,6 @@ def _metrics(baseline: Side, current: Side, wanted: str, task_metric: str) -> li
     return shared
 
 
-def _members(spec, prompts: list[Prompt], group: str) -> list[str]:
-    """The task module's own group membership; else prompts tagged with the group; else every prompt."""
-    member_fn = getattr(spec.module, "group_members", None)
-    if member_fn is not None:
-        return member_fn(prompts, group)
-    return [p.prompt_id for p in prompts if group in p.tags] or [p.prompt_id for p in prompts]
-
-
 def _verdict(delta: float, ci: tuple[float, float], max_drop: float) -> tuple[bool, str]:
     if -delta <= max_drop + _EPS:
         return False, "pass"
@@ -218,7 +210,7 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
         task_groups = [h for _, h in spec.layout(list(current.summary.get("groups") or {}))] + spec.groups
         groups = [g for g in dict.fromkeys(task_groups) if not official or (g in cur_official and g in base_official)]
         for group in [g for g in groups if options.groups is None or g in options.groups]:
-            members = [pid for pid in _members(spec, current.prompts, group) if pid in cur_scores]
+            members = [pid for pid in spec.group_members(current.prompts, group) if pid in cur_scores]
             if not members:
                 continue
             c = np.array([cur_scores[pid] for pid in members])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ts_eval.distributed import rank_prefix
 from ts_eval.errors import UsageError
 
 PROBE_TIMEOUT_S = 2.0
@@ -167,31 +168,42 @@ def _cached_snapshot(repo: HubRepo, cache_dir: str | Path | None) -> Path | None
 # -- third-party logs ------------------------------------------------------------------------------
 
 _DIGITS = re.compile(r"\d+")
+# Libraries whose messages are collapsed; "" is the root logger, which open_clip logs to.
+THIRD_PARTY = ("huggingface_hub", "transformers", "diffusers", "datasets", "open_clip", "timm", "")
 
 
 class _FirstLineOnce(logging.Filter):
-    """Keep the first line of each message, once: `Retrying in 2s [Retry 1/5]` and its repeats become one line."""
+    """Keep the first line of each message, once: `Retrying in 2s [Retry 1/5]` and its repeats become one line
+    (prefixed with the torchrun rank, like ts-eval's own lines)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.seen: set[tuple[str, str]] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        line = _one_line(record.getMessage())
-        key = (record.name, _DIGITS.sub("N", line)[:120])
+        if record.name == "ts_eval" or record.name.startswith("ts_eval."):
+            return True  # ts-eval's own lines are formatted by ts_eval.logs
+        key = getattr(record, "one_line_key", None)
+        if key is None:  # the first filter this record meets rewrites it; every filter keeps its own `seen`
+            line = _one_line(record.getMessage())
+            key = (record.name, _DIGITS.sub("N", line)[:120])
+            record.msg, record.args, record.one_line_key = rank_prefix() + line, (), key
         if key in self.seen:
             return False
         self.seen.add(key)
-        record.msg, record.args = line, ()
         return True
 
 
-def quiet_third_party_logs(names: Sequence[str] = ("huggingface_hub", "transformers", "open_clip")) -> None:
-    """Collapse each third-party log message to one line, shown once (idempotent).
+def quiet_third_party_logs(names: Sequence[str] = THIRD_PARTY) -> None:
+    """Collapse each third-party log message to one line, shown once (idempotent): the one place that does it.
 
-    The filter sits on the library's own handlers too: records of child loggers
-    (`huggingface_hub.utils._http`) reach those handlers but not the parent logger's filters.
+    ts-eval's command setup (ts_eval.logs) calls it, and so does each loader right after importing a
+    library that sets up its own handler on import (transformers, diffusers, datasets). The filter sits on the
+    library's own handlers too: records of child loggers (`huggingface_hub.utils._http`) reach those handlers
+    but not the parent logger's filters. With `-v` messages stay in full.
     """
+    if logging.NOTSET < logging.getLogger("ts_eval").level <= logging.DEBUG:  # -v: messages in full
+        return
     for name in names:
         logger = logging.getLogger(name)
         for holder in [logger, *logger.handlers]:

@@ -1,13 +1,17 @@
-"""Options as typed values: `RunOptions` for a run's stages, and the `k=v` strings of `--model-arg`/`--scorer-arg`.
+"""Options as typed values: `RunOptions` for a run's stages, and each plugin's typed options, parsed from the `k=v`
+strings of `--model-arg`/`--scorer-arg`.
 
 Every default is defined here once; the CLI and the Python API build the same `RunOptions`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 from ts_eval.errors import UsageError
 
@@ -58,8 +62,124 @@ class RunOptions:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value!r}")
 
 
+# -- plugin options: `--model-arg`/`--scorer-arg` ---------------------------------------------------
+#
+# Each generator and scorer declares its options once, as a frozen dataclass whose fields carry a type, a
+# default and a one-line meaning (`option(...)`). The same definition parses the `k=v` strings, lists the
+# options in `ts-eval models|scorers`, and is what the manifest records as the plugin's effective settings.
+
+T = TypeVar("T")
+_KINDS = (bool, int, float, str)  # what a `k=v` string can become
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def option(default: Any, help: str, *, choices: Sequence[str] = ()) -> Any:
+    """A field of a plugin's options dataclass: its default, a one-line meaning and, where the value is one of a
+    fixed set, the set (checked when parsed, shown when listed)."""
+    return field(default=default, metadata={"help": help, "choices": tuple(choices)})
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """One option as `ts-eval models|scorers` lists it."""
+
+    name: str
+    kind: type  # bool, int, float or str
+    optional: bool  # None is a value of its own (usually: the backend's or the task's default)
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def type_name(self) -> str:
+        return self.kind.__name__ + ("?" if self.optional else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type_name, "default": self.default, "help": self.help,
+                "choices": list(self.choices)}
+
+
+def _kind(name: str, hint: Any, owner: str) -> tuple[type, bool]:
+    """The conversion of a field's type hint: `int` -> (int, False), `float | None` -> (float, True)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    optional = len(args) < len(typing.get_args(hint))
+    if hint in _KINDS:
+        return hint, False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 and args[0] in _KINDS:
+        return args[0], optional
+    raise TypeError(f"{owner}: option {name} has type {hint!r}; use bool, int, float or str (or X | None)")
+
+
+def option_infos(spec: type) -> list[OptionInfo]:
+    """The options a plugin's options dataclass declares, in declaration order."""
+    if not dataclasses.is_dataclass(spec):
+        raise TypeError(f"{spec!r} is not an options dataclass")
+    hints = typing.get_type_hints(spec)
+    infos = []
+    for f in dataclasses.fields(spec):
+        if f.default is dataclasses.MISSING:
+            raise TypeError(f"{spec.__name__}.{f.name} has no default; every plugin option needs one")
+        kind, optional = _kind(f.name, hints[f.name], spec.__name__)
+        infos.append(OptionInfo(f.name, kind, optional, f.default, str(f.metadata.get("help", "")),
+                                tuple(f.metadata.get("choices", ()))))
+    return infos
+
+
+def summary_line(spec: type) -> str:
+    """The first line of the options dataclass's docstring: what the plugin is, in one line."""
+    doc = spec.__doc__ or ""
+    return "" if doc.startswith(f"{spec.__name__}(") else doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _convert(info: OptionInfo, raw: str, owner: str) -> Any:
+    text = str(raw)
+    try:
+        if info.kind is bool:
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError(text)
+            value: Any = text.lower() in _TRUE
+        elif info.kind is int:
+            value = int(text)
+        elif info.kind is float:
+            value = float(text)
+            if not math.isfinite(value):  # a NaN threshold or guidance scale would silently compare false
+                raise ValueError(text)
+        else:
+            value = text
+    except ValueError:
+        kind = "true/false" if info.kind is bool else info.kind.__name__
+        raise UsageError(f"{owner}: {info.name}={raw!r} is not a valid {kind}") from None
+    if info.choices and value not in info.choices:
+        raise UsageError(f"{owner}: {info.name}={raw!r}; choose one of: {', '.join(info.choices)}")
+    return value
+
+
+def parse_options(args: Mapping[str, str], spec: type[T], owner: str, *,
+                  defaults: Mapping[str, Any] | None = None) -> T:
+    """`--model-arg`/`--scorer-arg` strings -> the plugin's options dataclass; one line for any bad key or value.
+
+    `defaults` replaces some field defaults (e.g. `ts-eval rescore` starts from the judge settings a run recorded).
+    """
+    infos = {info.name: info for info in option_infos(spec)}
+    unknown = sorted(set(args) - set(infos))
+    if unknown:
+        raise UsageError(f"unknown argument(s) for {owner}: {', '.join(unknown)}; valid: {', '.join(sorted(infos))}")
+    values = {name: info.default for name, info in infos.items()}
+    values.update({k: v for k, v in (defaults or {}).items() if k in infos})
+    values.update({key: _convert(infos[key], raw, owner) for key, raw in args.items()})
+    return spec(**values)
+
+
+def option_values(options: Any) -> dict[str, Any] | None:
+    """A plugin's parsed options as the manifest records them (every effective value, defaults included); None for
+    a plugin that keeps no options dataclass."""
+    if dataclasses.is_dataclass(options) and not isinstance(options, type):
+        return dataclasses.asdict(options)
+    return None
+
+
 def key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
-    """`--model-arg a=1 --model-arg b=2` or lm-eval's `--model-args a=1,b=2` -> {"a": "1", "b": "2"}."""
+    """`--model-arg a=1 --model-arg b=2` -> {"a": "1", "b": "2"}; a dash in a key reads as an underscore."""
     out: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -69,32 +189,33 @@ def key_values(pairs: Sequence[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def parse_options(args: dict[str, str], spec: dict[str, Any], owner: str) -> dict[str, Any]:
-    """Parse `--model-arg`/`--scorer-arg` strings against defaults; unknown keys are a usage error.
+def split_pairs(text: str, flag: str) -> list[str]:
+    """lm-eval's `--model-args a=1,b=2` -> ["a=1", "b=2"].
 
-    The type of each default decides the conversion (bool/int/float/str; None means str or None). Floats
-    must be finite: a NaN threshold or guidance scale would silently compare false everywhere.
+    A comma inside a value is written `\\,` (`negative_prompt=blurry\\, dark`) and a backslash before a comma or
+    another backslash as `\\\\`; any other backslash is kept as typed (Windows paths). The repeated `--model-arg`
+    form takes each value verbatim, commas included.
     """
-    unknown = sorted(set(args) - set(spec))
-    if unknown:
-        raise UsageError(f"unknown argument(s) for {owner}: {', '.join(unknown)}; valid: {', '.join(sorted(spec))}")
-    out = dict(spec)
-    for key, raw in args.items():
-        default = spec[key]
-        try:
-            if isinstance(default, bool):
-                if str(raw).lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
-                    raise ValueError(raw)
-                out[key] = str(raw).lower() in {"1", "true", "yes", "on"}
-            elif isinstance(default, int):
-                out[key] = int(raw)
-            elif isinstance(default, float):
-                out[key] = float(raw)
-                if not math.isfinite(out[key]):
-                    raise ValueError(raw)
-            else:
-                out[key] = raw
-        except ValueError:
-            kind = "true/false" if isinstance(default, bool) else type(default).__name__
-            raise UsageError(f"{owner}: {key}={raw!r} is not a valid {kind}") from None
-    return out
+    pairs, current, i = [], [], 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text) and text[i + 1] in ",\\":
+            current.append(text[i + 1])
+            i += 2
+            continue
+        if char == ",":
+            pairs.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    pairs.append("".join(current))
+    pairs = [p.strip() for p in pairs]
+    if any(not p for p in pairs):
+        raise UsageError(f"{flag} {text!r} has an empty item; separate key=value pairs with single commas "
+                         "(write a comma inside a value as \\,)")
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"{flag} expects key=value[,key=value...], got {pair!r} in {text!r} "
+                             "(write a comma inside a value as \\,)")
+    return pairs

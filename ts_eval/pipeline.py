@@ -14,9 +14,11 @@ from typing import Any
 from ts_eval import registry
 from ts_eval.distributed import World, current_world, finish_world
 from ts_eval.errors import UsageError
-from ts_eval.options import RunOptions
+from ts_eval.generators.base import Generator
+from ts_eval.options import RunOptions, option_values
 from ts_eval.prepare import PreparedRun, prepare_run, select_prompts
 from ts_eval.records import ImageRecord
+from ts_eval.scorers.base import Scorer
 from ts_eval.stages import generate_images, score_images
 from ts_eval.store import RunDir
 from ts_eval.store.reader import Run, read_run
@@ -26,7 +28,7 @@ from ts_eval.tasks import TaskSpec, load_task
 __all__ = ["RunOptions", "run", "generate", "score", "select_prompts", "build_scorer"]
 
 
-def build_generator(options: RunOptions):
+def build_generator(options: RunOptions) -> Generator:
     """The registered generator `options.model` names, or the in-memory one `ts_eval.evaluate` already wrapped."""
     if not isinstance(options.model, str):
         if options.model_args:
@@ -46,14 +48,24 @@ def scorer_choice(spec: TaskSpec, name: str | None, args: dict[str, str]) -> dic
     return {"name": name, "args": dict(args)}
 
 
-def build_scorer(spec: TaskSpec, name: str | None, args: dict[str, str], *, device: str, batch_size: int):
+def build_scorer(spec: TaskSpec, name: str | None, args: dict[str, str], *, device: str, batch_size: int) -> Scorer:
     choice = scorer_choice(spec, name, args)
     cls = registry.scorer_class(choice["name"], choice["args"])
     if batch_size < 1:  # checked here once for every scorer
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    scorer = cls(dict(choice["args"]), task=spec, device=device, batch_size=batch_size)
-    scorer.options = choice  # how to build it again (leaderboard verification)
-    return scorer
+    return cls(dict(choice["args"]), task=spec, device=device, batch_size=batch_size)
+
+
+def scorer_record(spec: TaskSpec, options: RunOptions, scorer: Scorer) -> dict[str, Any]:
+    """The manifest's `scorer_options`: how to build the scorer again (name and `k=v` args: leaderboard
+    verification) and every effective option value."""
+    return {**scorer_choice(spec, options.scorer, options.scorer_args), "settings": option_values(scorer.options)}
+
+
+def generator_record(options: RunOptions, generator: Generator) -> dict[str, Any]:
+    """The manifest's `generator_options`: the model's name, its `k=v` args and every effective option value."""
+    name = options.model if isinstance(options.model, str) else generator.name
+    return {"name": name, "args": dict(options.model_args), "settings": option_values(generator.options)}
 
 
 def _release(prepared: PreparedRun | None) -> None:
@@ -61,20 +73,12 @@ def _release(prepared: PreparedRun | None) -> None:
         prepared.lock.release()
 
 
-def _generate(options: RunOptions, world: World, spec: TaskSpec | None = None, *,
-              with_scorer: bool = False) -> tuple[PreparedRun, list[ImageRecord], Any]:
+def _start(options: RunOptions, world: World, spec: TaskSpec | None = None) -> tuple[Generator, PreparedRun]:
+    """The generator, and the run directory prepared for it (locked by rank 0 until `_release`)."""
     generator = build_generator(options)
-    prepared = prepare_run(options, generator.describe(), world, spec)
-    try:
-        # The scorer is built once the task, data, prompt selection and generator settings are known good (a
-        # typo is named as such), and before any image: its options are checked and its weights found, or
-        # named in one line, before hours of generation. Its model loads on the first batch.
-        scorer = (build_scorer(prepared.spec, options.scorer, options.scorer_args, device=options.device,
-                               batch_size=options.batch_size) if with_scorer else None)
-        return prepared, generate_images(prepared, generator, world=world, progress=options.progress), scorer
-    except BaseException:
-        _release(prepared)
-        raise
+    prepared = prepare_run(options, generator.describe(), world, spec,
+                           generator_options=generator_record(options, generator))
+    return generator, prepared
 
 
 def generate(options: RunOptions) -> tuple[PreparedRun, list[ImageRecord]]:
@@ -82,8 +86,8 @@ def generate(options: RunOptions) -> tuple[PreparedRun, list[ImageRecord]]:
     world = current_world(options.device)
     prepared = None
     try:
-        prepared, records, _ = _generate(options, world)
-        return prepared, records
+        generator, prepared = _start(options, world)
+        return prepared, generate_images(prepared, generator, world=world, progress=options.progress)
     finally:
         _release(prepared)
         finish_world(world)
@@ -117,7 +121,8 @@ def score(options: RunOptions) -> Run:
                               batch_size=options.batch_size)
         prepared = PreparedRun(images.spec, images.prompts, run_dir, images.manifest, lock)
         score_images(prepared, images.images, scorer, world=world, use_cache=options.cache,
-                     progress=options.progress, overwrite=options.overwrite, scorer_options=scorer.options)
+                     progress=options.progress, overwrite=options.overwrite,
+                     scorer_options=scorer_record(images.spec, options, scorer))
         if world.is_main:
             _summarize_and_write(run_dir.path, options, images.spec)
         return read_run(run_dir.path, tasks_dir=options.tasks_dir, spec=images.spec)
@@ -138,9 +143,15 @@ def run(options: RunOptions) -> dict[str, Any]:
     world = current_world(options.device)
     prepared = None
     try:
-        prepared, records, scorer = _generate(options, world, spec, with_scorer=True)
+        generator, prepared = _start(options, world, spec)
+        # The scorer is built once the task, data, prompt selection and generator settings are known good (a
+        # typo is named as such), and before any image: its options are checked and its weights found, or
+        # named in one line, before hours of generation. Its model loads on the first batch.
+        scorer = build_scorer(prepared.spec, options.scorer, options.scorer_args, device=options.device,
+                              batch_size=options.batch_size)
+        records = generate_images(prepared, generator, world=world, progress=options.progress)
         score_images(prepared, records, scorer, world=world, use_cache=options.cache, progress=options.progress,
-                     overwrite=options.overwrite, scorer_options=scorer.options)
+                     overwrite=options.overwrite, scorer_options=scorer_record(spec, options, scorer))
         if not world.is_main:
             return {}
         summary = _summarize_and_write(prepared.run.path, options, spec)

@@ -108,7 +108,7 @@ def load_selected_prompts(options: RunOptions, spec: TaskSpec) -> tuple[dict[str
     if spec.user_prompts:  # the `prompts` task: the user's own prompt set
         if options.data is not None:
             raise UsageError(f"--data is for a benchmark's own files; the {spec.name} task reads --prompts SOURCE")
-        data, all_prompts = spec.module.load_source(options.prompts, options.prompt_tags)
+        data, all_prompts = spec.load_source(options.prompts, options.prompt_tags)
     else:
         if options.prompts is not None or options.prompt_tags is not None:
             raise UsageError(f"--prompts and --prompt-tags are for the prompts task (`ts-eval run prompts --prompts "
@@ -129,7 +129,7 @@ def load_selected_prompts(options: RunOptions, spec: TaskSpec) -> tuple[dict[str
 
 
 def prepare_run(options: RunOptions, generator_description: dict[str, Any], world: World = World(),
-                spec: TaskSpec | None = None) -> PreparedRun:
+                spec: TaskSpec | None = None, *, generator_options: dict[str, Any] | None = None) -> PreparedRun:
     """Load the task and prompts, then create (or reopen for resume) the run directory, locked.
 
     Every rank loads the same prompts; only rank 0 checks, locks and writes the directory, the others wait.
@@ -158,6 +158,8 @@ def prepare_run(options: RunOptions, generator_description: dict[str, Any], worl
         "data_origin": source["data_origin"],
         "ts_eval": {"version": ts_eval.__version__, "git_sha": git_sha(ts_eval.__file__)},
     }
+    if generator_options is not None:  # every option value the model ran with (its identity is `generator`)
+        manifest["generator_options"] = generator_options
     if options.resamples is not None:
         manifest["summary_settings"] = {"resamples": options.resamples, "seed": 0}
     lock = _open_or_create(run, options, manifest, prompt_rows)

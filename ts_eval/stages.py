@@ -18,10 +18,12 @@ from tqdm.auto import tqdm
 from ts_eval.cache import ScoreCache, cache_key
 from ts_eval.distributed import World
 from ts_eval.errors import UsageError, disk_full
+from ts_eval.generators.base import Generator
 from ts_eval.prepare import PreparedRun
 from ts_eval.records import ImageKey as Key
 from ts_eval.records import (ImageRecord, ImageRequest, Sample, ScoredImage, ScoreRequest, image_keys,
                              readable)
+from ts_eval.scorers.base import Scorer
 from ts_eval.seeding import image_seed
 from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir, environment, fingerprint, now
 from ts_eval.store.hashes import verified_sha256
@@ -79,7 +81,7 @@ class _GlobalBar:
         self.bar.close()
 
 
-def generate_images(prepared: PreparedRun, generator, *, world: World = World(),
+def generate_images(prepared: PreparedRun, generator: Generator, *, world: World = World(),
                     progress: bool = True) -> list[ImageRecord]:
     """Make every missing image; existing ones whose seed and sha256 match are kept.
 
@@ -194,7 +196,7 @@ def scored_rows(run: RunDir, records: list[ImageRecord], metrics: tuple[str, ...
     return kept, {k: detections[k] for k in kept if with_detections}
 
 
-def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, world: World = World(),
+def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer: Scorer, *, world: World = World(),
                  use_cache: bool = True, progress: bool = True, overwrite: bool = False,
                  scorer_options: dict[str, Any] | None = None) -> None:
     """Score every image that has no rows yet for its current bytes; reuse the content cache.
@@ -248,7 +250,7 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer, *, w
     world.barrier()
 
 
-def _score_share(run: RunDir, mine: list[ImageRecord], by_id: dict, scorer, cache: ScoreCache | None,
+def _score_share(run: RunDir, mine: list[ImageRecord], by_id: dict, scorer: Scorer, cache: ScoreCache | None,
                  scorer_key: str, step: int, world: World, bar: _GlobalBar) -> None:
     """This rank's share of the images, batch by batch; rows appended to its progress files as they come."""
     for start in range(0, len(mine), step):
@@ -283,7 +285,7 @@ def _first_change(old: Any, new: Any, path: str = "") -> str:
     return f"{path.rstrip('.') or 'scorer'}: {old!r} -> {new!r}"[:160]
 
 
-def score_with_cache(scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:
+def score_with_cache(scorer: Scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:
     """Answer from the content cache where possible; the scorer sees only the rest, as one batch."""
     keys = [cache_key(scorer_key, q.image_sha256, q.prompt.prompt, q.prompt.metadata) for q in requests]
     cached = cache.get_many(keys) if cache else {}

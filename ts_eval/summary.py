@@ -36,7 +36,7 @@ def summarize(run: Run, *, resamples: int | None = None) -> dict[str, Any]:
     resamples = settings["resamples"] if resamples is None else resamples
     spec = run.spec
     if run.metric != spec.metric:  # e.g. `clipscore` on GenAI-Bench, chosen with --scorer
-        spec = replace(spec, raw={**spec.raw, "metric": run.metric})
+        spec = replace(spec, metric=run.metric, raw={**spec.raw, "metric": run.metric})
     body = spec.module.summarize(spec, run.prompts, run.samples_frame(), resamples=resamples, seed=settings["seed"])
     task = run.settings["task"]
     return {"task": spec.name, "split": task["split"], "variant": task["variant"],

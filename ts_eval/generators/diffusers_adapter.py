@@ -22,21 +22,36 @@ from __future__ import annotations
 import inspect
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from PIL import Image
 
+from ts_eval import hub
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.generators.pretrained import Source, load_failed, local_sha256, resolve_source, snapshot_commit
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import ImageRequest
 
 OWNER = "model 'diffusers'"
-OPTIONS: dict[str, Any] = {
-    "path": "", "revision": None, "variant": None, "steps": None, "guidance": None, "negative_prompt": None,
-    "scheduler": None, "resolution": None, "safety_checker": True, "dtype": None, "batch_size": 1,
-}
+
+
+@dataclass(frozen=True)
+class DiffusersOptions:
+    """Any diffusers text-to-image pipeline (AutoPipelineForText2Image), from the Hub or a local folder."""
+
+    path: str = option("", "Hub repo id or local folder of the pipeline (required)")
+    revision: str | None = option(None, "Hub branch, tag or commit (unset: main); the manifest records the commit")
+    variant: str | None = option(None, "weights variant, e.g. fp16")
+    steps: int | None = option(None, "denoising steps (unset: the pipeline's default)")
+    guidance: float | None = option(None, "guidance scale (unset: the pipeline's default)")
+    negative_prompt: str | None = option(None, "text to steer away from")
+    scheduler: str | None = option(None, "a diffusers scheduler class the pipeline lists as compatible")
+    resolution: int | None = option(None, "square image side in pixels (unset: the pipeline's)")
+    safety_checker: bool = option(True, "keep the pipeline's NSFW filter")
+    dtype: str | None = option(None, "fp32, bf16 or fp16 (unset: --dtype)")
+    batch_size: int = option(1, "prompts per pipeline call (1: an image depends on nothing else in the run)")
 
 
 def import_diffusers():
@@ -58,18 +73,18 @@ def import_diffusers():
         reason = str(exc).strip().splitlines()[0]
         raise UsageError(f"diffusers {diffusers.__version__} does not work with transformers {transformers.__version__} "
                          f"({reason}); run: pip install 'ts-eval[diffusers]'") from None
+    hub.quiet_third_party_logs()  # diffusers and transformers set up their own log handlers on import
     return diffusers, torch
 
 
-def number(opts: dict[str, Any], key: str, kind: type) -> Any:
-    """An optional numeric option: None stays None (the pipeline's default)."""
-    raw = opts[key]
-    if raw is None:
-        return None
-    try:
-        return kind(raw)
-    except ValueError:
-        raise UsageError(f"{OWNER}: {key}={raw!r} is not a valid {kind.__name__}") from None
+def check_ranges(generator, owner: str) -> None:
+    """batch_size, steps, guidance and resolution of a pipeline generator within their ranges (unset: the pipeline's)."""
+    steps, guidance, resolution = generator.steps, generator.guidance, generator.resolution
+    for key, ok in (("batch_size", generator.batch_size >= 1), ("steps", steps is None or steps >= 1),
+                    ("guidance", guidance is None or guidance >= 0),
+                    ("resolution", resolution is None or resolution >= 8)):
+        if not ok:
+            raise UsageError(f"{owner}: {key}={getattr(generator, key)} is out of range")
 
 
 def signature_default(params, name: str) -> Any:
@@ -96,34 +111,29 @@ def quiet_hub(diffusers) -> Iterator[None]:
 
 class DiffusersGenerator:
     name = "diffusers"
+    Options = DiffusersOptions
 
     def __init__(self, args: dict[str, str], device: str = "auto", dtype: str = "auto"):
-        opts = parse_options(args, OPTIONS, OWNER)
+        self.options = opts = parse_options(args, DiffusersOptions, OWNER)
         diffusers, torch = import_diffusers()
         self._torch = torch
         self.library_version = diffusers.__version__
         self.device = torch_device(device)
-        self.dtype = torch_dtype(opts["dtype"] or dtype, self.device)
-        self.batch_size = opts["batch_size"]
-        self.steps = number(opts, "steps", int)
-        self.guidance = number(opts, "guidance", float)
-        self.resolution = number(opts, "resolution", int)
-        self.negative_prompt = opts["negative_prompt"]
-        self.variant = opts["variant"]
-        for key, ok in (("batch_size", self.batch_size >= 1), ("steps", self.steps is None or self.steps >= 1),
-                        ("guidance", self.guidance is None or self.guidance >= 0),
-                        ("resolution", self.resolution is None or self.resolution >= 8)):
-            if not ok:
-                raise UsageError(f"{OWNER}: {key}={opts[key]} is out of range")
+        self.dtype = torch_dtype(opts.dtype or dtype, self.device)
+        self.batch_size = opts.batch_size
+        self.steps, self.guidance, self.resolution = opts.steps, opts.guidance, opts.resolution
+        self.negative_prompt = opts.negative_prompt
+        self.variant = opts.variant
+        check_ranges(self, OWNER)
 
-        self.source = resolve_source(opts["path"], opts["revision"], OWNER)
+        self.source = resolve_source(opts.path, opts.revision, OWNER)
         self.pipe, self.commit = self._load(diffusers, self.source)
         self.weights_sha256 = local_sha256(self.source)
-        if not opts["safety_checker"] and getattr(self.pipe, "safety_checker", None) is not None:
+        if not opts.safety_checker and getattr(self.pipe, "safety_checker", None) is not None:
             self.pipe.safety_checker = None
         self.safety_checker = getattr(self.pipe, "safety_checker", None) is not None
-        if opts["scheduler"]:
-            self.pipe.scheduler = self._scheduler(diffusers, opts["scheduler"])
+        if opts.scheduler:
+            self.pipe.scheduler = self._scheduler(diffusers, opts.scheduler)
         self._check_call_options()
         self.pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)  # the harness shows one bar for the whole run
@@ -158,9 +168,9 @@ class DiffusersGenerator:
         wanted = {"steps": ("num_inference_steps", self.steps), "guidance": ("guidance_scale", self.guidance),
                   "negative_prompt": ("negative_prompt", self.negative_prompt),
                   "resolution": ("height", self.resolution)}
-        for option, (param, value) in wanted.items():
+        for name, (param, value) in wanted.items():
             if value is not None and param not in params:
-                raise UsageError(f"{OWNER}: {type(self.pipe).__name__} takes no {param}; drop {option}=")
+                raise UsageError(f"{OWNER}: {type(self.pipe).__name__} takes no {param}; drop {name}=")
         if self.steps is None:
             self.steps = signature_default(params, "num_inference_steps")
         if self.guidance is None:

@@ -6,27 +6,37 @@ PNG bytes and runs are reproducible without any model.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from ts_eval.errors import UsageError
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import ImageRequest
+
+
+@dataclass(frozen=True)
+class DummyOptions:
+    """Seeded colour fields, no model: for smoke runs and tests (its numbers mean nothing)."""
+
+    resolution: int = option(64, "side of each square image in pixels")
+    batch_size: int = option(64, "images per generate() call (changes nothing in the images)")
 
 
 class DummyGenerator:
     name = "dummy"
     batch_invariant = True  # each image is a function of its own request
+    Options = DummyOptions
 
     def __init__(self, args: dict[str, str], device: str = "cpu", dtype: str = "fp32"):
-        opts = parse_options(args, {"resolution": 64, "batch_size": 64}, "model 'dummy'")
-        self.resolution = opts["resolution"]
-        self.batch_size = opts["batch_size"]
+        self.options = parse_options(args, DummyOptions, "model 'dummy'")
+        self.resolution = self.options.resolution
+        self.batch_size = self.options.batch_size
         for key in ("resolution", "batch_size"):
-            if opts[key] < 1:
-                raise UsageError(f"model 'dummy': {key} must be at least 1, got {opts[key]}")
+            if getattr(self.options, key) < 1:
+                raise UsageError(f"model 'dummy': {key} must be at least 1, got {getattr(self.options, key)}")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "config": {"resolution": self.resolution}, "checkpoint_sha256": None}

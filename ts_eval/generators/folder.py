@@ -10,13 +10,14 @@ Accepted layouts under `--model-arg path=DIR` (first match wins, per image):
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from ts_eval.errors import UsageError
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import ImageRequest
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -70,18 +71,27 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@dataclass(frozen=True)
+class FolderOptions:
+    """Images you already have, looked up per prompt and sample (a run directory, GenEval's layout, ...)."""
+
+    path: str = option("", "the folder holding the images (required)")
+    batch_size: int = option(32, "images read per batch")
+
+
 class FolderGenerator:
     name = "folder"
     batch_invariant = True  # each image is a function of its own request
+    Options = FolderOptions
 
     def __init__(self, args: dict[str, str], device: str = "cpu", dtype: str = "auto"):
-        opts = parse_options(args, {"path": "", "batch_size": 32}, "model 'folder'")
-        if not opts["path"]:
+        self.options = parse_options(args, FolderOptions, "model 'folder'")
+        if not self.options.path:
             raise UsageError("model 'folder' needs --model-arg path=DIR (the folder holding the images)")
-        self.root = Path(opts["path"]).resolve()
+        self.root = Path(self.options.path).resolve()
         if not self.root.is_dir():
             raise UsageError(f"model 'folder': {self.root} is not a directory")
-        self.batch_size = opts["batch_size"]
+        self.batch_size = self.options.batch_size
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "config": {"path": str(self.root)}, "checkpoint_sha256": None}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable
@@ -27,10 +28,10 @@ from typing import Any, Callable
 from PIL import Image
 
 from ts_eval.errors import UsageError
-from ts_eval.generators.diffusers_adapter import DiffusersGenerator
+from ts_eval.generators.diffusers_adapter import DiffusersGenerator, check_ranges
 from ts_eval.generators.pretrained import folder_sha256, snapshot_commit
 from ts_eval.generators.python_entry import checked_images
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import ImageRequest
 
 
@@ -50,9 +51,18 @@ def source_sha256(obj: Any) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path and Path(path).is_file() else None
 
 
+@dataclass(frozen=True)
+class CallableOptions:
+    """A function `(prompts, seeds) -> images` you hold, the in-memory form of `--model python`."""
+
+    batch_size: int = option(8, "prompts per call of the function")
+
+
 class CallableGenerator:
     """A function `(prompts: list[str], seeds: list[int]) -> list[PIL.Image]`, one image per prompt, in order; the
     in-memory form of `--model python` (same name in the tables)."""
+
+    Options = CallableOptions
 
     def __init__(self, function: Callable[..., Any], *, model_name: str | None = None, batch_size: int = 8):
         self.owner = f"model {qualified_name(function)}"
@@ -67,6 +77,7 @@ class CallableGenerator:
         self.function = function
         self.name = model_name or "python"
         self.batch_size = batch_size
+        self.options = CallableOptions(batch_size=batch_size)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "config": {"callable": qualified_name(self.function),
@@ -78,8 +89,15 @@ class CallableGenerator:
         return checked_images(images, len(requests), self.owner, qualified_name(self.function))
 
 
-PIPELINE_OPTIONS: dict[str, Any] = {"steps": None, "guidance": None, "negative_prompt": None, "resolution": None,
-                                    "batch_size": 1}
+@dataclass(frozen=True)
+class PipelineOptions:
+    """A diffusers pipeline object you hold, called as `--model diffusers` calls the one it loads."""
+
+    steps: int | None = option(None, "denoising steps (unset: the pipeline's default)")
+    guidance: float | None = option(None, "guidance scale (unset: the pipeline's default)")
+    negative_prompt: str | None = option(None, "text to steer away from")
+    resolution: int | None = option(None, "square image side in pixels (unset: the pipeline's)")
+    batch_size: int = option(1, "prompts per pipeline call (1: an image depends on nothing else in the run)")
 
 
 def is_pipeline(obj: Any) -> bool:
@@ -98,28 +116,20 @@ class PipelineGenerator(DiffusersGenerator):
     device and in the dtype the caller put it. Options: steps, guidance, negative_prompt, resolution, batch_size
     (default 1: batched kernels round a few pixels differently, and images must not depend on the batch)."""
 
+    Options = PipelineOptions
+
     def __init__(self, pipe: Any, args: dict[str, str], *, model_name: str | None = None):
         import torch
 
         owner = f"model {qualified_name(pipe)}"
-        opts = parse_options(args, PIPELINE_OPTIONS, owner)
+        self.options = opts = parse_options(args, PipelineOptions, owner)
         self._torch = torch
         self.name = model_name or "diffusers"
         self.pipe = pipe
-        self.batch_size = opts["batch_size"]
-        self.steps, self.guidance, self.resolution = opts["steps"], opts["guidance"], opts["resolution"]
-        self.negative_prompt = opts["negative_prompt"]
-        for key, kind in (("steps", int), ("guidance", float), ("resolution", int)):
-            raw = getattr(self, key)
-            try:
-                setattr(self, key, None if raw is None else kind(raw))
-            except ValueError:
-                raise UsageError(f"{owner}: {key}={raw!r} is not a valid {kind.__name__}") from None
-        for key, ok in (("batch_size", self.batch_size >= 1), ("steps", self.steps is None or self.steps >= 1),
-                        ("guidance", self.guidance is None or self.guidance >= 0),
-                        ("resolution", self.resolution is None or self.resolution >= 8)):
-            if not ok:
-                raise UsageError(f"{owner}: {key}={getattr(self, key)} is out of range")
+        self.batch_size = opts.batch_size
+        self.steps, self.guidance, self.resolution = opts.steps, opts.guidance, opts.resolution
+        self.negative_prompt = opts.negative_prompt
+        check_ranges(self, owner)
         self._check_call_options()  # fills steps/guidance from the pipeline's own defaults, refuses what it lacks
         self.name_or_path = getattr(pipe, "name_or_path", None) or _plain(pipe.config).get("_name_or_path")
         folder = Path(str(self.name_or_path)) if self.name_or_path else None

@@ -27,16 +27,27 @@ from typing import Any
 
 from PIL import Image
 
+from ts_eval import hub
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.generators.pretrained import Source, load_failed, local_sha256, resolve_source
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import ImageRequest
 
 OWNER = "model 'janus'"
 DEFAULT_REPO = "deepseek-community/Janus-Pro-7B"
-OPTIONS: dict[str, Any] = {"path": DEFAULT_REPO, "revision": None, "cfg": 5.0, "temperature": 1.0, "dtype": None,
-                           "batch_size": 16}
+
+
+@dataclass(frozen=True)
+class JanusOptions:
+    """Janus-Pro text-to-image through transformers, sampled as DeepSeek's reference generate()."""
+
+    path: str = option(DEFAULT_REPO, "Hub repo in transformers' Janus format, or a local folder")
+    revision: str | None = option(None, "Hub branch, tag or commit (unset: main); the manifest records the commit")
+    cfg: float = option(5.0, "classifier-free guidance scale (at least 1)")
+    temperature: float = option(1.0, "sampling temperature (0: the most likely token)")
+    dtype: str | None = option(None, "fp32, bf16 or fp16 (unset: --dtype)")
+    batch_size: int = option(16, "prompts per batch (the reference script's parallel_size)")
 
 
 def import_janus():
@@ -49,24 +60,26 @@ def import_janus():
     if not hasattr(transformers, "JanusForConditionalGeneration"):
         raise UsageError(f"transformers {transformers.__version__} has no Janus model (added in 4.52); "
                          "run: pip install 'ts-eval[janus]'")
+    hub.quiet_third_party_logs()  # transformers sets up its own log handler on import
     return transformers, torch
 
 
 class JanusGenerator:
     name = "janus"
+    Options = JanusOptions
 
     def __init__(self, args: dict[str, str], device: str = "auto", dtype: str = "auto"):
-        opts = parse_options(args, OPTIONS, OWNER)
+        self.options = opts = parse_options(args, JanusOptions, OWNER)
         transformers, torch = import_janus()
         self._torch = torch
         self.library_version = transformers.__version__
         self.device = torch_device(device)
-        self.dtype = torch_dtype(opts["dtype"] or dtype, self.device)
-        self.cfg, self.temperature, self.batch_size = opts["cfg"], opts["temperature"], opts["batch_size"]
+        self.dtype = torch_dtype(opts.dtype or dtype, self.device)
+        self.cfg, self.temperature, self.batch_size = opts.cfg, opts.temperature, opts.batch_size
         for key, ok in (("cfg", self.cfg >= 1.0), ("temperature", self.temperature >= 0), ("batch_size", self.batch_size >= 1)):
             if not ok:
-                raise UsageError(f"{OWNER}: {key}={opts[key]} is out of range (cfg >= 1, temperature >= 0, batch_size >= 1)")
-        self.source = resolve_source(opts["path"], opts["revision"], OWNER)
+                raise UsageError(f"{OWNER}: {key}={getattr(opts, key)} is out of range (cfg >= 1, temperature >= 0, batch_size >= 1)")
+        self.source = resolve_source(opts.path, opts.revision, OWNER)
         self.model, self.processor, self.commit = self._load(transformers, self.source)
         self.weights_sha256 = local_sha256(self.source)
         tokenizer = self.processor.tokenizer

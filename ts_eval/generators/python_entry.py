@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -25,7 +26,7 @@ from typing import Any, Callable
 from PIL import Image
 
 from ts_eval.errors import UsageError
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import ImageRequest
 
 OWNER = "model 'python'"
@@ -74,17 +75,26 @@ def load_entry(entry: str) -> tuple[Callable[..., Any], str | None]:
     return function, sha
 
 
+@dataclass(frozen=True)
+class PythonOptions:
+    """Your own function `(prompts, seeds) -> images`, named by entry=module:function or path/to/file.py:function."""
+
+    entry: str = option("", "module:function or path/to/file.py:function (required)")
+    batch_size: int = option(8, "prompts per call of the function")
+
+
 class PythonGenerator:
     name = "python"
+    Options = PythonOptions
 
     def __init__(self, args: dict[str, str], device: str = "auto", dtype: str = "auto"):
-        opts = parse_options(args, {"entry": "", "batch_size": 8}, OWNER)
-        if not opts["entry"]:
+        self.options = opts = parse_options(args, PythonOptions, OWNER)
+        if not opts.entry:
             raise UsageError(f"{OWNER} needs --model-arg entry=module:function (see examples/my_generator.py)")
-        if opts["batch_size"] < 1:
-            raise UsageError(f"{OWNER}: batch_size={opts['batch_size']} must be at least 1")
-        self.entry = opts["entry"]
-        self.batch_size = opts["batch_size"]
+        if opts.batch_size < 1:
+            raise UsageError(f"{OWNER}: batch_size={opts.batch_size} must be at least 1")
+        self.entry = opts.entry
+        self.batch_size = opts.batch_size
         self.function, self.source_sha256 = load_entry(self.entry)
 
     def describe(self) -> dict[str, Any]:

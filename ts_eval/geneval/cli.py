@@ -64,7 +64,6 @@ def register(subparsers) -> None:
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--format", default="md", help="table format: md, csv, latex, json")
     p.add_argument("--tasks-dir")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_rescore)
 
     p = subparsers.add_parser("geneval", help="GenEval interop: official output layout and results.jsonl")
@@ -74,7 +73,6 @@ def register(subparsers) -> None:
     q.add_argument("outdir")
     q.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     q.add_argument("--tasks-dir")
-    q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=cmd_export)
 
     q = sub.add_parser("import", help="turn an official results.jsonl into a run directory (for side by side)")

@@ -9,7 +9,7 @@ colour with the largest cosine similarity wins. On CUDA the official run uses fp
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from ts_eval.geneval.rules import COLORS
 from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip,
                                         weights_file_hint)
 
+log = logging.getLogger(__name__)
 TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
 BACKGROUND = "#999"
 OWNER = "scorer 'geneval' (colour classifier)"
@@ -94,8 +95,7 @@ class CLIPColorClassifier:
                              f"offline, download {weights_file_hint(model)} elsewhere and pass --scorer-arg "
                              "clip_pretrained=PATH") from None
         if pretrained == RANDOM:
-            print("ts-eval: warning: CLIP colour classifier with random weights; its colours mean nothing",
-                  file=sys.stderr)
+            log.warning("CLIP colour classifier with random weights; its colours mean nothing")
         self._torch = torch
         self._classifiers: dict[str, Any] = {}  # class name -> (embedding dim, 10) text classifier
 
@@ -163,13 +163,3 @@ def _autocast_dtype(dtype: str, device_type: str):
         return torch.float16 if device_type == "cuda" else None
     chosen = torch_dtype(dtype, device_type)
     return None if chosen == torch.float32 else chosen
-
-
-def build_color_classifier(name: str, options: dict[str, Any], device: str):
-    if name == "dummy":
-        return DummyColorClassifier()
-    if name == "clip":
-        return CLIPColorClassifier(model=options["clip_model"], pretrained=options["clip_pretrained"],
-                                   quick_gelu=options["clip_quick_gelu"], device=device, dtype=options["dtype"],
-                                   batch_size=options["color_batch_size"])
-    raise UsageError(f"unknown GenEval colour classifier {name!r}; choose one of: clip, dummy")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ts_eval import hub
 from ts_eval.errors import UsageError, missing_extra
 from ts_eval.geneval.detectors import Instances
 
@@ -37,6 +38,7 @@ class HFDetector:
             from transformers import Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor
         except ImportError:
             raise missing_extra("transformers", "geneval") from None
+        hub.quiet_third_party_logs()  # transformers sets up its own log handler on import
         self.model_id = model or DEFAULT_MODEL
         self.revision = revision
         self.random = checkpoint == RANDOM

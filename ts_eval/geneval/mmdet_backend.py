@@ -12,8 +12,8 @@ key names, renamed on load; downloaded by default) and the v3.0 file it fetched 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from ts_eval.geneval import preprocess
 from ts_eval.geneval.detectors import Instances
 from ts_eval.geneval.checkpoint import mmdet3_state_dict
 from ts_eval.weights import HashCache
+
+log = logging.getLogger(__name__)
 
 OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
 # The file GenEval's download_models.sh fetches at the pinned revision (mmdet 2.x key names), and the v3.0
@@ -81,7 +83,7 @@ def official_checkpoint(progress: bool = True) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
-    print(f"ts-eval: downloading the GenEval Mask2Former checkpoint to {target}", file=sys.stderr)
+    log.info("downloading the GenEval Mask2Former checkpoint to %s", target)
     try:
         prefix = Path(OFFICIAL_CHECKPOINT_URL).stem.rsplit("-", 1)[1]
         torch.hub.download_url_to_file(OFFICIAL_CHECKPOINT_URL, str(partial), hash_prefix=prefix, progress=progress)
@@ -119,7 +121,7 @@ class MMDetDetector:
     @staticmethod
     def _checkpoint_path(config: str, checkpoint: str) -> Path | None:
         if checkpoint == RANDOM:
-            print("ts-eval: warning: GenEval detector with random weights; its scores mean nothing", file=sys.stderr)
+            log.warning("GenEval detector with random weights; its scores mean nothing")
             return None
         if checkpoint:
             path = Path(checkpoint)

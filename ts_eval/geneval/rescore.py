@@ -66,7 +66,7 @@ def rescore(run_path, *, judge_args: dict[str, str] | None = None, resamples: in
             raise UsageError(f"{run.path} holds imported official results: their detections are already thresholded "
                              "and have no colours, so they cannot be re-judged")
         judge_in_run = {**JUDGE_DEFAULTS, **(scorer.get("judge") or {})}
-        settings = judge_settings(parse_options(judge_args or {}, judge_in_run, "rescore"))
+        settings = judge_settings(parse_options(judge_args or {}, JudgeSettings, "rescore", defaults=judge_in_run))
         class_names = bundled_class_names(run.spec)
         for prompt in run.prompts:
             check_metadata(prompt.metadata, class_names, f"{run.path / PROMPTS}: prompt {prompt.prompt_id}")

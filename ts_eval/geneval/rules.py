@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ts_eval.errors import UsageError
+from ts_eval.options import option
 
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white")
 RELATIONS = ("left of", "right of", "above", "below")
@@ -32,11 +33,11 @@ TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_
 class JudgeSettings:
     """The official evaluate_images.py `--options` and their defaults."""
 
-    threshold: float = 0.3
-    counting_threshold: float = 0.9
-    max_objects: int = 16
-    max_overlap: float = 1.0
-    position_threshold: float = 0.1
+    threshold: float = option(0.3, "an object counts when its detector score is above this")
+    counting_threshold: float = option(0.9, "the same, for prompts of the counting tag")
+    max_objects: int = option(16, "the best objects kept per class")
+    max_overlap: float = option(1.0, "IoU above which a weaker box is dropped (1: keep overlapping boxes, official)")
+    position_threshold: float = option(0.1, "position rules: centre offsets shrink by this times the summed box sizes")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,40 +9,44 @@ detections.jsonl, so `ts-eval rescore` can re-judge without any model.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ts_eval.errors import UsageError
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
 from ts_eval.geneval.rules import DetectedObject, JudgeSettings, judge
-from ts_eval.geneval.color import BACKGROUND, build_color_classifier, color_crop
+from ts_eval.geneval.color import BACKGROUND, CLIPColorClassifier, DummyColorClassifier, color_crop
 from ts_eval.geneval.detectors import BACKENDS, Detector, DummyDetector, Instances
 
 JUDGE_DEFAULTS = JudgeSettings().to_dict()
 
-OPTIONS: dict[str, Any] = {
-    "detector": "mmdet",          # mmdet (official), hf, dummy
-    "detector_config": "",        # mmdet: config name or file ('' = the official Swin-S config)
-    "checkpoint": "",             # mmdet: weights file ('' = download the official one); 'random': speed tests
-    "hf_model": "",               # hf: model id or folder ('' = facebook/mask2former-swin-small-coco-instance)
-    "hf_revision": "main",
-    "hf_resize": "mmdet",         # hf: 'mmdet' = the official 800/1333 test scale; 'processor' = the model's own
-    "color_classifier": "auto",   # clip, dummy; auto = dummy with the dummy detector, else clip
-    "clip_model": "ViT-L-14",     # an open_clip name, or local-dir:FOLDER
-    "clip_pretrained": "openai",  # open_clip tag or weights file; 'random': speed tests
-    "clip_quick_gelu": "auto",    # auto: QuickGELU for OpenAI's weights (official), else their config's; true, false
-    "color_batch_size": 1,        # crops per CLIP forward; 1 is the official batching (see color.py)
-    "dtype": "auto",              # colour classifier: auto = fp16 autocast on CUDA, fp32 on CPU (official)
-    "bgcolor": BACKGROUND,        # official option: grey outside the object's mask ('original' keeps the image)
-    **JUDGE_DEFAULTS,
-}
+
+@dataclass(frozen=True)
+class GenEvalOptions(JudgeSettings):
+    """GenEval's official scorer: Mask2Former detections, CLIP colours, the official judge's rules."""
+
+    detector: str = option("mmdet", f"{', '.join(BACKENDS)} (mmdet: the official one)")
+    detector_config: str = option("", "mmdet: config name or file ('' = the official Swin-S config)")
+    checkpoint: str = option("", "detector weights file ('' = the official one); 'random': speed tests")
+    hf_model: str = option("", "hf: model id or folder ('' = facebook/mask2former-swin-small-coco-instance)")
+    hf_revision: str = option("main", "hf: the Hub revision of hf_model")
+    hf_resize: str = option("mmdet", "hf: mmdet (the official 800/1333 test scale) or processor (the model's own)")
+    color_classifier: str = option("auto", "clip or dummy (auto: dummy with the dummy detector, else clip)")
+    clip_model: str = option("ViT-L-14", "colour CLIP: an open_clip name, or local-dir:FOLDER")
+    clip_pretrained: str = option("openai", "colour CLIP: open_clip tag or weights file; 'random': speed tests")
+    clip_quick_gelu: str = option("auto", "auto (QuickGELU for OpenAI's weights, official), true or false")
+    color_batch_size: int = option(1, "crops per CLIP forward (1: the official batching, see color.py)")
+    dtype: str = option("auto", "colour classifier: auto (fp16 autocast on CUDA, fp32 on CPU: official), fp32, ...")
+    bgcolor: str = option(BACKGROUND, "colour outside the object's mask ('original' keeps the image)")
 
 
-def judge_settings(options: dict[str, Any]) -> JudgeSettings:
-    settings = JudgeSettings(**{k: options[k] for k in JUDGE_DEFAULTS})
+def judge_settings(options: JudgeSettings) -> JudgeSettings:
+    """The judge's part of the options (a scorer's or `rescore --judge-arg`'s), checked."""
+    settings = JudgeSettings(**{f.name: getattr(options, f.name) for f in fields(JudgeSettings)})
     if not (0 <= settings.threshold <= 1 and 0 <= settings.counting_threshold <= 1):
         raise UsageError("GenEval thresholds must lie in [0, 1]")
     if settings.max_objects < 1:
@@ -64,40 +68,51 @@ def open_image(path: str) -> Image.Image:
                          "re-run `ts-eval generate`") from None
 
 
-def build_detector(name: str, options: dict[str, Any], device: str) -> Detector:
+def build_detector(name: str, options: GenEvalOptions, device: str) -> Detector:
     if name == "dummy":
         return DummyDetector()
     if name == "mmdet":
         from ts_eval.geneval.mmdet_backend import MMDetDetector
 
-        return MMDetDetector(config=options["detector_config"], checkpoint=options["checkpoint"], device=device)
+        return MMDetDetector(config=options.detector_config, checkpoint=options.checkpoint, device=device)
     if name == "hf":
         from ts_eval.geneval.hf_backend import HFDetector
 
-        return HFDetector(model=options["hf_model"], revision=options["hf_revision"],
-                          checkpoint=options["checkpoint"], device=device, resize=options["hf_resize"])
+        return HFDetector(model=options.hf_model, revision=options.hf_revision,
+                          checkpoint=options.checkpoint, device=device, resize=options.hf_resize)
     raise UsageError(f"unknown GenEval detector {name!r}; choose one of: {', '.join(BACKENDS)}")
+
+
+def build_color_classifier(name: str, options: GenEvalOptions, device: str):
+    if name == "dummy":
+        return DummyColorClassifier()
+    if name == "clip":
+        return CLIPColorClassifier(model=options.clip_model, pretrained=options.clip_pretrained,
+                                   quick_gelu=options.clip_quick_gelu, device=device, dtype=options.dtype,
+                                   batch_size=options.color_batch_size)
+    raise UsageError(f"unknown GenEval colour classifier {name!r}; choose one of: clip, dummy")
 
 
 class GenEvalScorer:
     name = "geneval"
     metrics = ("correct",)
     writes_detections = True  # detections.jsonl: every object found, for `ts-eval rescore`
+    Options = GenEvalOptions
 
     def __init__(self, args: dict[str, str], *, task, device: str = "auto", batch_size: int = 8):
         from ts_eval.geneval.task import bundled_class_names
 
-        opts = parse_options(args, OPTIONS, "scorer 'geneval'")
-        if opts["detector"] not in BACKENDS:
-            raise UsageError(f"unknown GenEval detector {opts['detector']!r}; choose one of: {', '.join(BACKENDS)}")
+        self.options = opts = parse_options(args, GenEvalOptions, "scorer 'geneval'")
+        if opts.detector not in BACKENDS:
+            raise UsageError(f"unknown GenEval detector {opts.detector!r}; choose one of: {', '.join(BACKENDS)}")
         self.settings = judge_settings(opts)
-        self.background = opts["bgcolor"]
+        self.background = opts.bgcolor
         self.class_names = bundled_class_names(task)
         self.batch_size = max(1, batch_size)
-        color = opts["color_classifier"]
+        color = opts.color_classifier
         if color == "auto":
-            color = "dummy" if opts["detector"] == "dummy" else "clip"
-        self.detector = build_detector(opts["detector"], opts, device)
+            color = "dummy" if opts.detector == "dummy" else "clip"
+        self.detector = build_detector(opts.detector, opts, device)
         self.colors = build_color_classifier(color, opts, device)
 
     def describe(self) -> dict[str, Any]:

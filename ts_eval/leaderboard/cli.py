@@ -104,7 +104,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if len(variants) > 1:
         raise UsageError(f"the {spec.name} {split} board holds variants {', '.join(variants)}; pass --variant")
     variant = args.variant or (variants[0] if variants else "")
-    title = f"{spec.raw.get('title', spec.name)}: {split} split" + (f", variant {variant}" if variant else "")
+    title = f"{spec.title}: {split} split" + (f", variant {variant}" if variant else "")
     text = render(spec, ranked_rows(spec, entries), args.format, title=title)
     if args.out:
         write_atomic(Path(args.out), (text + "\n").encode("utf-8"))

@@ -54,8 +54,7 @@ def n_samples(files: RunFiles) -> int:
 
 def value_range(spec: TaskSpec) -> tuple[float, float]:
     """The task's metric range: `value_range: [lo, hi]` in its spec, else [0, 1] (VQAScore, GenEval `correct`)."""
-    lo, hi = spec.raw.get("value_range", [0.0, 1.0])
-    return float(lo), float(hi)
+    return spec.value_range
 
 
 def _is_number(value: Any) -> bool:

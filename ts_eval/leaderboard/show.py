@@ -28,8 +28,7 @@ UNRANKED = "-"
 
 
 def rank_group(spec: TaskSpec) -> str:
-    overall = (spec.raw.get("groups") or {}).get("overall")
-    return overall[0] if overall else spec.table[-1][1]
+    return spec.overall[0] if spec.overall else spec.table[-1][1]
 
 
 def _verdict(entry: dict[str, Any]) -> Verdict | None:

@@ -39,7 +39,7 @@ def _selection_note(summary: dict[str, Any]) -> str | None:
 
 
 def _overall_groups(spec: TaskSpec) -> set[str]:
-    return set((spec.raw.get("groups") or {}).get("overall") or [])
+    return set(spec.overall)
 
 
 def headers(spec: TaskSpec, summaries: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from ts_eval import hub
 from ts_eval.devices import torch_device, torch_dtype
 from ts_eval.errors import UsageError, missing_extra
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
 from ts_eval.scorers.openai_clip import OPENAI, check_dtype, load_clip, resolve_clip, weights_file_hint
 from ts_eval.weights import HashCache, folder_sha256, weight_files
@@ -50,41 +51,44 @@ VARIANTS = {
     "torchmetrics": Variant("torchmetrics", "torchmetrics 1.x CLIPScore (transformers CLIPModel)",
                             "openai/clip-vit-large-patch14", "", "max(100*cos,0)"),
 }
-OPTIONS: dict[str, Any] = {
-    "variant": "hessel",   # hessel, t2v-metrics, torchmetrics
-    "model": "",           # '' = the variant's; open_clip variants: an open_clip name or local-dir:DIR;
-                           # torchmetrics: a transformers CLIP id or folder
-    "pretrained": "",      # open_clip variants: a tag or weights file ('' = openai); 'random': speed tests
-    "revision": "main",    # torchmetrics: the hub revision of `model`
-    "quick_gelu": "auto",  # open_clip variants: auto = QuickGELU for OpenAI's weights; true; false
-    "dtype": "auto",       # auto = the reference's (see above); fp32, fp16, bf16
-    "cache_dir": "",       # where weights are downloaded; '' = the library's default
-}
+
+
+@dataclass(frozen=True)
+class CLIPScoreOptions:
+    """CLIPScore as Hessel et al., t2v-metrics or torchmetrics compute it (the variant names the recipe)."""
+
+    variant: str = option("hessel", "the recipe (see docs/clipscore.md)", choices=tuple(VARIANTS))
+    model: str = option("", "the CLIP ('' = the variant's): an open_clip name or local-dir:DIR; torchmetrics: a "
+                            "transformers CLIP id or folder")
+    pretrained: str = option("", "open_clip variants: a tag or weights file ('' = openai); 'random': speed tests")
+    revision: str = option("main", "torchmetrics: the Hub revision of model")
+    quick_gelu: str = option("auto", "open_clip variants: auto (QuickGELU for OpenAI's weights), true or false")
+    dtype: str = option("auto", "auto (the recipe's own: fp16 for hessel on CUDA, else fp32), fp32, fp16, bf16")
+    cache_dir: str = option("", "where weights are downloaded ('' = the library's default)")
 
 
 class CLIPScorer:
     name = "clipscore"
     metrics = ("clipscore",)
+    Options = CLIPScoreOptions
 
     def __init__(self, args: dict[str, str], *, task=None, device: str = "auto", batch_size: int = 8):
-        opts = parse_options(args, OPTIONS, OWNER)
-        if opts["variant"] not in VARIANTS:
-            raise UsageError(f"{OWNER}: variant={opts['variant']!r}; choose one of: {', '.join(VARIANTS)}")
-        self.variant = VARIANTS[opts["variant"]]
-        check_dtype(opts["dtype"], OWNER)
+        self.options = opts = parse_options(args, CLIPScoreOptions, OWNER)
+        self.variant = VARIANTS[opts.variant]
+        check_dtype(opts.dtype, OWNER)
         self.batch_size = batch_size
         self.device = torch_device(device)
-        self.cache_dir = opts["cache_dir"] or None
-        model = opts["model"] or self.variant.model
+        self.cache_dir = opts.cache_dir or None
+        model = opts.model or self.variant.model
         if self.variant.name == "torchmetrics":
-            if opts["pretrained"] or opts["quick_gelu"] != "auto":
+            if opts.pretrained or opts.quick_gelu != "auto":
                 raise UsageError(f"{OWNER}: variant=torchmetrics takes a transformers CLIP as model=; pretrained= and "
                                  "quick_gelu= are for the open_clip variants (its config sets the activation)")
-            self.backend = _TransformersCLIP(model, opts["revision"], self.device, opts["dtype"], self.cache_dir)
+            self.backend = _TransformersCLIP(model, opts.revision, self.device, opts.dtype, self.cache_dir)
         else:
-            pretrained = opts["pretrained"] or (None if model.startswith(("local-dir:", "hf-hub:")) else OPENAI)
-            source = resolve_clip(model, pretrained, opts["quick_gelu"], owner=OWNER)
-            self.backend = _OpenCLIP(source, self.variant, self.device, opts["dtype"], self.cache_dir)
+            pretrained = opts.pretrained or (None if model.startswith(("local-dir:", "hf-hub:")) else OPENAI)
+            source = resolve_clip(model, pretrained, opts.quick_gelu, owner=OWNER)
+            self.backend = _OpenCLIP(source, self.variant, self.device, opts.dtype, self.cache_dir)
 
     @property
     def label(self) -> str:
@@ -223,6 +227,7 @@ class _TransformersCLIP:
                 from transformers import CLIPModel, CLIPProcessor
             except ImportError as exc:
                 raise missing_extra(exc.name or "torchmetrics", "genai") from None
+            hub.quiet_third_party_logs()  # transformers sets up its own log handler on import
             kwargs = {} if self.local else {"revision": self.revision, "cache_dir": self.cache_dir}
             try:
                 model = CLIPModel.from_pretrained(self.model_id, **kwargs).to(self.device).eval()

@@ -6,19 +6,29 @@ It looks at no pixels; use it to exercise the harness, never to compare models.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
+
+
+@dataclass(frozen=True)
+class DummyScorerOptions:
+    """A fixed pseudo-random value per (image bytes, prompt), no pixels looked at: for smoke runs and tests."""
+
+    binary: bool | None = option(None, "values 0/1 instead of [0, 1) (unset: binary for tasks whose metric is `correct`)")
+    # accepted like every scorer's; no model runs, so it changes nothing
+    dtype: str = option("auto", "accepted like every scorer's dtype; changes nothing here")
 
 
 class DummyScorer:
     name = "dummy"
+    Options = DummyScorerOptions
 
     def __init__(self, args: dict[str, str], *, task, device: str = "cpu", batch_size: int = 64):
-        # `dtype` is accepted like every scorer's; no model runs, so it changes nothing
-        opts = parse_options(args, {"binary": task.metric == "correct", "dtype": "auto"}, "scorer 'dummy'")
-        self.binary = opts["binary"]
+        self.options = parse_options(args, DummyScorerOptions, "scorer 'dummy'")
+        self.binary = task.metric == "correct" if self.options.binary is None else self.options.binary
         self.metrics = (task.metric,)
         self.batch_size = batch_size
 

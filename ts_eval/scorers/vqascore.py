@@ -22,48 +22,55 @@ from __future__ import annotations
 import inspect
 import os
 from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from typing import Any
 
 from ts_eval import hub
 from ts_eval.errors import UsageError
-from ts_eval.options import parse_options
+from ts_eval.options import option, parse_options
 from ts_eval.records import Sample, ScoredImage, ScoreRequest
 from ts_eval.scorers.clip_t5_parts import OFFICIAL_PARTS, Part, find_part, vision_tower_of, with_vision_tower
 from ts_eval.scorers.t2v_import import clip_t5_module
 from ts_eval.weights import HashCache
 
 OWNER = "scorer 'vqascore'"
-OPTIONS: dict[str, Any] = {
-    "model": "clip-flant5-xxl",   # a CLIP-T5 name from t2v-metrics, or tiny-random
-    "model_path": "",             # local folder (or hub id) of the CLIP-T5 weights, instead of the model's own
-    "tokenizer_path": "",         # local folder (or hub id) of its T5 tokenizer
-    "vision_tower_path": "",      # local folder (or hub id) of the CLIP vision tower, instead of config.json's
-    "question_template": "",      # empty: t2v-metrics' official template
-    "answer_template": "",        # empty: t2v-metrics' official answer
-    "dtype": "bf16",              # bf16 (official, see the module docstring) or fp32
-    "cache_dir": "",              # Hugging Face cache for downloads; empty: the default one
-}
 DTYPES = ("bf16", "fp32")
+TINY_RANDOM = "tiny-random"  # random weights: exercises the pipeline, its scores mean nothing
+
+
+@dataclass(frozen=True)
+class VQAScoreOptions:
+    """VQAScore through t2v-metrics' CLIP-T5: P("Yes" | image, question); GenAI-Bench's official scorer."""
+
+    model: str = option("clip-flant5-xxl", f"a CLIP-T5 name from t2v-metrics, or {TINY_RANDOM} (random weights)")
+    model_path: str = option("", "local folder (or Hub id) of the CLIP-T5 weights, instead of the model's own")
+    tokenizer_path: str = option("", "local folder (or Hub id) of its T5 tokenizer")
+    vision_tower_path: str = option("", "local folder (or Hub id) of the CLIP vision tower, instead of config.json's")
+    question_template: str = option("", "question with {} for the prompt ('' = t2v-metrics' official one)")
+    answer_template: str = option("", "the answer scored ('' = t2v-metrics' official 'Yes')")
+    dtype: str = option("bf16", "bf16 (official) or fp32")
+    cache_dir: str = option("", "Hugging Face cache for downloads ('' = the default one)")
+
 # Size of each official model (from t2v-metrics' authors), for the message shown when weights are missing.
 SIZES = {"clip-flant5-xxl": "11B parameters, about 22 GB in bf16",
          "clip-flant5-xl": "3B parameters, about 7 GB in bf16"}
-TINY_RANDOM = "tiny-random"  # random weights: exercises the pipeline, its scores mean nothing
 
 
 class VQAScorer:
     name = "vqascore"
     metrics = ("vqascore",)
+    Options = VQAScoreOptions
 
     def __init__(self, args: dict[str, str], *, task=None, device: str = "auto", batch_size: int = 8):
-        opts = parse_options(args, OPTIONS, OWNER)
+        opts = parse_options(args, VQAScoreOptions, OWNER)
         self.batch_size = batch_size
-        if opts["dtype"] not in DTYPES:
-            raise UsageError(f"{OWNER}: dtype={opts['dtype']} is not supported; t2v-metrics runs CLIP-T5 in bf16 "
+        if opts.dtype not in DTYPES:
+            raise UsageError(f"{OWNER}: dtype={opts.dtype} is not supported; t2v-metrics runs CLIP-T5 in bf16 "
                              f"(the official setting) and fp32 is offered for comparison: use dtype=bf16 or fp32")
-        self.dtype = opts["dtype"]
-        self.model = opts["model"]
-        self._cache_dir = os.path.expanduser(opts["cache_dir"]) or None
+        self.dtype = opts.dtype
+        self.model = opts.model
+        self._cache_dir = os.path.expanduser(opts.cache_dir) or None
         self._hashes = HashCache()
         if self.model == TINY_RANDOM:
             # Offline smoke runs: a tiny random CLIP-T5 built from a config, scored through the real code path.
@@ -71,15 +78,16 @@ class VQAScorer:
             from ts_eval.scorers.tiny_models import build_tiny_clip_t5
 
             built = build_tiny_clip_t5(default_cache_dir() / "tiny-models" / "clip-t5")
-            opts.update({k: opts[k] or v for k, v in built.items()})
+            opts = replace(opts, **{k: getattr(opts, k) or v for k, v in built.items()})
         # The parts are found before torch and t2v-metrics are imported (seconds): offline, the one-line
         # answer comes at once.
         repos = OFFICIAL_PARTS.get("clip-flant5-xxl" if self.model == TINY_RANDOM else self.model, {})
         self.parts: dict[str, Part] = {}
-        if opts["model_path"] or repos:
-            self.parts["model"] = self._part("model", opts["model_path"] or repos["model"])
-        if opts["tokenizer_path"] or repos:
-            self.parts["tokenizer"] = self._part("tokenizer", opts["tokenizer_path"] or repos["tokenizer"])
+        self.options = opts  # as run (tiny-random: with its built parts)
+        if opts.model_path or repos:
+            self.parts["model"] = self._part("model", opts.model_path or repos["model"])
+        if opts.tokenizer_path or repos:
+            self.parts["tokenizer"] = self._part("tokenizer", opts.tokenizer_path or repos["tokenizer"])
 
         from ts_eval.devices import torch_device
 
@@ -95,12 +103,12 @@ class VQAScorer:
             self.parts["model"] = self._part("model", entry["model"]["path"])
         if "tokenizer" not in self.parts:
             self.parts["tokenizer"] = self._part("tokenizer", entry["tokenizer"]["path"])
-        tower = opts["vision_tower_path"] or vision_tower_of(self.parts["model"].folder, OWNER)
+        tower = opts.vision_tower_path or vision_tower_of(self.parts["model"].folder, OWNER)
         self.parts["vision_tower"] = self._part("vision_tower", tower)
         self.conversation = entry["model"]["conversation"]
         self.image_aspect_ratio = entry["model"].get("image_aspect_ratio", "pad")
-        self.question_template = opts["question_template"] or clip_t5.default_question_template
-        self.answer_template = opts["answer_template"] or clip_t5.default_answer_template
+        self.question_template = opts.question_template or clip_t5.default_question_template
+        self.answer_template = opts.answer_template or clip_t5.default_answer_template
         _check_template("question_template", self.question_template, needs_prompt=True)
         _check_template("answer_template", self.answer_template, needs_prompt=False)
         self._wrapper = None  # loaded on the first batch: a fully cached run never loads the 11B model

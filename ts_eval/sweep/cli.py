@@ -46,10 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: CPU timings are only stable single-threaded on a shared machine)")
     p.add_argument("--text-tokens", type=int, default=64, help="prompt length in tokens, <bos> included")
-    p.add_argument("--json", required=True, help="output JSON")
+    p.add_argument("--json", help="also write the results as JSON here (the table is printed either way)")
     p.add_argument("--markdown", help="output Markdown table")
     p.add_argument("--plot", help="folder for the figures")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -73,11 +72,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                            flops_only=args.flops_only, compile=args.compile, device=args.device,
                            dtype=args.dtype, repeats=args.repeats, text_tokens=args.text_tokens, progress=not args.quiet)
     result = run_sweep(options)
-    write_outputs(result, Path(args.json), Path(args.markdown) if args.markdown else None,
+    write_outputs(result, Path(args.json) if args.json else None, Path(args.markdown) if args.markdown else None,
                   Path(args.plot) if args.plot else None)
     print(markdown(result))
     disagreements = check_agreement(result)
     if disagreements:
         raise CheckFailed(f"counted and analytic FLOPs differ by more than 2%: {disagreements[0]}")
-    print(f"wrote {args.json}", file=sys.stderr)
+    if args.json:
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0

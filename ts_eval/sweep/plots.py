@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullLocator  # noqa: E402
 
 from ts_eval.store import write_atomic  # noqa: E402
 
@@ -35,7 +36,9 @@ def plot_inference(result: dict[str, Any], path: Path) -> None:
     windows = sorted({r["window"] for r in rows})
     timed = all("latency_s" in r for r in rows)
     panels = 2 if timed else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    # Constrained layout keeps tick labels, axis labels and the title apart; the legend sits below the panels,
+    # never over the data, however few points there are.
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.6), squeeze=False, layout="constrained")
     series = [("flops_counted", "inference TFLOPs per image", 1e12)]
     series += [("latency_s", "seconds per image", 1.0)] if timed else []
     resolutions = sorted({r["resolution"] for r in rows})
@@ -43,16 +46,21 @@ def plot_inference(result: dict[str, Any], path: Path) -> None:
         for window in windows:
             points = sorted((r["resolution"], r[key] / unit, r["flops_end_to_end"] / unit) for r in rows if r["window"] == window)
             line = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=_label(window))[0]
-            if key == "flops_counted":  # end-to-end (+ VQ decode), dashed in the same colour
-                ax.plot([p[0] for p in points], [p[2] for p in points], ls="--", color=line.get_color(), alpha=0.6,
-                        label="+ VQ decode (dashed)" if window == windows[-1] else None)
+            if key == "flops_counted":  # end-to-end (+ VQ decode), dashed with hollow markers in the same colour
+                ax.plot([p[0] for p in points], [p[2] for p in points], ls="--", marker="o", mfc="none",
+                        color=line.get_color(), alpha=0.7,
+                        label="+ VQ decode (dashed, hollow)" if window == windows[-1] else None)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(resolutions, [str(x) for x in resolutions])
+        ax.xaxis.set_minor_locator(NullLocator())  # minor x ticks would fall between resolutions, unlabelled
+        if len(resolutions) == 1:  # one resolution: some room either side, not a point squeezed by autoscale
+            ax.set_xlim(resolutions[0] / 1.6, resolutions[0] * 1.6)
         ax.set_xlabel("resolution (px)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
     where = "" if timed else " (FLOPs only)"
     fig.suptitle(f"Inference (KV-cache sampling){where} · {result['config']} · batch {batch} · "
                  f"CFG {'on' if rows[0]['cfg'] else 'off'}" + (f"\n{result['device']}" if timed else ""))
@@ -63,7 +71,8 @@ def plot_training(result: dict[str, Any], path: Path) -> None:
     """Fig. 4's layout: per resolution, bars of token number (thousands) and training FLOPs (T) per window."""
     rows = result["training_rows"]
     resolutions = sorted({r["resolution"] for r in rows})
-    fig, axes = plt.subplots(1, len(resolutions), figsize=(6 * len(resolutions), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(resolutions), figsize=(6 * len(resolutions), 4.2), squeeze=False,
+                             layout="constrained")
     for ax, resolution in zip(axes[0], resolutions):
         cells = sorted((r for r in rows if r["resolution"] == resolution), key=lambda r: r["window"])
         x = list(range(len(cells)))
@@ -79,8 +88,9 @@ def plot_training(result: dict[str, Any], path: Path) -> None:
             ax.annotate(f"{t:.3g}", (i - 0.2, t), ha="center", va="bottom", fontsize=8)
             twin.annotate(f"{f:.3g}", (i + 0.2, f), ha="center", va="bottom", fontsize=8)
         ax.set_title(f"{resolution}×{resolution}")
+        for axis in (ax, twin):  # room above the tallest bar for its label
+            axis.set_ylim(0, axis.get_ylim()[1] * 1.12)
     fig.suptitle(f"Training (forward + backward, one sample) · {result['config']}")
-    fig.tight_layout()
     _save(fig, path)
 
 
@@ -88,7 +98,7 @@ def plot_time_breakdown(result: dict[str, Any], path: Path) -> None:
     rows = result["rows"]
     batch = min(r["batch_size"] for r in rows)
     rows = [r for r in rows if r["batch_size"] == batch]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 4.4), layout="constrained")
     labels = [f"s={r['window']}\n{r['resolution']}" for r in rows]
     vq = [r["vq_decode_s"] for r in rows]
     # On CPU each image runs alone: prefill and step medians are per image, so scale the batch's share.
@@ -99,7 +109,7 @@ def plot_time_breakdown(result: dict[str, Any], path: Path) -> None:
     ax.bar(labels, decode, bottom=prefill, label="decode steps")
     ax.bar(labels, vq, bottom=[p + d for p, d in zip(prefill, decode)], label="VQ decode")
     ax.set_ylabel(f"seconds per batch of {batch}")
-    ax.legend()
+    fig.legend(loc="outside lower center", ncol=3, frameon=False)  # below the bars, never over them
     ax.set_title(f"{result['config']} · {result['device']}")
     _save(fig, path)
 

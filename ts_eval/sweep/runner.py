@@ -176,10 +176,12 @@ def check_agreement(result: dict[str, Any], tolerance: float = TOLERANCE) -> lis
     return inference + training
 
 
-def write_outputs(result: dict[str, Any], json_path: Path, markdown_path: Path | None, plot_dir: Path | None) -> None:
+def write_outputs(result: dict[str, Any], json_path: Path | None, markdown_path: Path | None,
+                  plot_dir: Path | None) -> None:
     from ts_eval.store import write_atomic, write_json
 
-    write_json(json_path, result)
+    if json_path is not None:
+        write_json(json_path, result)
     if markdown_path is not None:
         write_atomic(markdown_path, markdown(result).encode("utf-8"))
     if plot_dir is not None:

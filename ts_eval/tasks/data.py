@@ -7,16 +7,17 @@ with the `hf download` command that fetches the files and the `--data DIR` flag 
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ts_eval import hub
-from ts_eval.distributed import rank_prefix
 from ts_eval.errors import UsageError
 from ts_eval.store.files import sha256_file
-from ts_eval.tasks.spec import TaskSpec
+from ts_eval.tasks.spec import TaskSpec, Variant
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,14 @@ class DataFiles:
 
 def resolve_data(spec: TaskSpec, variant: str | None, data_dir: str | Path | None) -> DataFiles:
     variant_name, variant_spec = spec.variant(variant)
-    wanted: dict[str, dict[str, Any]] = variant_spec["files"]
+    wanted = variant_spec.files
     if data_dir is not None:
         folder, origin = Path(data_dir), "--data"
         if not folder.is_dir():
             raise UsageError(f"--data {folder}: no such directory")
         paths = {name: folder / name for name in wanted}
-    elif variant_spec.get("bundled"):
-        folder, origin = spec.path.parent / variant_spec["bundled"], "bundled"
+    elif variant_spec.bundled:
+        folder, origin = spec.path.parent / variant_spec.bundled, "bundled"
         paths = {name: folder / name for name in wanted}
     else:
         origin = "download"
@@ -49,35 +50,34 @@ def resolve_data(spec: TaskSpec, variant: str | None, data_dir: str | Path | Non
         if not path.is_file():
             raise UsageError(f"{spec.name} {variant_name}: {path} is missing; {_how_to_fetch(variant_spec, name)}")
         observed[name] = sha256_file(path)
-        pinned = wanted[name].get("sha256") if wanted[name] else None
+        pinned = wanted[name].sha256
         if pinned and observed[name] != pinned:
             raise UsageError(f"{path}: sha256 {observed[name][:12]}... does not match the pinned "
                              f"{pinned[:12]}... for {spec.name} {variant_name}; re-download it or use the official file")
         if not pinned:
-            print(f"{rank_prefix()}ts-eval: warning: {path.name} has no pinned sha256 in {spec.path.name}; observed {observed[name]}",
-                  file=sys.stderr)
-    source = {**variant_spec["source"], "variant": variant_name, "origin": origin, "sha256": observed}
-    return DataFiles(paths=paths, origin=origin, source=source, expected=dict(variant_spec.get("expected") or {}))
+            log.warning("%s has no pinned sha256 in %s; observed %s", path.name, spec.path.name, observed[name])
+    source = {**variant_spec.source, "variant": variant_name, "origin": origin, "sha256": observed}
+    return DataFiles(paths=paths, origin=origin, source=source, expected=dict(variant_spec.expected))
 
 
-def _how_to_fetch(variant_spec: dict[str, Any], name: str) -> str:
-    src = variant_spec["source"]
+def _how_to_fetch(variant_spec: Variant, name: str) -> str:
+    src = variant_spec.source
     if "hf_dataset" in src:
         repo = hub.HubRepo(src["hf_dataset"], src.get("revision", "main"), repo_type="dataset")
         return f"fetch it with `{repo.fetch_command([name])}` and pass --data DIR"
     return f"put {name} from {_official(variant_spec)} there or point --data at a folder holding it"
 
 
-def _official(variant_spec: dict[str, Any]) -> str:
-    src = variant_spec["source"]
+def _official(variant_spec: Variant) -> str:
+    src = variant_spec.source
     if "hf_dataset" in src:
         return f"the Hugging Face dataset {src['hf_dataset']} (revision {src.get('revision', 'main')})"
     return src.get("url", "the official source")
 
 
-def _download(spec: TaskSpec, variant_name: str, variant_spec: dict[str, Any], filenames: list[str]) -> dict[str, Path]:
+def _download(spec: TaskSpec, variant_name: str, variant_spec: Variant, filenames: list[str]) -> dict[str, Path]:
     """The files from the Hugging Face cache at the pinned revision, downloading them if the Hub answers."""
-    src = variant_spec["source"]
+    src = variant_spec.source
     if "hf_dataset" not in src:
         raise UsageError(f"{spec.name} {variant_name}: no download source; pass --data DIR holding "
                          f"{', '.join(filenames)}")

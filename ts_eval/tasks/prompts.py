@@ -140,6 +140,7 @@ def _import_datasets():
     Requirement("data", ("datasets",)).check()  # one line naming the extra when it is missing
     import datasets
 
+    hub.quiet_third_party_logs()  # datasets sets up its own log handler on import
     return datasets
 
 

@@ -25,8 +25,7 @@ import math
 import torch
 
 from ts_eval.errors import UsageError
-
-SCHEDULES = ("constant", "linear", "half-linear", "drop-first", "sin", "sigmoid")
+from ts_eval.generators.token_shuffle.options import SCHEDULES
 SIGMOID_STEEPNESS = 10.0
 
 

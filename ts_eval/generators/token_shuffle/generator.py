@@ -30,27 +30,13 @@ from ts_eval.generators.token_shuffle.sampling import (
 )
 from ts_eval.generators.token_shuffle.tokenizer import encode_prompt, load_tokenizer
 from ts_eval.generators.token_shuffle.vq import VQDecoder, to_uint8
+from ts_eval.generators.token_shuffle.options import ReferenceOptions
 from ts_eval.options import parse_options
 from ts_eval.records import ImageRequest
 
-OPTIONS: dict[str, Any] = {
-    "config": None, "window": None, "checkpoint": None, "vq": None, "tokenizer": None,
-    "cfg": 7.5, "cfg_schedule": "half-linear", "top_k": 1000, "top_p": 1.0, "temperature": 1.0,
-    "resolution": None, "dtype": None, "batch_size": 8, "kv_cache": True, "compile": False, "init_seed": 0,
-}
 # Bumped whenever the same settings would draw other images (e.g. a new source of sampling noise), so a run
 # made by an older sampler is never resumed with images of a newer one.
 SAMPLER = "gumbel-hash@2"
-
-
-def _int_option(opts: dict[str, Any], key: str) -> int | None:
-    raw = opts[key]
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise UsageError(f"model 'reference': {key}={raw!r} is not a valid int") from None
 
 
 def token_grid(args: ModelArgs, resolution: int, window: int) -> tuple[int, int]:
@@ -115,44 +101,44 @@ def build_vq(args: ModelArgs, device, *, seed: int = 0, path: Path | None = None
 
 class TokenShuffleGenerator:
     name = "reference"
+    Options = ReferenceOptions
 
     def __init__(self, args: dict[str, str], device: str = "auto", dtype: str = "auto"):
-        opts = parse_options(args, OPTIONS, "model 'reference'")
+        self.options = opts = parse_options(args, ReferenceOptions, "model 'reference'")
         self.device = torch_device(device)
-        self.dtype = torch_dtype(opts["dtype"] or dtype, self.device)
-        checkpoint = Path(opts["checkpoint"]) if opts["checkpoint"] else None
+        self.dtype = torch_dtype(opts.dtype or dtype, self.device)
+        checkpoint = Path(opts.checkpoint) if opts.checkpoint else None
         if checkpoint is not None:
             if not checkpoint.is_dir():
                 raise UsageError(f"checkpoint {checkpoint} is not a folder; a checkpoint is a folder with "
                                  f"{ckpt.CONFIG_FILE} and {ckpt.MODEL_FILE}")
             ckpt_args, ckpt_window = ckpt.read_checkpoint_config(checkpoint)
-        self.config_name = opts["config"] or ("checkpoint" if checkpoint else "tiny")
-        self.args: ModelArgs = load_config(opts["config"]) if opts["config"] else (ckpt_args if checkpoint else CONFIGS["tiny"])
+        self.config_name = opts.config or ("checkpoint" if checkpoint else "tiny")
+        self.args: ModelArgs = load_config(opts.config) if opts.config else (ckpt_args if checkpoint else CONFIGS["tiny"])
         default_window = ckpt_window if checkpoint else self.args.default_window
-        window = _int_option(opts, "window")
-        self.window = default_window if window is None else window
+        self.window = default_window if opts.window is None else opts.window
         if self.window < 1:
             raise UsageError(f"window must be at least 1, got {self.window}")
-        resolution = _int_option(opts, "resolution")
-        self.resolution = self.args.default_resolution if resolution is None else resolution  # 0 is refused below
+        # 0 is refused below
+        self.resolution = self.args.default_resolution if opts.resolution is None else opts.resolution
         self.grid = token_grid(self.args, self.resolution, self.window)
         check_window(self.args, self.window)
-        check_schedule(opts["cfg_schedule"])
-        if opts["cfg"] < 1.0 and opts["cfg"] != 0:
-            raise UsageError(f"cfg={opts['cfg']} must be 1 (off) or more")
-        for key, ok in (("temperature", opts["temperature"] >= 0), ("top_k", opts["top_k"] >= 0),
-                        ("top_p", 0 < opts["top_p"] <= 1), ("batch_size", opts["batch_size"] >= 1)):
+        check_schedule(opts.cfg_schedule)
+        if opts.cfg < 1.0 and opts.cfg != 0:
+            raise UsageError(f"cfg={opts.cfg} must be 1 (off) or more")
+        for key, ok in (("temperature", opts.temperature >= 0), ("top_k", opts.top_k >= 0),
+                        ("top_p", 0 < opts.top_p <= 1), ("batch_size", opts.batch_size >= 1)):
             if not ok:
-                raise UsageError(f"model 'reference': {key}={opts[key]} is out of range")
-        self.sampling = SamplingOptions(cfg_scale=opts["cfg"] if opts["cfg"] else 1.0, cfg_schedule=opts["cfg_schedule"],
-                                        temperature=opts["temperature"], top_k=opts["top_k"], top_p=opts["top_p"])
-        self.batch_size = opts["batch_size"]
-        self.use_cache = opts["kv_cache"]
-        self.compile = opts["compile"]
+                raise UsageError(f"model 'reference': {key}={getattr(opts, key)} is out of range")
+        self.sampling = SamplingOptions(cfg_scale=opts.cfg if opts.cfg else 1.0, cfg_schedule=opts.cfg_schedule,
+                                        temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p)
+        self.batch_size = opts.batch_size
+        self.use_cache = opts.kv_cache
+        self.compile = opts.compile
         if self.compile and not self.use_cache:
             raise UsageError("model 'reference': compile=true needs kv-cache=true (only the cached decode step is compiled)")
-        self.init_seed = opts["init_seed"]
-        self.tokenizer = load_tokenizer(opts["tokenizer"] or self.args.tokenizer, self.args.text_vocab_size)
+        self.init_seed = opts.init_seed
+        self.tokenizer = load_tokenizer(opts.tokenizer or self.args.tokenizer, self.args.text_vocab_size)
 
         weights_files: list[Path] = []
         weights = None
@@ -163,7 +149,7 @@ class TokenShuffleGenerator:
             weights_files.append(checkpoint / ckpt.MODEL_FILE)
         self.model = build_model(self.args, self.window, self.device, self.dtype, seed=self.init_seed,
                                  weights=weights, where=checkpoint / ckpt.MODEL_FILE if checkpoint else None)
-        vq_path = Path(opts["vq"]) if opts["vq"] else None
+        vq_path = Path(opts.vq) if opts.vq else None
         if vq_path is None and checkpoint is not None and (checkpoint / ckpt.VQ_FILE).is_file():
             vq_path = checkpoint / ckpt.VQ_FILE
         if vq_path is not None:

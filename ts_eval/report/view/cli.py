@@ -13,7 +13,6 @@ def register(subparsers) -> None:
     p.add_argument("--label", action="append", metavar="NAME", help="name of each run on the page, in order "
                    "(repeatable; default: the run directory's name)")
     p.add_argument("--embed", action="store_true", help="put the thumbnails inside the HTML (one file to send)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_view)
 
 
