@@ -20,7 +20,7 @@ from ts_eval.errors import CheckFailed, UsageError, disk_full
 from ts_eval.options import RunOptions, key_values, split_pairs
 from ts_eval.logs import configured
 
-COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
+COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate.cli", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
 
 
 class _Parser(argparse.ArgumentParser):
