@@ -127,7 +127,8 @@ def test_rewrite_file_naming_unknown_prompt(tmp_path, capsys):
 # -- issue-14 cases: each used to end in a traceback or a silent change -----------------------------------
 
 def _snapshot(folder):
-    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
+    """Every file of a run but its lock (which names its latest holder)."""
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"} if folder.exists() else {}
 
 
 @pytest.mark.parametrize("missing", ["default_variant", "groups", "table"])
