@@ -30,7 +30,7 @@ from PIL import Image
 from ts_eval.errors import UsageError
 from ts_eval.generators.diffusers_adapter import DiffusersGenerator, check_ranges
 from ts_eval.generators.pretrained import folder_sha256, snapshot_commit
-from ts_eval.generators.python_entry import checked_images
+from ts_eval.generators.python_entry import check_takes_prompts_and_seeds, checked_images
 from ts_eval.options import option, parse_options
 from ts_eval.records import ImageRequest
 
@@ -66,12 +66,7 @@ class CallableGenerator:
 
     def __init__(self, function: Callable[..., Any], *, model_name: str | None = None, batch_size: int = 8):
         self.owner = f"model {qualified_name(function)}"
-        try:
-            inspect.signature(function).bind([], [])
-        except TypeError:
-            raise UsageError(f"{self.owner} must take (prompts: list[str], seeds: list[int])") from None
-        except ValueError:  # builtins without a signature: trust them
-            pass
+        check_takes_prompts_and_seeds(function, self.owner)
         if batch_size < 1:
             raise UsageError(f"{self.owner}: batch_size={batch_size} must be at least 1")
         self.function = function

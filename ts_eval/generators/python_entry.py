@@ -53,6 +53,16 @@ def import_entry_module(target: str) -> ModuleType:
         raise UsageError(f"{OWNER}: cannot import {target!r} ({detail})") from None
 
 
+def check_takes_prompts_and_seeds(function: Callable[..., Any], owner: str) -> None:
+    """One line, before any image is made, when `function` cannot be called as `function(prompts, seeds)`."""
+    try:
+        inspect.signature(function).bind([], [])
+    except TypeError:
+        raise UsageError(f"{owner} must take (prompts: list[str], seeds: list[int])") from None
+    except ValueError:  # builtins without a signature: trust them
+        pass
+
+
 def load_entry(entry: str) -> tuple[Callable[..., Any], str | None]:
     """`module:function` -> (the function, sha256 of its module's source file or None)."""
     target, sep, attr = entry.rpartition(":")
@@ -64,12 +74,7 @@ def load_entry(entry: str) -> tuple[Callable[..., Any], str | None]:
         raise UsageError(f"{OWNER}: {target} has no attribute {attr!r}")
     if not callable(function):
         raise UsageError(f"{OWNER}: {target}:{attr} is a {type(function).__name__}, not a function")
-    try:
-        inspect.signature(function).bind([], [])
-    except TypeError:
-        raise UsageError(f"{OWNER}: {target}:{attr} must take (prompts: list[str], seeds: list[int])") from None
-    except ValueError:  # builtins without a signature: trust them
-        pass
+    check_takes_prompts_and_seeds(function, f"{OWNER}: {target}:{attr}")
     source = getattr(module, "__file__", None)
     sha = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source and Path(source).is_file() else None
     return function, sha
