@@ -177,6 +177,7 @@ def _add_many(path: str, base: Candidate, tag: str, n: int, barrier, results) ->
 
 
 @pytest.mark.reliability
+@pytest.mark.e2e
 def test_two_processes_adding_at_once(tmp_path, candidate):
     path = str(tmp_path / "board.sqlite")
     ctx = multiprocessing.get_context("fork")
@@ -201,6 +202,7 @@ def test_two_processes_adding_at_once(tmp_path, candidate):
 
 
 @pytest.mark.reliability
+@pytest.mark.e2e
 def test_two_add_commands_at_once(tmp_path, subs, official_tasks):
     """End to end: two `ts-eval leaderboard add` processes on one new board both land."""
     board = tmp_path / "board.sqlite"
@@ -378,6 +380,7 @@ def test_verify_all_catches_a_single_forged_score_that_a_sample_misses(runs, tmp
 
 
 @pytest.mark.reliability
+@pytest.mark.e2e
 def test_the_printed_probability_is_the_rate_at_which_sampled_checks_catch_forgeries(runs, tmp_path,
                                                                                        official_tasks):
     """Forge 5% of the scores (16 of 313) and run --verify 8 with 1000 seeds: the share of seeds that catch it

@@ -21,7 +21,7 @@ from ts_eval.store.reader import read_run
 
 from tests.support import ROOT, cli
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.e2e]  # whole runs killed and resumed: not the inner loop
 
 CHILD = r"""
 import atexit, os, signal, sys

@@ -28,6 +28,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.reliability
+@pytest.mark.e2e
 def test_sigkill_midway_then_same_command_equals_uninterrupted_run(tmp_path):
     reference = tmp_path / "uninterrupted"
     assert cli_process(*RUN_ARGS, "--out", reference).wait(timeout=300) == 0

@@ -715,6 +715,7 @@ HOSTILE = ["lying compressed size", "lying uncompressed size", "checksum wrong o
 
 
 @pytest.mark.reliability
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", HOSTILE)
 def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path, capsys, monkeypatch,
                                                   official_tasks):
@@ -740,6 +741,7 @@ def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path
 
 
 @pytest.mark.reliability
+@pytest.mark.e2e
 def test_streaming_counts_stop_a_bomb_even_past_the_layout_check(honest_members, tmp_path, capsys, monkeypatch,
                                                                  official_tasks):
     """The second line of defence alone: with the header check switched off, real bytes are still counted
