@@ -297,6 +297,70 @@ def decode_section(device: torch.device, shapes: Shapes, budget: Budget, environ
             "skipped": skipped}
 
 
+KERNEL_KINDS = (("matmul", re.compile(r"gemm|gemv|cutlass|xmma|nvjet|matmul|mm_", re.I)),
+                ("attention", re.compile(r"flash|fmha|attention|sdpa", re.I)),
+                ("fused (inductor)", re.compile(r"triton", re.I)))
+
+
+def _kernel_kind(name: str) -> str:
+    return next((kind for kind, pattern in KERNEL_KINDS if pattern.search(name)), "other")
+
+
+def profile_section(device: torch.device, shapes: Shapes, budget: Budget) -> dict:
+    """Where a compiled batch-1 decode step's time goes (window = the first of the decode windows): kernel time
+    per step by kind and the top kernels, against the step's wall time. Wall time well above kernel time means
+    launch or host gaps; kernel time near wall time means the kernels themselves run below the bandwidth."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if device.type == "cuda" and not budget.allows(60):
+        return {"skipped": "time budget"}
+    args = load_config(shapes.decode_config)
+    window = shapes.windows[0]
+    torch._dynamo.reset()
+    model = build_model(args, window, device, shapes.dtype, seed=0)
+    prompts = [[(7 * j) % 200 + 1 for j in range(shapes.prompt_tokens)]]
+    generation = Generation(model, prompts, prompts[0][:1], [0], token_grid(args, shapes.resolution, window),
+                            SamplingOptions(cfg_scale=7.5))
+    generation.prefill()
+    step_fn = compile_decode_step(device)
+    steps = max(2, min(shapes.timed_steps, (generation.n_windows - 1 - shapes.warm_steps) // 2))
+    for _ in range(shapes.warm_steps):
+        generation.advance(step_fn)
+    clock = Clock(device)
+    clock.mark("start")
+    for _ in range(steps):
+        generation.advance(step_fn)
+        clock.mark("step")
+    wall_ms = 1e3 * statistics.median(clock.all("step"))
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            generation.advance(step_fn)
+        synchronize(device)
+    kernels = []
+    for event in prof.key_averages():
+        on_device = getattr(event, "self_device_time_total", None)
+        if on_device is None:
+            on_device = getattr(event, "self_cuda_time_total", 0)
+        if device.type == "cuda" and on_device > 0 and event.device_type == torch.autograd.DeviceType.CUDA:
+            kernels.append({"name": event.key[:120], "kind": _kernel_kind(event.key), "calls_per_step": event.count / steps,
+                            "us_per_step": on_device / steps})
+    kernels.sort(key=lambda k: -k["us_per_step"])
+    kernel_ms = sum(k["us_per_step"] for k in kernels) / 1e3
+    by_kind: dict[str, float] = {}
+    for k in kernels:
+        by_kind[k["kind"]] = by_kind.get(k["kind"], 0.0) + k["us_per_step"] / 1e3
+    weights = decode_weight_bytes(model)
+    kv = decode_kv_bytes(model, generation.tokens.shape[0], generation.state.key_index.shape[0])
+    del model, generation
+    torch._dynamo.reset()
+    return {"window": window, "batch_size": 1, "mode": "compiled", "steps_profiled": steps, "step_wall_ms": wall_ms,
+            "kernel_ms_per_step": kernel_ms, "kernels_per_step": sum(k["calls_per_step"] for k in kernels),
+            "gap_ms_per_step": wall_ms - kernel_ms if kernels else None, "ms_by_kind": by_kind,
+            "bytes_per_step": weights + kv, "top_kernels": kernels[:12],
+            "note": None if kernels or device.type != "cuda" else "the profiler saw no kernels (CUDA graph replays not traced)"}
+
+
 # -- 2. VQAScore's CLIP-FlanT5-XXL shape ----------------------------------------------------------------------
 
 class ClipT5Shape(torch.nn.Module):
@@ -359,8 +423,9 @@ def _hf_detector(device: torch.device, shapes: Shapes):
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
 
     config = Mask2FormerConfig(backbone_config=SwinConfig(**shapes.swin), **shapes.mask2former)
-    with torch.device(device):
-        model = Mask2FormerForUniversalSegmentation(config).eval()
+    # Built on the CPU and moved, as a loaded checkpoint would be: built under a torch.device context,
+    # transformers 5's Mask2Former leaves its level embedding on the CPU.
+    model = Mask2FormerForUniversalSegmentation(config).to(device).eval()
     height, width = shapes.detector_size
 
     def detect(images):
@@ -492,6 +557,25 @@ def markdown(report: dict) -> str:
         if decode.get("skipped"):
             lines.append("- skipped: " + "; ".join(decode["skipped"]))
         lines.append("")
+    prof = report.get("profile", {})
+    if prof and "skipped" not in prof:
+        lines += [f"## Where a compiled batch-1 step goes (window {prof.get('window')})", ""]
+        if "error" in prof:
+            lines += [f"**error** {prof['error']}", ""]
+        elif prof.get("kernels_per_step"):
+            peak = env.get("peak_hbm_bytes_per_s")
+            at_kernel_speed = prof["bytes_per_step"] / (prof["kernel_ms_per_step"] / 1e3)
+            lines += [f"Step wall time {prof['step_wall_ms']:.3g} ms; kernels {prof['kernel_ms_per_step']:.3g} ms "
+                      f"({prof['kernels_per_step']:.0f} per step), so {prof['gap_ms_per_step']:.3g} ms between kernels. "
+                      f"Counting kernel time only, the step reads {at_kernel_speed / 1e9:.0f} GB/s"
+                      + (f" ({at_kernel_speed / peak:.0%} of peak HBM)." if peak else ".")
+                      + " By kind: " + ", ".join(f"{kind} {ms:.3g} ms" for kind, ms in sorted(prof["ms_by_kind"].items(), key=lambda kv: -kv[1]))
+                      + ".", "",
+                      _table(prof["top_kernels"], [("kernel", "name", lambda v: v), ("kind", "kind", lambda v: v),
+                                                   ("calls/step", "calls_per_step", lambda v: v),
+                                                   ("us/step", "us_per_step", lambda v: v)]), ""]
+        else:
+            lines += [prof.get("note") or "no kernel times (CPU run)", ""]
     vqa = report.get("vqascore", {})
     lines += [f"## VQAScore: {vqa.get('shape', 'CLIP-FlanT5-XXL shape')}", ""]
     if "error" in vqa:
@@ -525,15 +609,23 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_suite(device: torch.device, shapes: Shapes, budget_s: float, smoke: bool) -> dict:
+SECTIONS = ("decode", "profile", "vqascore", "geneval", "projection")
+
+
+def run_suite(device: torch.device, shapes: Shapes, budget_s: float, smoke: bool,
+              sections: tuple[str, ...] = SECTIONS) -> dict:
     budget = Budget(budget_s)
     report: dict[str, Any] = {"format": FORMAT, "device": _device_name(device), "smoke": smoke, "budget_s": budget_s,
                               "shapes": {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in asdict(shapes).items()}}
     section(report, "environment", device, lambda: environment(device))
-    section(report, "decode", device, lambda: decode_section(device, shapes, budget, report["environment"]))
-    section(report, "vqascore", device, lambda: vqascore_section(device, shapes, budget))
-    section(report, "geneval", device, lambda: geneval_section(device, shapes, budget))
-    section(report, "projection", device, lambda: projection(report))
+    runs = {"decode": lambda: decode_section(device, shapes, budget, report["environment"]),
+            "profile": lambda: profile_section(device, shapes, budget),
+            "vqascore": lambda: vqascore_section(device, shapes, budget),
+            "geneval": lambda: geneval_section(device, shapes, budget),
+            "projection": lambda: projection(report)}
+    for name in SECTIONS:
+        if name in sections:
+            section(report, name, device, runs[name])
     report["elapsed_s"] = budget.elapsed()
     return report
 
@@ -544,14 +636,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --smoke)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "reports"))
     parser.add_argument("--budget-s", type=float, default=450.0, help="skip measurements that would overrun this")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})")
     args = parser.parse_args(argv)
+    sections = tuple(name.strip() for name in args.sections.split(",") if name.strip())
+    unknown = [name for name in sections if name not in SECTIONS]
+    if unknown:
+        print(f"gpu_suite: unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
     device = torch.device(args.device or ("cpu" if args.smoke else "cuda"))
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_suite: no CUDA device; run it on a GPU machine, or with --smoke on CPU", file=sys.stderr)
         return 2
     shapes = SMOKE if args.smoke else FULL
     torch.manual_seed(0)  # the scorer-shaped models draw their random weights from the global generator
-    report = run_suite(device, shapes, args.budget_s, args.smoke)
+    report = run_suite(device, shapes, args.budget_s, args.smoke, sections)
     stem = "gpu-cpu-smoke" if args.smoke else f"gpu-{_slug(report['device'])}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
