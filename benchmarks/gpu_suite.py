@@ -25,7 +25,7 @@ CI; it writes `gpu-cpu-smoke.{json,md}` under `--out`.
     python benchmarks/gpu_suite.py                      # on a GPU machine, ~5-8 minutes
     python benchmarks/gpu_suite.py --smoke --out /tmp/x  # anywhere, ~1 minute
 
-The GPU path has not been run by its author (no GPU was available); its CPU twin runs in CI.
+Run on one H200: reports/gpu-nvidia-h200.md (docs/token-shuffle-reference.md reads it). Its CPU twin runs in CI.
 """
 
 from __future__ import annotations
@@ -521,7 +521,7 @@ def _table(rows: list[dict], columns: list[tuple[str, str, Callable[[Any], Any]]
     return head + "\n".join(body)
 
 
-def markdown(report: dict) -> str:
+def _environment_md(report: dict) -> list[str]:
     env = report.get("environment", {})
     lines = [f"# GPU suite: {env.get('device', report['device'])}", "",
              f"torch {env.get('torch')}, CUDA {env.get('cuda')}; {'SMOKE run (CPU, tiny shapes): numbers mean nothing' if report['smoke'] else 'random weights built from configs'}; "
@@ -533,6 +533,11 @@ def markdown(report: dict) -> str:
         lines += [f"Peak HBM bandwidth (data sheet): {peak / 1e12:.2f} TB/s." if peak else "Peak HBM bandwidth: unknown GPU.",
                   f"Measured read bandwidth (sum of a buffer): {env.get('measured_read_bytes_per_s', 0) / 1e9:.1f} GB/s"
                   + (f"; copy: {env['measured_copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write)." if env.get("measured_copy_bytes_per_s") else "."), ""]
+    return lines
+
+
+def _decode_md(report: dict) -> list[str]:
+    lines: list[str] = []
     decode = report.get("decode", {})
     lines += [f"## Reference generator: `{decode.get('config')}` at {decode.get('resolution')}², {decode.get('dtype')}, CFG 7.5", ""]
     if "error" in decode:
@@ -557,25 +562,37 @@ def markdown(report: dict) -> str:
         if decode.get("skipped"):
             lines.append("- skipped: " + "; ".join(decode["skipped"]))
         lines.append("")
-    prof = report.get("profile", {})
-    if prof and "skipped" not in prof:
-        lines += [f"## Where a compiled batch-1 step goes (window {prof.get('window')})", ""]
-        if "error" in prof:
-            lines += [f"**error** {prof['error']}", ""]
-        elif prof.get("kernels_per_step"):
-            peak = env.get("peak_hbm_bytes_per_s")
-            at_kernel_speed = prof["bytes_per_step"] / (prof["kernel_ms_per_step"] / 1e3)
-            lines += [f"Step wall time {prof['step_wall_ms']:.3g} ms; kernels {prof['kernel_ms_per_step']:.3g} ms "
-                      f"({prof['kernels_per_step']:.0f} per step), so {prof['gap_ms_per_step']:.3g} ms between kernels. "
-                      f"Counting kernel time only, the step reads {at_kernel_speed / 1e9:.0f} GB/s"
-                      + (f" ({at_kernel_speed / peak:.0%} of peak HBM)." if peak else ".")
-                      + " By kind: " + ", ".join(f"{kind} {ms:.3g} ms" for kind, ms in sorted(prof["ms_by_kind"].items(), key=lambda kv: -kv[1]))
-                      + ".", "",
-                      _table(prof["top_kernels"], [("kernel", "name", lambda v: v), ("kind", "kind", lambda v: v),
-                                                   ("calls/step", "calls_per_step", lambda v: v),
-                                                   ("us/step", "us_per_step", lambda v: v)]), ""]
-        else:
-            lines += [prof.get("note") or "no kernel times (CPU run)", ""]
+    return lines
+
+
+def _profile_md(report: dict) -> list[str]:
+    lines: list[str] = []
+    env = report.get("environment", {})
+    prof = report["profile"]
+    if "skipped" in prof:
+        return [f"## Where a compiled batch-1 step goes: skipped ({prof['skipped']})", ""]
+    lines += [f"## Where a compiled batch-1 step goes (window {prof.get('window')})", ""]
+    if "error" in prof:
+        lines += [f"**error** {prof['error']}", ""]
+    elif prof.get("kernels_per_step"):
+        peak = env.get("peak_hbm_bytes_per_s")
+        at_kernel_speed = prof["bytes_per_step"] / (prof["kernel_ms_per_step"] / 1e3)
+        lines += [f"Step wall time {prof['step_wall_ms']:.3g} ms; kernels {prof['kernel_ms_per_step']:.3g} ms "
+                  f"({prof['kernels_per_step']:.0f} per step), so {prof['gap_ms_per_step']:.3g} ms between kernels. "
+                  f"Counting kernel time only, the step reads {at_kernel_speed / 1e9:.0f} GB/s"
+                  + (f" ({at_kernel_speed / peak:.0%} of peak HBM)." if peak else ".")
+                  + " By kind: " + ", ".join(f"{kind} {ms:.3g} ms" for kind, ms in sorted(prof["ms_by_kind"].items(), key=lambda kv: -kv[1]))
+                  + ".", "",
+                  _table(prof["top_kernels"], [("kernel", "name", lambda v: v), ("kind", "kind", lambda v: v),
+                                               ("calls/step", "calls_per_step", lambda v: v),
+                                               ("us/step", "us_per_step", lambda v: v)]), ""]
+    else:
+        lines += [prof.get("note") or "no kernel times (CPU run)", ""]
+    return lines
+
+
+def _vqascore_md(report: dict) -> list[str]:
+    lines: list[str] = []
     vqa = report.get("vqascore", {})
     lines += [f"## VQAScore: {vqa.get('shape', 'CLIP-FlanT5-XXL shape')}", ""]
     if "error" in vqa:
@@ -585,6 +602,11 @@ def markdown(report: dict) -> str:
                   f"{vqa['question_tokens']} question tokens.", "",
                   _table(vqa["rows"], [("batch", "batch_size", lambda v: v), ("images/s", "images_per_s", lambda v: v),
                                        ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None)]), ""]
+    return lines
+
+
+def _geneval_md(report: dict) -> list[str]:
+    lines: list[str] = []
     geneval = report.get("geneval", {})
     lines += ["## GenEval: detector and colour classifier", ""]
     if "error" in geneval:
@@ -595,6 +617,11 @@ def markdown(report: dict) -> str:
                                                     ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None)]), "",
                   f"Colour classifier: {geneval['color_classifier']}.", "",
                   _table(geneval["color_rows"], [("batch", "batch_size", lambda v: v), ("crops/s", "crops_per_s", lambda v: v)]), ""]
+    return lines
+
+
+def _projection_md(report: dict) -> list[str]:
+    lines: list[str] = []
     proj = report.get("projection", {})
     lines += ["## Projected wall time of `ts-eval run genai-bench` (one GPU, window 2)", ""]
     if "error" in proj:
@@ -606,6 +633,22 @@ def markdown(report: dict) -> str:
                                         ("total min", "total_min", lambda v: v)]),
                   "", f"Scoring at VQAScore batch {proj['scorer_batch_size']} ({proj['score_s_per_image']:.3g} s/image); "
                       "data loading, PNG/JPEG encoding and the model loads are not included.", ""]
+    return lines
+
+
+SECTION_MARKDOWN = {"decode": _decode_md, "profile": _profile_md, "vqascore": _vqascore_md, "geneval": _geneval_md,
+                    "projection": _projection_md}
+
+
+def markdown(report: dict) -> str:
+    """The report as markdown: the device, then each section that ran, in the suite's order."""
+    lines = _environment_md(report)
+    for name, render in SECTION_MARKDOWN.items():
+        if name in report:
+            lines += render(report)
+    if report.get("merged_from"):
+        lines += ["Sections measured in separate runs on the same kind of GPU: "
+                  + "; ".join(f"{', '.join(entry['sections'])} ({entry['note']})" for entry in report["merged_from"]) + ".", ""]
     return "\n".join(lines) + "\n"
 
 
