@@ -73,7 +73,7 @@ def detectors(size: str, root: Path, device: str):
     from ts_eval.geneval.tiny import tiny_hf
 
     if size == "tiny":
-        yield "hf", lambda: HFDetector(model=tiny_hf(root / "hf")["hf_model"], device=device, resize="processor")
+        yield "hf", lambda: HFDetector(model=tiny_hf(root / "hf").args["hf_model"], device=device, resize="processor")
     else:
         yield "hf", lambda: HFDetector(model=real_hf_folder(root / "hf-real"), checkpoint="random", device=device)
     try:
@@ -85,7 +85,7 @@ def detectors(size: str, root: Path, device: str):
     from ts_eval.geneval.tiny import tiny_mmdet
 
     if size == "tiny":
-        args = tiny_mmdet(root / "mmdet")
+        args = tiny_mmdet(root / "mmdet").args
         yield "mmdet", lambda: MMDetDetector(config=args["detector_config"], checkpoint=args["checkpoint"], device=device)
     else:
         yield "mmdet", lambda: MMDetDetector(config="", checkpoint="random", device=device)
@@ -96,7 +96,7 @@ def color_classifier(size: str, root: Path, device: str, batch_size: int):
     from ts_eval.geneval.tiny import tiny_clip
 
     if size == "tiny":
-        return CLIPColorClassifier(pretrained=tiny_clip(root / "clip")["clip_pretrained"], device=device,
+        return CLIPColorClassifier(pretrained=tiny_clip(root / "clip").args["clip_pretrained"], device=device,
                                    batch_size=batch_size)
     return CLIPColorClassifier(model="ViT-L-14", pretrained="random", device=device, batch_size=batch_size)
 

@@ -53,13 +53,13 @@ def scorer_args(name: str, models: Path, real: bool) -> dict[str, str]:
         from ts_eval.scorers.tiny_models import build_tiny_openai_clip, build_tiny_transformers_clip
 
         if base["variant"] == "torchmetrics":
-            return {**base, "model": build_tiny_transformers_clip(models / "transformers-clip")}
-        return {**base, "pretrained": build_tiny_openai_clip(models / "openai-clip" / "tiny.pt")}
+            return {**base, **build_tiny_transformers_clip(models / "transformers-clip").args}
+        return {**base, **build_tiny_openai_clip(models / "openai-clip").args}
     if real:
         return {}
     from ts_eval.scorers.tiny_models import build_tiny_clip_t5
 
-    return build_tiny_clip_t5(models / "clip-t5")
+    return build_tiny_clip_t5(models / "clip-t5").args
 
 
 def time_scorer(name: str, args: dict[str, str], requests: list[ScoreRequest], batch_size: int, *,

@@ -30,7 +30,7 @@ PROMPTS = ["a red apple", "two dogs running in the snow at night, seen from far 
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory) -> str:
-    return build_tiny_diffusers(tmp_path_factory.mktemp("tiny-sd"))
+    return build_tiny_diffusers(tmp_path_factory.mktemp("tiny-sd")).args["path"]
 
 
 def _generator(path: str, **args: str) -> DiffusersGenerator:

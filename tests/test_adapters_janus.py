@@ -33,7 +33,7 @@ PROMPTS = ["a red apple", "two dogs running in the snow at night, seen from very
 
 @pytest.fixture(scope="module")
 def tiny_janus(tmp_path_factory) -> str:
-    return build_tiny_janus(tmp_path_factory.mktemp("tiny-janus"))
+    return build_tiny_janus(tmp_path_factory.mktemp("tiny-janus")).args["path"]
 
 
 @pytest.fixture(scope="module")

@@ -34,12 +34,12 @@ LONG = " ".join(["a very long prompt about a tall red lighthouse on a rocky coas
 
 @pytest.fixture(scope="session")
 def tiny_jit(tmp_path_factory) -> str:
-    return build_tiny_openai_clip(tmp_path_factory.mktemp("tiny-openai-clip") / "tiny.pt")
+    return build_tiny_openai_clip(tmp_path_factory.mktemp("tiny-openai-clip")).args["pretrained"]
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory) -> str:
-    return build_tiny_open_clip(tmp_path_factory.mktemp("tiny-open-clip"))
+    return build_tiny_open_clip(tmp_path_factory.mktemp("tiny-open-clip")).args["model"]
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +149,7 @@ def test_torchmetrics_is_max_100_cos_on_transformers_clip(tmp_path_factory, imag
     pytest.importorskip("torchmetrics")
     from transformers import CLIPModel, CLIPProcessor
 
-    folder = build_tiny_transformers_clip(tmp_path_factory.mktemp("tiny-hf-clip"))
+    folder = build_tiny_transformers_clip(tmp_path_factory.mktemp("tiny-hf-clip")).args["model"]
     scorer = CLIPScorer({"variant": "torchmetrics", "model": folder}, device="cpu", batch_size=3)
     pairs = grid(images)
     model, processor = CLIPModel.from_pretrained(folder).eval(), CLIPProcessor.from_pretrained(folder)
@@ -226,7 +226,7 @@ def test_every_clip_for_openai_weights_uses_quick_gelu_and_laion_keeps_gelu(tiny
         CLIPScorer({"variant": "hessel", "quick_gelu": "false"}, device="cpu")
     from transformers.activations import QuickGELUActivation
 
-    folder = build_tiny_transformers_clip(tmp_path_factory.mktemp("tiny-hf-act"))
+    folder = build_tiny_transformers_clip(tmp_path_factory.mktemp("tiny-hf-act")).args["model"]
     from transformers import CLIPModel
     assert block_activations(CLIPModel.from_pretrained(folder)) == {QuickGELUActivation}
 

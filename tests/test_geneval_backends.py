@@ -34,13 +34,13 @@ def tiny(tmp_path_factory) -> dict[str, dict[str, str]]:
     from ts_eval.geneval.tiny import tiny_clip, tiny_hf
 
     root = tmp_path_factory.mktemp("tiny-geneval")
-    models = {"hf": tiny_hf(root / "hf"), "clip": tiny_clip(root / "clip")}
+    models = {"hf": tiny_hf(root / "hf").args, "clip": tiny_clip(root / "clip").args}
     try:
         import mmdet  # noqa: F401
 
         from ts_eval.geneval.tiny import tiny_mmdet
 
-        models["mmdet"] = tiny_mmdet(root / "mmdet")
+        models["mmdet"] = tiny_mmdet(root / "mmdet").args
     except ImportError:
         pass
     return models
@@ -332,7 +332,7 @@ def test_every_geneval_clip_for_openai_weights_uses_quick_gelu(tiny, monkeypatch
     # a CLIP from a folder whose config has no quick_gelu keeps GELU, and says so
     from ts_eval.scorers.tiny_models import build_tiny_open_clip
 
-    laion = CLIPColorClassifier(model=build_tiny_open_clip(tmp_path / "laion"), device="cpu")
+    laion = CLIPColorClassifier(model=build_tiny_open_clip(tmp_path / "laion").args["model"], device="cpu")
     blocks = [m for m in laion.clip.model.modules() if isinstance(m, ResidualAttentionBlock)]
     assert blocks and all(isinstance(b.mlp.gelu, torch.nn.GELU) for b in blocks)
     assert laion.describe()["quick_gelu"] is False

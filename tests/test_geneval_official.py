@@ -32,8 +32,8 @@ def weights(tmp_path_factory) -> dict[str, str]:
     from ts_eval.scorers.tiny_models import TINY_OPENAI_CLIP
 
     root = tmp_path_factory.mktemp("official-tiny")
-    detector = tiny_mmdet(root / "mmdet", scale=(1333, 800))  # the official test scale; nothing is run here
-    clip = tiny_clip(root / "clip")["clip_pretrained"]
+    detector = tiny_mmdet(root / "mmdet", scale=(1333, 800)).args  # the official test scale; nothing is run here
+    clip = tiny_clip(root / "clip").args["clip_pretrained"]
     # the same tiny CLIP as a plain state dict: open_clip cannot tell it is OpenAI's, so `auto` gives GELU
     config = {k: v for k, v in TINY_OPENAI_CLIP.items() if k != "quick_gelu"}
     (root / "tiny-official-clip.json").write_text(json.dumps(config))
@@ -108,6 +108,6 @@ def test_other_settings_that_change_numbers_are_named(weights, tasks_dir, settin
 def test_another_test_scale_is_unofficial(weights, tasks_dir, tmp_path):
     from ts_eval.geneval.tiny import tiny_mmdet
 
-    small = tiny_mmdet(tmp_path / "small")  # same weights (same seed), test scale (96, 64)
+    small = tiny_mmdet(tmp_path / "small").args  # same weights (same seed), test scale (96, 64)
     found = judged(tasks_dir, {**tiny_args(weights), "detector_config": small["detector_config"]})
     assert found.first_difference == "scorer.detector.preprocess.scale=[96, 64] (official: [1333, 800])"

@@ -236,7 +236,7 @@ def test_scored_with_clipscore_end_to_end(tmp_path, capsys):
     pytest.importorskip("open_clip")
     from ts_eval.scorers.tiny_models import build_tiny_open_clip
 
-    model = build_tiny_open_clip(tmp_path / "clip")
+    model = build_tiny_open_clip(tmp_path / "clip").args["model"]
     source = _write_jsonl(tmp_path / "p.jsonl", JSONL)
     code, out, err = cli("run", "prompts", "--prompts", source, "--scorer", "clipscore", "--scorer-arg",
                          f"model={model}", "--device", "cpu", "--out", tmp_path / "R", "--quiet", "--no-view",

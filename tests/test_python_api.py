@@ -279,7 +279,7 @@ def test_a_real_diffusers_pipeline_makes_the_images_of_model_diffusers(tmp_path,
 
     from ts_eval.generators.tiny_models import build_tiny_diffusers
 
-    folder = build_tiny_diffusers(tmp_path / "tiny-sd")
+    folder = build_tiny_diffusers(tmp_path / "tiny-sd").args["path"]
     pipe = AutoPipelineForText2Image.from_pretrained(folder)
     results = ts_eval.evaluate("prompts", model=pipe, model_args={"steps": 2}, prompts=str(prompt_file),
                                scorer="dummy", out=str(tmp_path / "api"), progress=False, view=False, device="cpu")

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inn
 
 @pytest.fixture(scope="session")
 def tiny_clip_t5(tmp_path_factory) -> dict[str, str]:
-    return build_tiny_clip_t5(tmp_path_factory.mktemp("tiny-clip-t5"))
+    return build_tiny_clip_t5(tmp_path_factory.mktemp("tiny-clip-t5")).args
 
 
 @pytest.fixture(scope="session")

@@ -48,7 +48,7 @@ def sha256(path: Path) -> str:
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """A tiny CLIP-T5 whose config.json names the official vision tower by its Hub id, as the real one does."""
     root = tmp_path_factory.mktemp("tiny")
-    paths = build_tiny_clip_t5(root / "built")
+    paths = build_tiny_clip_t5(root / "built").args
     model = root / "model"
     shutil.copytree(paths["model_path"], model)
     config = json.loads((model / "config.json").read_text())

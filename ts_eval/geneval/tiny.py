@@ -9,24 +9,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ts_eval.tiny import TinyModel, build_once
+
 TINY_SIZE = (96, 64)  # test-time resize (long, short side) of the tiny detectors; the official one is (1333, 800)
+MMDET_CONFIG, MMDET_CHECKPOINT = "mask2former_tiny.py", "mask2former_tiny.pth"
 
 
-def tiny_mmdet(folder: str | Path, seed: int = 0, scale: tuple[int, int] = TINY_SIZE) -> dict[str, str]:
-    """A 0.36 M-parameter Mask2Former (Swin backbone) config + checkpoint; returns the scorer args.
+def tiny_mmdet(folder: str | Path, seed: int = 0, scale: tuple[int, int] = TINY_SIZE) -> TinyModel:
+    """A 0.36 M-parameter Mask2Former (Swin backbone) config + checkpoint; its args are the scorer args.
 
     `scale` is the config's test resize (long, short); the official (1333, 800) makes every image 800 px."""
+    folder = Path(folder)
+    args = {"detector": "mmdet", "detector_config": str(folder / MMDET_CONFIG),
+            "checkpoint": str(folder / MMDET_CHECKPOINT)}
+    return build_once(folder, args, lambda root: _save_mmdet(root, scale), model="tiny random Mask2Former (mmdet)",
+                      seed=seed, settings={"scale": scale})
+
+
+def _save_mmdet(folder: Path, scale: tuple[int, int]) -> None:
     import torch
     from mmdet.apis import init_detector
 
     from ts_eval.geneval.mmdet_backend import resolve_config
 
-    folder = Path(folder)
-    args = {"detector": "mmdet", "detector_config": str(folder / "mask2former_tiny.py"),
-            "checkpoint": str(folder / "mask2former_tiny.pth")}
-    if Path(args["checkpoint"]).is_file():
-        return args
-    folder.mkdir(parents=True, exist_ok=True)
     cfg, _ = resolve_config("")
     model = cfg.model
     model.backbone.update(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
@@ -47,36 +52,34 @@ def tiny_mmdet(folder: str | Path, seed: int = 0, scale: tuple[int, int] = TINY_
     layers.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
     cfg.test_dataloader.dataset.pipeline[1].scale = scale
     cfg.test_pipeline = cfg.test_dataloader.dataset.pipeline
-    cfg.dump(args["detector_config"])
-    torch.manual_seed(seed)
+    cfg.dump(str(folder / MMDET_CONFIG))
     detector = init_detector(cfg, checkpoint=None, device="cpu")
-    torch.save({"state_dict": detector.state_dict(), "meta": {"note": "tiny random Mask2Former"}}, args["checkpoint"])
-    return args
+    torch.save({"state_dict": detector.state_dict(), "meta": {"note": "tiny random Mask2Former"}},
+               folder / MMDET_CHECKPOINT)
 
 
-def tiny_hf(folder: str | Path, seed: int = 0) -> dict[str, str]:
+def tiny_hf(folder: str | Path, seed: int = 0) -> TinyModel:
     """A tiny transformers Mask2Former (Swin backbone, 80 COCO labels) saved with its image processor."""
-    import torch
+    return build_once(folder, {"detector": "hf", "hf_model": str(folder)}, _save_hf,
+                      model="tiny random Mask2Former (transformers)", seed=seed)
+
+
+def _save_hf(folder: Path) -> None:
     from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor,
                               SwinConfig)
 
-    folder = Path(folder)
-    args = {"detector": "hf", "hf_model": str(folder)}
-    if (folder / "config.json").is_file():
-        return args
     swin = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=64,
                       out_features=["stage1", "stage2", "stage3", "stage4"])
     config = Mask2FormerConfig(backbone_config=swin, num_labels=80, num_queries=8, hidden_dim=32,
                                mask_feature_size=32, feature_size=32, encoder_layers=1, decoder_layers=2,
                                encoder_feedforward_dim=64, dim_feedforward=64, num_attention_heads=2)
-    torch.manual_seed(seed)
     Mask2FormerForUniversalSegmentation(config).save_pretrained(folder)
     Mask2FormerImageProcessor(size={"shortest_edge": TINY_SIZE[1], "longest_edge": TINY_SIZE[0]}).save_pretrained(folder)
-    return args
 
 
-def tiny_clip(folder: str | Path, seed: int = 0) -> dict[str, str]:
+def tiny_clip(folder: str | Path, seed: int = 0) -> TinyModel:
     """A tiny CLIP in OpenAI's release format (a TorchScript archive), loaded like OpenAI's ViT-L/14."""
     from ts_eval.scorers.tiny_models import build_tiny_openai_clip
 
-    return {"clip_pretrained": build_tiny_openai_clip(Path(folder) / "tiny-openai-clip.pt", seed)}
+    built = build_tiny_openai_clip(folder, seed)
+    return TinyModel(built.folder, {"clip_pretrained": built.args["pretrained"]})

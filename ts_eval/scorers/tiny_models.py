@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ts_eval.tiny import TinyModel, build_once
+
 # Text the tiny T5 vocabulary is trained on: the prompt template, and every printable ASCII character so
 # any prompt tokenizes into real pieces rather than one unknown token.
 _VOCAB_TEXT = [
@@ -20,25 +22,22 @@ _VOCAB_TEXT = [
 ]
 
 
-def _done(folder: Path) -> bool:
-    return (folder / "READY").is_file()
+def build_tiny_clip_t5(root: str | Path, seed: int = 0) -> TinyModel:
+    """A tiny CLIP-T5 (tokenizer, CLIP vision tower, T5 with projector) in `root`.
 
-
-def build_tiny_clip_t5(root: str | Path, seed: int = 0) -> dict[str, str]:
-    """Save a tiny CLIP-T5 (tokenizer, CLIP vision tower, T5 with projector) under `root`; reused if there.
-
-    Returns the `--scorer-arg` values for scorer 'vqascore': `model_path` and `tokenizer_path`.
+    Its args are scorer 'vqascore''s `model_path` and `tokenizer_path`.
     """
+    root = Path(root)
+    return build_once(root, {"model_path": str(root / "model"), "tokenizer_path": str(root / "tokenizer")},
+                      _save_clip_t5, model="tiny random CLIP-T5", seed=seed)
+
+
+def _save_clip_t5(root: Path) -> None:
     import sentencepiece as spm
-    import torch
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, T5Tokenizer
 
     from ts_eval.scorers.t2v_import import clip_t5_module
 
-    root = Path(root)
-    paths = {"model_path": str(root / "model"), "tokenizer_path": str(root / "tokenizer")}
-    if _done(root):
-        return paths
     clip_t5_module()  # registers t2v-metrics' packages without running their __init__ files
     from t2v_metrics.models.vqascore_models.clip_t5.model.language_model.clip_t5 import (
         CLIPT5Config, CLIPT5ForConditionalGeneration)
@@ -51,22 +50,18 @@ def build_tiny_clip_t5(root: str | Path, seed: int = 0) -> dict[str, str]:
     T5Tokenizer(str(tokenizer_dir / "spiece.model"), extra_ids=0, legacy=True).save_pretrained(tokenizer_dir)
     vocab_size = len(T5Tokenizer.from_pretrained(tokenizer_dir))
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                  image_size=32, patch_size=8)
-        CLIPVisionModel(vision).save_pretrained(vision_dir)
-        processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-        processor.save_pretrained(vision_dir)
-        config = CLIPT5Config(
-            vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-            feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,
-            eos_token_id=1, mm_vision_tower=str(vision_dir), mm_hidden_size=32, mm_projector_type="mlp2x_gelu",
-            mm_vision_select_layer=-2, mm_vision_select_feature="patch")
-        # safetensors refuses T5's shared embedding tensors
-        CLIPT5ForConditionalGeneration(config).save_pretrained(paths["model_path"], safe_serialization=False)
-    (root / "READY").write_text("tiny random CLIP-T5\n")
-    return paths
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                              image_size=32, patch_size=8)
+    CLIPVisionModel(vision).save_pretrained(vision_dir)
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor.save_pretrained(vision_dir)
+    config = CLIPT5Config(
+        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+        feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,
+        eos_token_id=1, mm_vision_tower=str(vision_dir), mm_hidden_size=32, mm_projector_type="mlp2x_gelu",
+        mm_vision_select_layer=-2, mm_vision_select_feature="patch")
+    # safetensors refuses T5's shared embedding tensors
+    CLIPT5ForConditionalGeneration(config).save_pretrained(root / "model", safe_serialization=False)
 
 
 TINY_OPEN_CLIP = {
@@ -76,21 +71,19 @@ TINY_OPEN_CLIP = {
 }
 
 
-def build_tiny_open_clip(root: str | Path, seed: int = 0) -> str:
-    """Save a tiny open_clip CLIP in open_clip's local-dir layout; returns the `model` value `local-dir:ROOT`."""
+def build_tiny_open_clip(root: str | Path, seed: int = 0) -> TinyModel:
+    """A tiny open_clip CLIP in open_clip's local-dir layout in `root`; args: `model` = `local-dir:ROOT`."""
+    return build_once(root, {"model": f"local-dir:{root}"}, _save_open_clip, model="tiny random open_clip CLIP",
+                      seed=seed)
+
+
+def _save_open_clip(root: Path) -> None:
     import open_clip
     import torch
 
-    root = Path(root)
-    if not _done(root):
-        root.mkdir(parents=True, exist_ok=True)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = open_clip.CLIP(**TINY_OPEN_CLIP)
-        torch.save(model.state_dict(), root / "open_clip_pytorch_model.bin")
-        (root / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP, "preprocess_cfg": {}}))
-        (root / "READY").write_text("tiny random open_clip CLIP\n")
-    return f"local-dir:{root}"
+    model = open_clip.CLIP(**TINY_OPEN_CLIP)
+    torch.save(model.state_dict(), root / "open_clip_pytorch_model.bin")
+    (root / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPEN_CLIP, "preprocess_cfg": {}}))
 
 
 # OpenAI's loader infers the architecture from the state dict: text heads = width // 64, vision heads likewise.
@@ -100,55 +93,54 @@ TINY_OPENAI_CLIP = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 2},
     "quick_gelu": True,
 }
+OPENAI_ARCHIVE = "tiny-openai-clip.pt"
 
 
-def build_tiny_openai_clip(path: str | Path, seed: int = 0) -> str:
-    """Save a tiny CLIP the way OpenAI released theirs (a TorchScript archive of the model); returns its path.
+def build_tiny_openai_clip(root: str | Path, seed: int = 0) -> TinyModel:
+    """A tiny CLIP the way OpenAI released theirs (a TorchScript archive of the model) in `root`.
 
-    Loaded as `pretrained=PATH`, it takes the route of OpenAI's real checkpoints (`load_openai_model`).
+    Its args give `pretrained=ROOT/tiny-openai-clip.pt`, which takes the route of OpenAI's real checkpoints
+    (`load_openai_model`).
     """
+    root = Path(root)
+    return build_once(root, {"pretrained": str(root / OPENAI_ARCHIVE)}, _save_openai_clip,
+                      model="tiny random OpenAI CLIP", seed=seed)
+
+
+def _save_openai_clip(root: Path) -> None:
     import warnings
 
     import open_clip
     import torch
 
-    path = Path(path)
-    if path.is_file():
-        return str(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(**TINY_OPENAI_CLIP).eval()
+    model = open_clip.CLIP(**TINY_OPENAI_CLIP).eval()
     # OpenAI's archives hold the causal mask as a constant, not as a weight
     model.attn_mask = model._buffers.pop("attn_mask")
     examples = {"encode_image": torch.zeros(1, 3, 32, 32), "encode_text": torch.zeros(1, 77, dtype=torch.long)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and torch.jit deprecation warnings
         traced = torch.jit.trace_module(model, examples)
-        partial = path.with_suffix(".partial")
-        torch.jit.save(traced, str(partial))
-    partial.replace(path)
-    return str(path)
+        torch.jit.save(traced, str(root / OPENAI_ARCHIVE))
 
 
-def build_tiny_transformers_clip(root: str | Path, seed: int = 0) -> str:
-    """Save a tiny transformers CLIPModel with a CLIPProcessor; returns the folder.
+def build_tiny_transformers_clip(root: str | Path, seed: int = 0) -> TinyModel:
+    """A tiny transformers CLIPModel with a CLIPProcessor in `root`; args: `model` = the folder.
 
     The tokenizer is CLIP's real BPE (open_clip ships its merges; converted here the way transformers did),
     so token ids equal open_clip's. The text config keeps eos_token_id=2 like OpenAI's hub configs, which
     makes transformers pool at the highest token id, as it does for the real models.
     """
+    return build_once(root, {"model": str(root)}, _save_transformers_clip, model="tiny random transformers CLIP",
+                      seed=seed)
+
+
+def _save_transformers_clip(root: Path) -> None:
     import gzip
 
     import open_clip
-    import torch
     from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig,
                               CLIPTokenizer, CLIPVisionConfig)
 
-    root = Path(root)
-    if _done(root):
-        return str(root)
-    root.mkdir(parents=True, exist_ok=True)
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
     byte_chars = list(open_clip.tokenizer.bytes_to_unicode().values())
@@ -164,9 +156,5 @@ def build_tiny_transformers_clip(root: str | Path, seed: int = 0) -> str:
                           pad_token_id=1)
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                               image_size=32, patch_size=8)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
-                             projection_dim=32)).save_pretrained(root)
-    (root / "READY").write_text("tiny random transformers CLIP\n")
-    return str(root)
+    CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
+                         projection_dim=32)).save_pretrained(root)

@@ -77,7 +77,7 @@ class VQAScorer:
             from ts_eval.cache import default_cache_dir
             from ts_eval.scorers.tiny_models import build_tiny_clip_t5
 
-            built = build_tiny_clip_t5(default_cache_dir() / "tiny-models" / "clip-t5")
+            built = build_tiny_clip_t5(default_cache_dir() / "tiny-models" / "clip-t5").args
             opts = replace(opts, **{k: getattr(opts, k) or v for k, v in built.items()})
         # The parts are found before torch and t2v-metrics are imported (seconds): offline, the one-line
         # answer comes at once.
