@@ -10,7 +10,7 @@ Every name here is `ts_eval.api`'s, loaded on first use. See docs/python-api.md.
 """
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "evaluate", "score", "run", "Results"]
+__all__ = ["Results", "__version__", "evaluate", "run", "score"]
 
 
 def __getattr__(name: str):

@@ -13,14 +13,15 @@ in the encoding a run would store, then through the scorer in batches and the sh
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ts_eval.errors import UsageError
+from ts_eval.logs import python_api
 from ts_eval.options import DEFAULT_BATCH_SIZE, RunOptions
 from ts_eval.results import Results
-from ts_eval.logs import python_api
 
 _OWN = {"task", "model", "model_args", "scorer", "scorer_args"}  # the arguments evaluate takes by name
 

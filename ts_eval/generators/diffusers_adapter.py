@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from PIL import Image
 
@@ -64,7 +65,7 @@ def import_diffusers():
             raise missing_extra(exc.name, "diffusers") from None
         raise UsageError(f"diffusers could not be imported ({exc}); run: pip install 'ts-eval[diffusers]'") from None
     try:  # diffusers imports its pipelines lazily; a transformers too old for them fails only here
-        diffusers.AutoPipelineForText2Image
+        _ = diffusers.AutoPipelineForText2Image
     except (ImportError, RuntimeError) as exc:
         import transformers
 

@@ -10,7 +10,7 @@ colour with the largest cosine similarity wins. On CUDA the official run uses fp
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -18,8 +18,7 @@ from PIL import Image
 from ts_eval.devices import torch_dtype
 from ts_eval.errors import UsageError
 from ts_eval.geneval.rules import COLORS
-from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip,
-                                        weights_file_hint)
+from ts_eval.scorers.openai_clip import OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip, weights_file_hint
 
 log = logging.getLogger(__name__)
 TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
@@ -46,7 +45,7 @@ class DummyColorClassifier:
     for smoke runs and tests of the crop and bookkeeping, never for scores."""
 
     name = "dummy"
-    REFERENCE = {"red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0), "green": (0, 128, 0),
+    REFERENCE: ClassVar[dict[str, tuple[int, int, int]]] = {"red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0), "green": (0, 128, 0),
                  "blue": (0, 0, 255), "purple": (128, 0, 128), "pink": (255, 192, 203), "brown": (139, 69, 19),
                  "black": (0, 0, 0), "white": (255, 255, 255)}
 

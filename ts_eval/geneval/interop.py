@@ -13,20 +13,20 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ts_eval.store.files import sha256_file
-from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
+from ts_eval.geneval.rescore import IMPORTED_SCORER
 from ts_eval.records import Sample, readable
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir, read_jsonl, write_atomic
+from ts_eval.store.files import sha256_file
 from ts_eval.tasks import load_task
-from ts_eval.geneval.rescore import IMPORTED_SCORER
+from ts_eval.tasks.data import resolve_data
 
 GENERATOR_NAME = "official-results"
 
@@ -150,7 +150,7 @@ def import_official(results_path, out, *, data: str | None = None, overwrite: bo
         },
         "scorer": {"name": IMPORTED_SCORER, "results_sha256": results_sha},
         "imported": {"from": str(results_path.resolve()), "sha256": results_sha, "images": len(order)},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     })
     run.write_rows(PROMPTS, [p.to_row() for p in chosen])
     by_id = {p.prompt_id: p for p in chosen}

@@ -23,8 +23,8 @@ from PIL import Image
 from ts_eval.cache import default_cache_dir
 from ts_eval.errors import UsageError
 from ts_eval.geneval import preprocess
-from ts_eval.geneval.detectors import Instances
 from ts_eval.geneval.checkpoint import mmdet3_state_dict
+from ts_eval.geneval.detectors import Instances
 from ts_eval.weights import HashCache
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,9 @@ The official code compares scores and computes positions in float32 (the detecto
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
-from ts_eval.records import Prompt
 from ts_eval.geneval.rules import TAGS, check_metadata
+from ts_eval.records import Prompt
 from ts_eval.stats import bootstrap_ci
+from ts_eval.tasks.data import DataFiles
 
 METADATA_FILE = "evaluation_metadata.jsonl"
 CLASS_NAMES_FILE = "object_names.txt"
@@ -117,4 +117,4 @@ def summarize(spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: 
     groups["correct_prompts"] = {**_group(per_prompt, "any_correct", None, resamples, seed, len(per_prompt)),
                                  "correct": int(per_prompt["any_correct"].sum())}
     return {"metric": spec.metric, "groups": groups,
-            "n_images": int(per_prompt["images"].sum()), "n_prompts": int(len(per_prompt))}
+            "n_images": int(per_prompt["images"].sum()), "n_prompts": len(per_prompt)}

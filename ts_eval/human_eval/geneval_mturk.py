@@ -247,7 +247,7 @@ def check_run_holds_rated_images(verdicts: list[HumanVerdict], run: RunDir, imag
 def compare_with_run(verdicts: list[HumanVerdict], run: RunDir) -> dict[str, Any]:
     from ts_eval.store.reader import read_run
 
-    automatic = {(s.prompt_id, s.sample_index): int(round(s.value))
+    automatic = {(s.prompt_id, s.sample_index): round(s.value)
                  for s in read_run(run.path).samples if s.metric == "correct"}
     if not automatic:
         raise UsageError(f"{run.path} has no GenEval `correct` samples in {SAMPLES}; score it first")
@@ -277,17 +277,17 @@ def compare_with_run(verdicts: list[HumanVerdict], run: RunDir) -> dict[str, Any
 def render_md(result: dict[str, Any]) -> str:
     human = result["human"]
     alpha = human["rater_agreement"]["value"]
-    lines = [f"Human judgements of the images {result['source']} names (its Input.image_url): "
-             f"{human['rows']} answers on {human['images']} images; "
-             f"{human['correct']}/{human['decided']} images correct by majority "
-             f"({human['split_votes']} split evenly); raters' Krippendorff alpha "
-             f"{'-' if alpha is None else f'{alpha:.3f}'}; {len(result['excluded'])} answers excluded"]
+    lines = [(f"Human judgements of the images {result['source']} names (its Input.image_url): "
+              f"{human['rows']} answers on {human['images']} images; "
+              f"{human['correct']}/{human['decided']} images correct by majority "
+              f"({human['split_votes']} split evenly); raters' Krippendorff alpha "
+              f"{'-' if alpha is None else f'{alpha:.3f}'}; {len(result['excluded'])} answers excluded")]
     comparison = result.get("comparison")
     if comparison:
         kappa = comparison["cohen_kappa"]
-        lines += ["", f"Against {comparison['run']} on the rated images it holds ({comparison['same_pixels']} "
-                  f"checked pixel-identical): {comparison['images']} images, agreement "
-                  f"{100 * comparison['agreement']:.1f}%, Cohen's kappa {'-' if kappa is None else f'{kappa:.3f}'}",
+        lines += ["", (f"Against {comparison['run']} on the rated images it holds ({comparison['same_pixels']} "
+                   f"checked pixel-identical): {comparison['images']} images, agreement "
+                   f"{100 * comparison['agreement']:.1f}%, Cohen's kappa {'-' if kappa is None else f'{kappa:.3f}'}"),
                   "", "| tag | images | agreement |", "|---|---:|---:|"]
         lines += [f"| {tag} | {t['images']} | {100 * t['agreement']:.1f}% |" for tag, t in comparison["by_tag"].items()]
     return "\n".join(lines) + "\n"

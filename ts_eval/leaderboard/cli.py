@@ -7,7 +7,6 @@ import secrets
 import sys
 
 
-
 def cmd_submit(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard.submission import write_submission
 
@@ -28,7 +27,7 @@ def _name(name: str) -> str:
     return name
 
 
-def _verify_count(value: str | None) -> int | None | str:
+def _verify_count(value: str | None) -> int | str | None:
     """--verify: None (not asked), "all", or a positive number of images."""
     from ts_eval.errors import UsageError
 

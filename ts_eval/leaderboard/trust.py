@@ -89,11 +89,11 @@ class Trust:
     detection_probability: float | None = None
 
     @classmethod
-    def self_reported(cls, images: int) -> "Trust":
+    def self_reported(cls, images: int) -> Trust:
         return cls(SELF_REPORTED, images)
 
     @classmethod
-    def verified(cls, images: int, rescored: int, seed: int | None, forged_fraction: float) -> "Trust":
+    def verified(cls, images: int, rescored: int, seed: int | None, forged_fraction: float) -> Trust:
         return cls(VERIFIED, images, rescored, seed, forged_fraction,
                    detection_probability(images, rescored, forged_fraction))
 
@@ -130,7 +130,7 @@ class Trust:
         return {**asdict(self), "label": self.label}
 
     @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> "Trust":
+    def from_entry(cls, entry: dict[str, Any]) -> Trust:
         """From a board row (db.submissions)."""
         images = int(entry["n_prompts"]) * int(entry["n_samples"])
         rescored = int(entry.get("verified_images") or 0)

@@ -15,16 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
 from ts_eval.leaderboard.archive import Rejected, reject
-from ts_eval.leaderboard.consistency import (RunFiles, RunProblem, check_samples, check_summary, n_samples, read_run,
-                                             run_metric)
+from ts_eval.leaderboard.consistency import (
+    RunFiles,
+    RunProblem,
+    check_samples,
+    check_summary,
+    n_samples,
+    read_run,
+    run_metric,
+)
 from ts_eval.leaderboard.trust import admit, board_verdict, declared_subset
 from ts_eval.official import Verdict
 from ts_eval.records import Prompt
 from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, RunDir, read_jsonl
 from ts_eval.tasks import TaskSpec, load_task
+from ts_eval.tasks.data import resolve_data
 
 
 @dataclass

@@ -24,16 +24,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ts_eval import hub
-from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt
 from ts_eval.store.files import read_jsonl, sha256_file
+from ts_eval.tasks.data import DataFiles
 
 HUB = "hf://"
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
@@ -352,7 +353,7 @@ def summarize(spec, prompts: list[Prompt], samples, *, resamples: int = 1000, se
         if len(values) == 0:
             continue
         lo, hi = bootstrap_ci(values, resamples=resamples, seed=seed)
-        groups[group] = {"mean": float(values.mean()), "n": int(len(values)), "ci95": [lo, hi]}
+        groups[group] = {"mean": float(values.mean()), "n": len(values), "ci95": [lo, hi]}
     return {"metric": spec.metric, "groups": groups}
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.configs import ModelArgs
