@@ -124,8 +124,9 @@ def _image(item: Any, index: int):
         return load_image(Path(item))
     if not isinstance(item, Image.Image):
         raise UsageError(f"score: image {index} is a {type(item).__name__}; give PIL images or image file paths")
-    if getattr(item, "n_frames", 1) > 1:
-        raise UsageError(f"score: image {index} holds {item.n_frames} frames (an animation?); give one still image")
+    frames = getattr(item, "n_frames", 1)  # only multi-frame formats have it
+    if frames > 1:
+        raise UsageError(f"score: image {index} holds {frames} frames (an animation?); give one still image")
     if item.width < 1 or item.height < 1:
         raise UsageError(f"score: image {index} is empty ({item.width}x{item.height})")
     return _to_rgb(item)

@@ -54,6 +54,7 @@ class _Pairs(argparse.Action):
     """`--model-args a=1,b=2` (lm-eval's form): each pair joins the list of `--model-arg`, in command-line order."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        assert isinstance(values, str) and option_string is not None  # an option that takes one value
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), *split_pairs(values, option_string)])
 
 

@@ -58,7 +58,7 @@ class DiffusersOptions:
 def import_diffusers():
     """diffusers and torch, or one line naming the extra that installs them."""
     try:
-        import diffusers
+        import diffusers  # pyright: ignore[reportMissingImports]  # the optional [diffusers] extra
         import torch
     except ImportError as exc:
         if exc.name in ("diffusers", "torch", "transformers"):

@@ -33,7 +33,8 @@ def color_crop(image: Image.Image, box, mask: np.ndarray | None, background: str
             raise ValueError(f"mask of shape {tuple(mask.shape)} for an image of {image.height}x{image.width}")
         blank = image.copy() if background == "original" else Image.new("RGB", image.size, color=background)
         image = Image.composite(image, blank, Image.fromarray(np.asarray(mask, dtype=bool)))
-    return image.crop(tuple(float(v) for v in box[:4]))  # PIL rounds the box, as in the official code
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    return image.crop((x0, y0, x1, y1))  # PIL rounds the box, as in the official code
 
 
 def color_prompts(class_name: str, color: str) -> list[str]:
@@ -73,7 +74,7 @@ class CLIPColorClassifier:
 
     name = "clip"
 
-    def __init__(self, model: str = "ViT-L-14", pretrained: str = OPENAI, quick_gelu: str = "auto",
+    def __init__(self, model: str = "ViT-L-14", pretrained: str | None = OPENAI, quick_gelu: str = "auto",
                  device: str = "auto", dtype: str = "auto", batch_size: int = 1):
         import torch
 

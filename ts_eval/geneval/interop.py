@@ -15,7 +15,7 @@ import shutil
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -28,14 +28,17 @@ from ts_eval.store.files import sha256_file
 from ts_eval.tasks import load_task
 from ts_eval.tasks.data import resolve_data
 
+if TYPE_CHECKING:
+    from ts_eval.store.reader import Need
+
 GENERATOR_NAME = "official-results"
 
 
-def _geneval_run(path, tasks_dir: str | None, need: str = "scores"):
+def _geneval_run(path, tasks_dir: str | None, need: Need = "scores"):
     from ts_eval.store.reader import read_run
 
     run = read_run(path, need=need, tasks_dir=tasks_dir)
-    if run.spec.module.__name__ != "ts_eval.geneval.task":
+    if getattr(run.spec.module, "__name__", None) != "ts_eval.geneval.task":  # a module, or any TaskModule
         raise UsageError(f"{run.path} is a {run.spec.name} run, not a GenEval run")
     return run
 

@@ -58,7 +58,7 @@ def rescore(run_path, *, judge_args: dict[str, str] | None = None, resamples: in
     started = time.perf_counter()
     with RunDir(run_path).lock():
         run = read_run(run_path, need="prompts", tasks_dir=tasks_dir)
-        if run.spec.module.__name__ != "ts_eval.geneval.task":
+        if getattr(run.spec.module, "__name__", None) != "ts_eval.geneval.task":  # a module, or any TaskModule
             raise UsageError(f"{run.path} is a {run.spec.name} run; rescore re-judges GenEval runs only")
         run = read_run(run_path, need="detections", tasks_dir=tasks_dir, spec=run.spec)
         scorer = dict(run.scorer or {})

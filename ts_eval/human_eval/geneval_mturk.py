@@ -251,15 +251,15 @@ def compare_with_run(verdicts: list[HumanVerdict], run: RunDir) -> dict[str, Any
                  for s in read_run(run.path).samples if s.metric == "correct"}
     if not automatic:
         raise UsageError(f"{run.path} has no GenEval `correct` samples in {SAMPLES}; score it first")
-    both = [(v, automatic[(v.prompt_id, v.sample_index)]) for v in verdicts
+    both = [(v, int(v.correct), automatic[(v.prompt_id, v.sample_index)]) for v in verdicts
             if v.correct is not None and (v.prompt_id, v.sample_index) in automatic]
     if not both:
         raise UsageError(f"{run.path} judged none of the annotated images (prompt ids and sample indices differ)")
-    human, auto = [int(v.correct) for v, _ in both], [a for _, a in both]
+    human, auto = [h for _, h, _ in both], [a for _, _, a in both]
     cells = Counter(zip(human, auto))
     by_tag: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for (v, a) in both:
-        by_tag[v.tag].append((int(v.correct), a))
+    for (v, h, a) in both:
+        by_tag[v.tag].append((h, a))
     kappa = cohen_kappa(human, auto)
     return {"run": str(run.path), "images": len(both),
             "agreement": round(sum(h == a for h, a in zip(human, auto)) / len(both), 4),
@@ -300,7 +300,11 @@ def import_geneval(path: str | Path, *, run: str | Path | None = None, metadata:
     if images is not None and run is None:
         raise UsageError("--images checks a --run against the rated files; give --run too")
     run_dir = RunDir(run) if run is not None else None
-    meta = load_metadata(metadata) if metadata is not None else run_metadata(run_dir)
+    if metadata is not None:
+        meta = load_metadata(metadata)
+    else:
+        assert run_dir is not None  # one of the two was required above
+        meta = run_metadata(run_dir)
     verdicts, excluded, human = human_correctness(path, meta, need_image_url=run_dir is not None)
     result: dict[str, Any] = {"source": str(path), "rated": "the images named in the file's Input.image_url",
                               "human": human, "excluded": [e.to_row() for e in excluded]}

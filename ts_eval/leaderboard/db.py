@@ -178,6 +178,7 @@ def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str,
              fields["content_sha256"], fields["ts_eval_version"], fields["run_created"], _now(),
              trust.rescored, trust.seed, json.dumps(candidate.verdict.to_dict()), trust.forged_fraction,
              trust.detection_probability))
+        assert cursor.lastrowid is not None  # set by the INSERT just executed
         submission_id = int(cursor.lastrowid)
         conn.executemany(
             "INSERT INTO group_scores (submission_id, grp, mean, n, ci_lo, ci_hi) VALUES (?, ?, ?, ?, ?, ?)",

@@ -80,7 +80,7 @@ def official_prompts(spec: TaskSpec, variant: str, split: str, data: str | None)
 
 
 def check_prompts(archive: Path, rows: list[dict[str, Any]], official: list[Prompt], label: str) -> None:
-    submitted: dict[str, dict[str, Any]] = {}
+    submitted: dict[Any, dict[str, Any]] = {}  # keyed by whatever the archive wrote as prompt_id
     for row in rows:
         pid = row.get("prompt_id")
         if pid in submitted:
@@ -184,7 +184,8 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
         raise reject(archive, str(exc)) from None
 
     manifest = files.manifest
-    scorer = manifest.get("scorer") if isinstance(manifest.get("scorer"), dict) else {}
+    scorer = manifest.get("scorer")
+    scorer = scorer if isinstance(scorer, dict) else {}
     candidate = Candidate(
         task=spec.name, task_version=spec.version, variant=variant, split=split, metric=spec.metric,
         model=_model_label(manifest["settings"].get("generator")),

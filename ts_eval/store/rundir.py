@@ -77,7 +77,7 @@ class RunDir:
         write_atomic(self.file(MANIFEST), json_bytes({"format": FORMAT,
                                                       **{k: v for k, v in manifest.items() if k != "format"}}))
 
-    def update_manifest(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    def update_manifest(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
         """Read, change in place, write back; only the run's lock holder calls this."""
         manifest = self.read_manifest()
         change(manifest)

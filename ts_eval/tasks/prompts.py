@@ -192,7 +192,7 @@ def _load_dataset(source: Source):
         raise UsageError(f"--prompts {source.text}: cannot load the dataset: {why}; {fetch}") from None
 
 
-def _pick_split(found, source: Source):
+def _pick_split(found: Any, source: Source) -> tuple[Any, str | None]:
     """One split of a DatasetDict (the only one, or the one named); a plain Dataset has none to pick."""
     if not hasattr(found, "keys"):  # a Dataset
         if source.split:
@@ -214,6 +214,7 @@ def _read_dataset(source: Source) -> tuple[Table, dict[str, Any]]:
     dataset, split = _pick_split(_load_dataset(source), source)
     where = f"{source.location}" + (f" ({split})" if split else "")
     table = Table(dataset.to_list(), list(dataset.column_names), lambda i: f"row {i + 1}", where)
+    record: dict[str, Any]
     if source.kind == "hub":
         record = {"hf_dataset": source.location, "revision": source.revision or "main"}
     else:
