@@ -43,7 +43,11 @@ from ts_eval.generators.token_shuffle.configs import load_config
 from ts_eval.generators.token_shuffle.generator import build_model, build_vq, token_grid
 from ts_eval.generators.token_shuffle.roofline import decode_kv_bytes, decode_weight_bytes, measure_read_bandwidth
 from ts_eval.generators.token_shuffle.sampling import (
-    Generation, SamplingOptions, compile_decode_step, decode_step, prompt_block,
+    Generation,
+    SamplingOptions,
+    compile_decode_step,
+    decode_step,
+    prompt_block,
 )
 from ts_eval.generators.token_shuffle.timing import Clock
 from ts_eval.store import write_json
@@ -98,9 +102,8 @@ def window_rows(args, device, dtype) -> list[dict]:
                         print(rows[-1], flush=True)
             del model
     for row in rows:  # speed-ups against the matching s=1 / cached rows
-        same = lambda other, **kw: all(other[k] == kw.get(k, row[k]) for k in ("config", "batch_size", "cfg", "window", "kv_cache"))
-        base = next((o for o in rows if same(o, window=1)), None)
-        cached = next((o for o in rows if same(o, kv_cache=True)), None)
+        base = next((o for o in rows if _same_setting(o, row, window=1)), None)
+        cached = next((o for o in rows if _same_setting(o, row, kv_cache=True)), None)
         for key, suffix in (("ms_per_image", ""), ("ms_per_image_from_median_step", "_from_median_step")):
             row["speedup_vs_s1" + suffix] = base[key] / row[key] if base else None
             row["cache_speedup" + suffix] = row[key] / cached[key] if cached and not row["kv_cache"] else None
@@ -111,6 +114,11 @@ WINDOW_HEADERS = ["config", "window", "positions", "batch_size", "cfg", "kv_cach
                   "ms_per_image_from_median_step", "image_tokens_per_s", "decode_step_ms", "prefill_ms", "vq_decode_ms",
                   "speedup_vs_s1", "speedup_vs_s1_from_median_step", "cache_speedup", "cache_speedup_from_median_step",
                   "compile_s"]
+
+
+def _same_setting(other: dict, row: dict, **override) -> bool:
+    """`other` has `row`'s setting, with the keys in `override` replaced."""
+    return all(other[k] == override.get(k, row[k]) for k in ("config", "batch_size", "cfg", "window", "kv_cache"))
 
 
 def _step_times(model, step_fn, grid, prefill_len, steps: int) -> tuple[list[float], float]:

@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +110,7 @@ def bench_models(args, root: Path) -> list[dict]:
     for size in args.sizes:
         for name, build in detectors(size, root, args.device):
             detector = build()
-            seconds = timed(lambda: detector.detect(images, paths), args.repeats, args.device)
+            seconds = timed(partial(detector.detect, images, paths), args.repeats, args.device)
             results.append({"component": f"detector {name}", "size": size, "batch": len(images),
                             "seconds_per_batch": seconds, "images_per_s": len(images) / seconds})
             print(f"  detector {name} ({size}): {len(images) / seconds:.2f} img/s", file=sys.stderr)
@@ -118,7 +119,7 @@ def bench_models(args, root: Path) -> list[dict]:
             clip = color_classifier(size, root, args.device, batch)
             for n in names:
                 clip._classifier(n)  # text classifiers are built once per class and cached; time the crops
-            seconds = timed(lambda: clip.classify(crops, names), args.repeats, args.device)
+            seconds = timed(partial(clip.classify, crops, names), args.repeats, args.device)
             label = f"colour classifier clip, {batch} crop(s)/forward" + (" (official)" if batch == 1 else "")
             results.append({"component": label, "size": size, "batch": len(crops), "precision":
                             clip.describe()["precision"], "seconds_per_batch": seconds,
@@ -156,8 +157,8 @@ def bench_rescore(args, root: Path) -> dict:
     import subprocess
 
     from ts_eval.cli import main
-    from ts_eval.store import read_jsonl, write_jsonl
     from ts_eval.geneval.rescore import rescore
+    from ts_eval.store import read_jsonl, write_jsonl
 
     run = root / "rescore-run"
     assert main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--out", str(run), "--quiet",

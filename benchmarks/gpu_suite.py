@@ -39,16 +39,21 @@ import statistics
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from ts_eval.generators.token_shuffle.configs import load_config
 from ts_eval.generators.token_shuffle.generator import build_model, build_vq, token_grid
 from ts_eval.generators.token_shuffle.roofline import (
-    decode_kv_bytes, decode_weight_bytes, measure_read_bandwidth, peak_bandwidth,
+    decode_kv_bytes,
+    decode_weight_bytes,
+    measure_read_bandwidth,
+    peak_bandwidth,
 )
 from ts_eval.generators.token_shuffle.sampling import Generation, SamplingOptions, compile_decode_step, decode_step
 from ts_eval.generators.token_shuffle.timing import Clock, synchronize
@@ -263,7 +268,7 @@ def decode_section(device: torch.device, shapes: Shapes, budget: Budget, environ
         if shapes.resolution not in vq_ms:
             codes = torch.zeros(1, *grid, dtype=torch.long, device=device)
             with torch.no_grad():
-                vq_ms[shapes.resolution] = 1e3 * _timed(lambda: vq.decode_code(codes), device)
+                vq_ms[shapes.resolution] = 1e3 * _timed(partial(vq.decode_code, codes), device)
         torch._dynamo.reset()  # a fresh compile cache per model: no recompile limit carried over
         model = build_model(args, window, device, shapes.dtype, seed=0)
         for batch in shapes.batches:
@@ -399,7 +404,7 @@ def vqascore_section(device: torch.device, shapes: Shapes, budget: Budget) -> di
         answer = torch.randint(2, shapes.t5["vocab_size"], (batch, 2), device=device)
         _free(device)
         with torch.no_grad():
-            seconds = _timed(lambda: model(images, question, answer), device)
+            seconds = _timed(partial(model, images, question, answer), device)
         rows.append({"batch_size": batch, "s_per_batch": seconds, "images_per_s": batch / seconds,
                      "peak_mem_bytes": _peak(device)})
     return {"shape": "CLIP-FlanT5-XXL (T5-XXL + CLIP ViT-L/14-336 + projector)" if shapes is FULL else "tiny CLIP-T5",
@@ -455,7 +460,7 @@ def geneval_section(device: torch.device, shapes: Shapes, budget: Budget) -> dic
             continue
         images = [np.random.default_rng(i).integers(0, 256, (1024, 1024, 3), dtype=np.uint8) for i in range(batch)]
         with torch.no_grad():
-            seconds = _timed(lambda: detect(images), device)
+            seconds = _timed(partial(detect, images), device)
         rows.append({"batch_size": batch, "images_per_s": batch / seconds, "peak_mem_bytes": _peak(device)})
     out["detector_rows"] = rows
     _free(device)
@@ -470,7 +475,7 @@ def geneval_section(device: torch.device, shapes: Shapes, budget: Budget) -> dic
     for batch in shapes.color_batches:
         crops = torch.randn(batch, 3, size, size, device=device, dtype=dtype)
         with torch.no_grad():
-            seconds = _timed(lambda: clip.encode_image(crops), device)
+            seconds = _timed(partial(clip.encode_image, crops), device)
         colour.append({"batch_size": batch, "crops_per_s": batch / seconds})
     out["color_classifier"] = f"open_clip {shapes.color_clip if isinstance(shapes.color_clip, str) else 'tiny CLIP'}"
     out["color_rows"] = colour
@@ -523,9 +528,11 @@ def _table(rows: list[dict], columns: list[tuple[str, str, Callable[[Any], Any]]
 
 def _environment_md(report: dict) -> list[str]:
     env = report.get("environment", {})
+    kind = ("SMOKE run (CPU, tiny shapes): numbers mean nothing" if report["smoke"]
+            else "random weights built from configs")
     lines = [f"# GPU suite: {env.get('device', report['device'])}", "",
-             f"torch {env.get('torch')}, CUDA {env.get('cuda')}; {'SMOKE run (CPU, tiny shapes): numbers mean nothing' if report['smoke'] else 'random weights built from configs'}; "
-             f"{report['elapsed_s']:.0f} s in all (budget {report['budget_s']:.0f} s).", ""]
+             (f"torch {env.get('torch')}, CUDA {env.get('cuda')}; {kind}; "
+              f"{report['elapsed_s']:.0f} s in all (budget {report['budget_s']:.0f} s)."), ""]
     if "error" in env:
         lines += [f"Environment: **error** {env['error']}", ""]
     else:
@@ -598,8 +605,8 @@ def _vqascore_md(report: dict) -> list[str]:
     if "error" in vqa:
         lines += [f"**error** {vqa['error']}", ""]
     else:
-        lines += [f"{vqa['params'] / 1e9:.2f} B parameters, {vqa['dtype']}, {vqa['image_size']}² images, "
-                  f"{vqa['question_tokens']} question tokens.", "",
+        lines += [(f"{vqa['params'] / 1e9:.2f} B parameters, {vqa['dtype']}, {vqa['image_size']}² images, "
+                   f"{vqa['question_tokens']} question tokens."), "",
                   _table(vqa["rows"], [("batch", "batch_size", lambda v: v), ("images/s", "images_per_s", lambda v: v),
                                        ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None)]), ""]
     return lines
@@ -613,10 +620,12 @@ def _geneval_md(report: dict) -> list[str]:
         lines += [f"**error** {geneval['error']}", ""]
     else:
         lines += [f"Detector: {geneval['detector']}." + (f" ({geneval['mmdet']})" if geneval.get("mmdet") else ""), "",
-                  _table(geneval["detector_rows"], [("batch", "batch_size", lambda v: v), ("images/s", "images_per_s", lambda v: v),
+                  _table(geneval["detector_rows"], [("batch", "batch_size", lambda v: v),
+                                                    ("images/s", "images_per_s", lambda v: v),
                                                     ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None)]), "",
                   f"Colour classifier: {geneval['color_classifier']}.", "",
-                  _table(geneval["color_rows"], [("batch", "batch_size", lambda v: v), ("crops/s", "crops_per_s", lambda v: v)]), ""]
+                  _table(geneval["color_rows"], [("batch", "batch_size", lambda v: v),
+                                                 ("crops/s", "crops_per_s", lambda v: v)]), ""]
     return lines
 
 
@@ -631,8 +640,8 @@ def _projection_md(report: dict) -> list[str]:
                                         ("generate s/image", "generate_s_per_image", lambda v: v),
                                         ("generate min", "generate_min", lambda v: v), ("score min", "score_min", lambda v: v),
                                         ("total min", "total_min", lambda v: v)]),
-                  "", f"Scoring at VQAScore batch {proj['scorer_batch_size']} ({proj['score_s_per_image']:.3g} s/image); "
-                      "data loading, PNG/JPEG encoding and the model loads are not included.", ""]
+                  "", (f"Scoring at VQAScore batch {proj['scorer_batch_size']} ({proj['score_s_per_image']:.3g} s/image); "
+                       "data loading, PNG/JPEG encoding and the model loads are not included."), ""]
     return lines
 
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness_overhead import synthetic_genai_bench  # noqa: E402
+from harness_overhead import synthetic_genai_bench
 
-from ts_eval import run  # noqa: E402
-from ts_eval.store import RunLock, write_json  # noqa: E402
-from ts_eval.store.reader import read_run  # noqa: E402
-from ts_eval.summary import summarize  # noqa: E402
+from ts_eval import run
+from ts_eval.store import RunLock, write_json
+from ts_eval.store.reader import read_run
+from ts_eval.summary import summarize
 
 
 def timed(call, repeats: int) -> float:

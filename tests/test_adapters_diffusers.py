@@ -151,7 +151,7 @@ def test_bad_path_is_one_line_exit_2(genai_527, tmp_path, capsys):
 
 def test_not_a_pipeline_folder_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="cannot load diffusers pipeline from .*empty") as caught:
+    with pytest.raises(UsageError, match=r"cannot load diffusers pipeline from .*empty") as caught:
         _generator(str(tmp_path / "empty"))
     assert "\n" not in str(caught.value)
 
@@ -167,7 +167,7 @@ def test_offline_hub_repo_is_one_actionable_line(tmp_path):
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    line = [l for l in done.stdout.splitlines() if l.startswith("USAGE:")]
+    line = [out for out in done.stdout.splitlines() if out.startswith("USAGE:")]
     assert line, done.stderr[-2000:]
     assert "'stabilityai/sdxl-turbo' at revision v1.0" in line[0]
     assert "download stabilityai/sdxl-turbo --revision v1.0" in line[0] and "--model-arg path=DIR" in line[0]

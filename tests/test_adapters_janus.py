@@ -132,7 +132,7 @@ def test_offline_hub_repo_is_one_actionable_line(tmp_path):
     """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    line = [l for l in done.stdout.splitlines() if l.startswith("USAGE:")]
+    line = [out for out in done.stdout.splitlines() if out.startswith("USAGE:")]
     assert line, done.stderr[-2000:]
     assert "'deepseek-community/Janus-Pro-7B' at revision main" in line[0]
     assert "download deepseek-community/Janus-Pro-7B --revision main" in line[0] and "path=DIR" in line[0]

@@ -8,7 +8,6 @@ import shutil
 import pytest
 from PIL import Image
 
-
 from tests.support import cli
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ts_eval.errors import UsageError
 from ts_eval import run
+from ts_eval.errors import UsageError
 from ts_eval.records import Prompt, ScoreRequest
 from ts_eval.store import read_jsonl
 
@@ -22,8 +21,7 @@ open_clip = pytest.importorskip("open_clip")
 torch = pytest.importorskip("torch")
 
 from ts_eval.scorers.clipscore import CLIPScorer, hessel_clipscore  # noqa: E402
-from ts_eval.scorers.tiny_models import (  # noqa: E402
-    build_tiny_open_clip, build_tiny_openai_clip, build_tiny_transformers_clip)
+from ts_eval.scorers.tiny_models import build_tiny_open_clip, build_tiny_openai_clip, build_tiny_transformers_clip  # noqa: E402
 
 PROMPTS = ["a red square", "a dog and a cat in the snow", "three blue birds on a wooden fence, no people",
            "A baker pulling freshly baked bread out of an oven in a bakery.", "an empty room", "two green apples"]
@@ -185,6 +183,7 @@ def block_activations(model) -> set[type]:
 def tiny_tags(tiny_jit, tmp_path, monkeypatch):
     """open_clip tags pointing at local tiny weights: `openai` (OpenAI's format) and a LAION-style one."""
     from open_clip import pretrained as registry
+
     from ts_eval.scorers.tiny_models import TINY_OPENAI_CLIP
 
     config = {k: v for k, v in TINY_OPENAI_CLIP.items() if k != "quick_gelu"}
@@ -282,7 +281,7 @@ def test_bad_settings_are_one_line_usage_errors(args, message):
 def test_local_dir_problems(tiny_dir, tmp_path):
     with pytest.raises(UsageError, match="drop pretrained=openai"):
         CLIPScorer({"model": tiny_dir, "pretrained": "openai"}, device="cpu")
-    with pytest.raises(UsageError, match="has no open_clip_config.json"):
+    with pytest.raises(UsageError, match=r"has no open_clip_config\.json"):
         CLIPScorer({"model": f"local-dir:{tmp_path}"}, device="cpu")
     folder = Path(tiny_dir.partition(":")[2])
     (tmp_path / "open_clip_config.json").write_bytes((folder / "open_clip_config.json").read_bytes())
@@ -311,7 +310,7 @@ def test_offline_download_gives_one_line(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin", "https_proxy": "http://0.0.0.0:9",
            "http_proxy": "http://0.0.0.0:9", "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    line = [l for l in done.stdout.splitlines() if l.startswith("USAGE:")]
+    line = [out for out in done.stdout.splitlines() if out.startswith("USAGE:")]
     assert line, done.stderr[-2000:]
     assert "ViT-B-32 (pretrained=openai)" in line[0] and "--scorer-arg pretrained=" in line[0]
     assert "openaipublic" in line[0]  # where OpenAI's own file lives

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from ts_eval.cli import main
-from ts_eval import run as evaluate_run
 from tests.support import summarize_run
+from ts_eval import run as evaluate_run
+from ts_eval.cli import main
 from ts_eval.gate import GateOptions, run_gate
 from ts_eval.store import RunDir, read_jsonl, write_jsonl
 

@@ -7,10 +7,9 @@ import json
 import pytest
 import yaml
 
-from ts_eval.tasks.data import resolve_data
-from ts_eval.tasks import load_task
-
 from tests.support import ROOT, cli
+from ts_eval.tasks import load_task
+from ts_eval.tasks.data import resolve_data
 
 
 def _write_1600(folder, *, n_prompts: int = 1600, n_basic: int = 722, n_advanced: int = 871):

@@ -8,14 +8,11 @@ import random
 import numpy as np
 import pytest
 
-from ts_eval.tasks.data import resolve_data
+from tests.support import cli, record_edit
 from ts_eval import run
 from ts_eval.store import read_jsonl, write_jsonl
 from ts_eval.tasks import load_task
-
-from tests.support import record_edit
-
-from tests.support import cli
+from ts_eval.tasks.data import resolve_data
 
 OFFICIAL_GROUPS = ["attribute", "scene", "spatial relation", "action relation", "part relation", "basic",
                    "counting", "comparison", "differentiation", "negation", "universal", "advanced", "all"]

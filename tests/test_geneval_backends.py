@@ -72,8 +72,8 @@ def check_instances(found, image):
 
     assert len(found) == 100  # Mask2Former's max_per_image
     assert found.boxes.shape == (100, 4) and found.boxes.dtype == np.float32
-    assert found.scores.dtype == np.float32 and ((0 <= found.scores) & (found.scores <= 1)).all()
-    assert ((0 <= found.labels) & (found.labels < 80)).all()
+    assert found.scores.dtype == np.float32 and ((found.scores >= 0) & (found.scores <= 1)).all()
+    assert ((found.labels >= 0) & (found.labels < 80)).all()
     assert tuple(found.masks.shape) == (100, image.height, image.width)
     assert np.array_equal(found.boxes, masks_to_boxes(torch.as_tensor(found.masks)).numpy())
 
@@ -366,7 +366,7 @@ def _check_run(out: Path):
     for row in detections:
         objects = [o for v in row["detections"].values() for o in v]
         assert len(objects) == 100  # every instance, before any threshold
-        for name, items in row["detections"].items():
+        for items in row["detections"].values():
             colored = [o["color"] for o in items if o["color"] is not None]
             assert len(colored) == min(16, len(items)) and set(colored) <= set(COLORS)
     before = (out / "samples.jsonl").read_bytes()

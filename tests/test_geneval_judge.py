@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 from ts_eval.errors import UsageError
-from ts_eval.geneval.rules import (COLORS, DetectedObject, JudgeSettings, MissingColor, box_iou, check_metadata,
-                                     judge, kept_objects, objects_from_row, relative_position)
+from ts_eval.geneval.rules import (
+    COLORS,
+    DetectedObject,
+    JudgeSettings,
+    MissingColor,
+    box_iou,
+    check_metadata,
+    judge,
+    kept_objects,
+    objects_from_row,
+    relative_position,
+)
 
 BENCH = {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"}
 TWO_CLOCKS = {"tag": "counting", "include": [{"class": "clock", "count": 2}], "exclude": [{"class": "clock", "count": 3}],

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ts_eval.tasks.data import sha256_file
-from ts_eval.pipeline import build_scorer
 from ts_eval.official import verdict
+from ts_eval.pipeline import build_scorer
 from ts_eval.tasks import load_task
+from ts_eval.tasks.data import sha256_file
 
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")

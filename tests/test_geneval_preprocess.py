@@ -13,7 +13,16 @@ from PIL import Image
 cv2 = pytest.importorskip("cv2")
 
 from ts_eval.geneval.preprocess import (  # noqa: E402
-    MEAN, STD, TEST_SCALE, decode_bgr, normalize, pad_to_multiple, prepare, rescale_size, resize)
+    MEAN,
+    STD,
+    TEST_SCALE,
+    decode_bgr,
+    normalize,
+    pad_to_multiple,
+    prepare,
+    rescale_size,
+    resize,
+)
 
 
 def png(pixels: np.ndarray, mode: str | None = None) -> bytes:

@@ -74,7 +74,7 @@ def test_dummy_run_writes_every_detection_of_every_image(dummy_run):
     assert [(r["prompt_id"], r["sample_index"]) for r in detections[:5]] == [("00000", k) for k in range(4)] + [("00001", 0)]
     n_objects = 0
     for row in detections:
-        for name, objects in row["detections"].items():
+        for objects in row["detections"].values():
             scores = [o["score"] for o in objects]
             assert scores == sorted(scores, reverse=True)
             for o in objects:

@@ -13,10 +13,10 @@ from PIL import Image
 from tests.support import record_edit
 from ts_eval.cli import main
 from ts_eval.errors import UsageError
-from ts_eval.records import Prompt, ScoreRequest
 from ts_eval.geneval.color import BACKGROUND, DummyColorClassifier, color_crop, color_prompts
 from ts_eval.geneval.detectors import DummyDetector, Instances
 from ts_eval.geneval.scorer import GenEvalScorer
+from ts_eval.records import Prompt, ScoreRequest
 from ts_eval.store import read_jsonl
 from ts_eval.tasks import load_task
 
@@ -41,7 +41,7 @@ def test_color_crop_rounds_the_box_like_pil():
 
 
 def test_color_crop_rejects_a_mask_of_another_size():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mask of shape"):
         color_crop(Image.new("RGB", (30, 20)), [0, 0, 5, 5], np.ones((30, 20), bool))
 
 

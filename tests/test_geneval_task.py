@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
-from ts_eval.records import Prompt
 from ts_eval.geneval.rules import TAGS
-from ts_eval.tasks import load_task
 from ts_eval.geneval.task import read_class_names, read_metadata, summarize
+from ts_eval.records import Prompt
+from ts_eval.tasks import load_task
+from ts_eval.tasks.data import resolve_data
 
 BUNDLED = Path(__file__).resolve().parent.parent / "tasks" / "data" / "geneval"
 

@@ -11,11 +11,10 @@ import urllib.request
 
 import pytest
 
-from ts_eval import hub
-from ts_eval.errors import UsageError
-
 from tests.hf_cache import add_to_hf_cache
 from tests.support import ROOT
+from ts_eval import hub
+from ts_eval.errors import UsageError
 
 REPO = hub.HubRepo("some-org/some-model", "0123456789abcdef0123456789abcdef01234567", flag="--scorer-arg x=DIR")
 
@@ -158,8 +157,8 @@ def test_genai_bench_1600_without_network_is_one_line_naming_the_command(tmp_pat
 
 
 def test_genai_bench_1600_lookup_fails_in_under_3_seconds(empty_cache, monkeypatch):
-    from ts_eval.tasks.data import resolve_data
     from ts_eval.tasks import load_task
+    from ts_eval.tasks.data import resolve_data
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     spec = load_task("genai-bench")

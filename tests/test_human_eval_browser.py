@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from test_human_eval_sheets import PROMPTS_TEXT, SAMPLES, answer_for, look, make_run, wanted
+
 from ts_eval.human_eval.export import ExportOptions, export_study
 from ts_eval.human_eval.html_page import CHOICES
 from ts_eval.human_eval.study import ASPECTS, OUTCOMES
@@ -69,7 +69,7 @@ def test_the_page_in_chromium_produces_the_csv_the_importer_reads(browser, tmp_p
     browser.get(page.as_uri())
 
     with pytest.raises(NoAlertPresentException):
-        browser.switch_to.alert.text
+        _ = browser.switch_to.alert.text
     assert browser.execute_script("return window.__pwned === undefined")
     shown = [e.get_attribute("textContent") for e in browser.find_elements(By.CSS_SELECTOR, "p.prompt")]
     assert set(shown) <= set(PROMPTS_TEXT) and len(shown) == 8

@@ -109,7 +109,7 @@ def test_weighted_bootstrap_is_the_prompt_resampled_ci_of_the_pooled_share():
     lo, hi = bootstrap_ci(values, weights=weights, seed=4)
     assert lo < pooled < hi and bootstrap_ci(values, weights=7 * weights, seed=4) == [lo, hi]
     assert bootstrap_ci([0.5], weights=[3]) == [0.5, 0.5]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="weights must be positive"):
         bootstrap_ci(values, weights=np.zeros(6))
 
 

@@ -15,17 +15,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_submission import make_official_tasks
 
+from tests.support import summarize_run
+from ts_eval import run as evaluate_run
 from ts_eval.cli import main
 from ts_eval.errors import UsageError
-from ts_eval import run as evaluate_run
-from tests.support import summarize_run
 from ts_eval.leaderboard import db
 from ts_eval.leaderboard.archive import extracted
 from ts_eval.leaderboard.submission import write_submission
 from ts_eval.leaderboard.validate import Candidate, validate_run
 from ts_eval.store import RunDir, read_jsonl, write_jsonl
-from test_submission import make_official_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -171,7 +171,7 @@ def _add_many(path: str, base: Candidate, tag: str, n: int, barrier, results) ->
     try:  # the same samples from both processes: exactly one may win
         db.add_submission(conn, dataclasses.replace(base, content_sha256="shared"), name=f"shared-{tag}")
         accepted += 1
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which checks the kind
+    except Exception as exc:
         results.put((tag, type(exc).__name__))
     results.put((tag, accepted))
 
@@ -498,7 +498,7 @@ def test_a_warning_before_a_rejection_is_not_printed(subs, tmp_path, capsys, mon
     real = validate.validate_run
 
     def warns_then_validates(*args, **kwargs):
-        warnings.warn("a library complains on the way", UserWarning)
+        warnings.warn("a library complains on the way", UserWarning, stacklevel=2)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(validate, "validate_run", warns_then_validates)

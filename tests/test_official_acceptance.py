@@ -22,7 +22,7 @@ from tests.support import ROOT, cli
 if importlib.util.find_spec("t2v_metrics") is None:  # (its package __init__ wants ffmpeg: not imported here)
     pytest.skip("t2v-metrics is not installed (see README: the [genai] extra)", allow_module_level=True)
 
-from tests.test_vqascore_official import hf_cache, offline_cache, recipe_for, tiny  # noqa: E402,F401
+from tests.test_vqascore_official import hf_cache, offline_cache, recipe_for, tiny  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 

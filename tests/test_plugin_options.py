@@ -10,11 +10,11 @@ from dataclasses import dataclass, fields
 
 import pytest
 
+from tests.support import ROOT, cli
+from tests.test_core_install import BOOT, EXTRAS_MODULES
 from ts_eval.errors import UsageError
 from ts_eval.options import option, option_infos, parse_options, split_pairs
 from ts_eval.registry import GENERATORS, SCORERS
-from tests.support import ROOT, cli
-from tests.test_core_install import BOOT, EXTRAS_MODULES
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def test_the_listing_module_is_the_class_the_plugin_parses_with():
 
     for table in (GENERATORS, SCORERS):
         for name, plugin in table.items():
-            module, _, attr = plugin.target.partition(":")
+            module = plugin.target.partition(":")[0]
             if importlib.util.find_spec(module.split(".")[0]) is None:
                 continue
             try:

@@ -238,7 +238,7 @@ def test_scored_with_clipscore_end_to_end(tmp_path, capsys):
 
     model = build_tiny_open_clip(tmp_path / "clip").args["model"]
     source = _write_jsonl(tmp_path / "p.jsonl", JSONL)
-    code, out, err = cli("run", "prompts", "--prompts", source, "--scorer", "clipscore", "--scorer-arg",
+    code, _, err = cli("run", "prompts", "--prompts", source, "--scorer", "clipscore", "--scorer-arg",
                          f"model={model}", "--device", "cpu", "--out", tmp_path / "R", "--quiet", "--no-view",
                          capsys=capsys)
     assert code == 0, err
@@ -252,7 +252,7 @@ def test_scored_with_vqascore_end_to_end(tmp_path, capsys):
         pytest.skip("VQAScore needs the [genai] extra and t2v-metrics")
     source = tmp_path / "mine.txt"
     source.write_text("\n".join(PROMPTS[:2]) + "\n")
-    code, out, err = cli("run", "prompts", "--prompts", source, "--scorer-arg", "model=tiny-random", "--device", "cpu",
+    code, _, err = cli("run", "prompts", "--prompts", source, "--scorer-arg", "model=tiny-random", "--device", "cpu",
                          "--out", tmp_path / "R", "--quiet", "--no-view", capsys=capsys)
     assert code == 0, err
     summary = _summary(tmp_path / "R")
@@ -274,7 +274,7 @@ def test_the_documented_examples_give_the_documented_groups(tmp_path, capsys):
     from tests.support import ROOT
 
     text = (ROOT / "docs" / "custom-prompts.md").read_text()
-    blocks = {kind: body for kind, body in re.findall(r"```(csv|tsv|jsonl)\n(.*?)\n```", text, flags=re.S)}
+    blocks = dict(re.findall(r"```(csv|tsv|jsonl)\n(.*?)\n```", text, flags=re.S))
     (tmp_path / "drawbench_style.csv").write_text(blocks["csv"] + "\n")
     (tmp_path / "parti_style.tsv").write_text(blocks["tsv"] + "\n")
     (tmp_path / "mine.jsonl").write_text(blocks["jsonl"] + "\n")

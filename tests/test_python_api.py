@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from PIL import Image
@@ -69,7 +70,7 @@ def _summary(run_dir) -> dict:
 
 
 def _cli_run(capsys, *args) -> Path:
-    out = [a for a in args if isinstance(a, Path) and a.name.startswith("cli")][0]
+    out = next(a for a in args if isinstance(a, Path) and a.name.startswith("cli"))
     code, _, err = cli("run", *args, "--quiet", "--no-view", capsys=capsys)
     assert code == 0, err
     return out
@@ -154,7 +155,7 @@ def test_results_table_frame_verdict_and_load(tmp_path, capsys, my_model, prompt
 # -- provenance, resume, lock --------------------------------------------------------------------------
 
 def test_a_function_is_described_resumed_and_renamed(tmp_path, my_model, prompt_file):
-    path, generate = my_model
+    _, generate = my_model
     calls = []
 
     def counted(prompts, seeds):
@@ -170,7 +171,7 @@ def test_a_function_is_described_resumed_and_renamed(tmp_path, my_model, prompt_
     assert sum(calls) == len(PROMPTS)
     again = ts_eval.evaluate("prompts", model=counted, **options)  # resumes: nothing made again
     assert sum(calls) == len(PROMPTS) and again.summary == first.summary
-    with pytest.raises(UsageError, match="other settings .*generator.name"):
+    with pytest.raises(UsageError, match=r"other settings .*generator\.name"):
         ts_eval.evaluate("prompts", model=counted, model_name="fine-tuned", **options)
     renamed = ts_eval.evaluate("prompts", model=counted, model_name="fine-tuned", overwrite=True, **options)
     assert renamed.summary["model"] == "fine-tuned" and "| fine-tuned |" in renamed.table()
@@ -192,7 +193,7 @@ def test_a_locked_run_directory_is_refused(tmp_path, my_model, prompt_file):
     ''')], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(UsageError, match="in use|locked|another"):
+        with pytest.raises(UsageError, match=r"in use|locked|another"):
             ts_eval.evaluate("prompts", model=generate, **options)
     finally:
         holder.kill()
@@ -227,7 +228,7 @@ def re_escape(text: str) -> str:
 # -- a diffusers pipeline object -----------------------------------------------------------------------
 
 class _Scheduler:
-    config = {"num_train_timesteps": 10}
+    config: ClassVar[dict] = {"num_train_timesteps": 10}
 
 
 class ShapedLikeAPipeline:
@@ -292,8 +293,8 @@ def test_a_real_diffusers_pipeline_makes_the_images_of_model_diffusers(tmp_path,
     described = json.loads((results.run_dir / "manifest.json").read_text())["settings"]["generator"]
     cli_described = json.loads((cli_dir / "manifest.json").read_text())["settings"]["generator"]
     assert described["checkpoint_sha256"] == cli_described["checkpoint_sha256"] is not None  # the same folder
-    assert described["config"]["pipeline"] == "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion:" \
-                                              "StableDiffusionPipeline"
+    assert described["config"]["pipeline"] == ("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion:"
+                                               "StableDiffusionPipeline")
 
 
 # -- score's input checks ------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def test_score_uses_the_cache_and_batches(tmp_path, monkeypatch):
 
 def test_the_facade_names_are_the_api_functions_and_import_nothing_heavy():
     import ts_eval.api as api
-    import ts_eval.pipeline  # noqa: F401  (importing the orchestrator must not rebind a facade name)
+    import ts_eval.pipeline
 
     assert ts_eval.evaluate is api.evaluate and ts_eval.run is api.run and ts_eval.score is api.score
     probe = "import ts_eval, sys; print(callable(ts_eval.evaluate), 'pandas' in sys.modules, 'torch' in sys.modules)"

@@ -32,7 +32,7 @@ def _run_blocks(blocks: list[str], folder, monkeypatch) -> int:
         needs = re.findall(r"^\s*(?:from|import) (diffusers)\b", block, flags=re.M)
         if any(importlib.util.find_spec(name) is None for name in needs):
             continue
-        exec(compile(block, "<example>", "exec"), namespace)  # noqa: S102 - the documentation's own code
+        exec(compile(block, "<example>", "exec"), namespace)
         ran += 1
     return ran
 

@@ -83,6 +83,7 @@ def test_rows_of_older_runs_without_the_readable_fields_still_read(tmp_path):
     _edit_first_row(run, strip)
     loaded = read_run(run)
     assert loaded.samples[0].prompt is None and loaded.samples[1].prompt is not None
-    with pytest.raises(UsageError):  # but the samples file may not be changed behind the manifest's back
-        (run / "samples.jsonl").write_text((run / "samples.jsonl").read_text().replace('"value": ', '"value":  '))
+    # but the samples file may not be changed behind the manifest's back
+    (run / "samples.jsonl").write_text((run / "samples.jsonl").read_text().replace('"value": ', '"value":  '))
+    with pytest.raises(UsageError):
         read_run(run)

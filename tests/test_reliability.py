@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ts_eval.store.reader import read_run
-
 from tests.support import ROOT, cli
+from ts_eval.store.reader import read_run
 
 pytestmark = [pytest.mark.reliability, pytest.mark.e2e]  # whole runs killed and resumed: not the inner loop
 

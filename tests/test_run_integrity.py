@@ -5,20 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support import ROOT, cli, record_edit
 from ts_eval.errors import UsageError
 from ts_eval.store import RunDir, RunLock, read_jsonl, write_jsonl
-
-from tests.support import ROOT, cli, record_edit
 
 RUN = ["genai-bench", "--variant", "527", "--split", "hard", "--limit", "6", "--model", "dummy", "--scorer",
        "dummy", "--quiet"]
@@ -76,9 +73,8 @@ def test_a_second_writer_gets_one_line_naming_the_holder(clean, tmp_path, capsys
 
 def test_lock_is_exclusive_within_a_process_too(tmp_path):
     tmp_path.joinpath("R").mkdir()
-    with RunLock(tmp_path / "R"):
-        with pytest.raises(UsageError, match="another ts-eval process"):
-            RunLock(tmp_path / "R").acquire()
+    with RunLock(tmp_path / "R"), pytest.raises(UsageError, match="another ts-eval process"):
+        RunLock(tmp_path / "R").acquire()
     RunLock(tmp_path / "R").acquire().release()
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ts_eval.errors import UsageError
-from ts_eval import run
-from ts_eval.store import RunDir, read_jsonl
-
 from tests.support import cli, cli_process
+from ts_eval import run
+from ts_eval.errors import UsageError
+from ts_eval.store import RunDir, read_jsonl
 
 RUN_ARGS = ["run", "genai-bench", "--variant", "527", "--split", "all", "--model", "dummy",
             "--model-arg", "batch_size=1", "--model-arg", "resolution=96", "--scorer", "dummy",

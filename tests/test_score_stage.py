@@ -6,14 +6,13 @@ import json
 
 import pytest
 
+from tests.support import cli
 from ts_eval import run
 from ts_eval.errors import UsageError
-from ts_eval.pipeline import score
 from ts_eval.options import RunOptions
+from ts_eval.pipeline import score
 from ts_eval.scorers.dummy import DummyScorer
 from ts_eval.store import read_jsonl
-
-from tests.support import cli
 
 
 def _count_scored(monkeypatch) -> list[int]:
@@ -56,7 +55,7 @@ def test_another_scorer_replaces_every_score_only_when_asked(tmp_path):
     run("genai-bench", variant="527", limit=3, model="dummy", scorer="dummy", out=str(out), progress=False)
     before = read_jsonl(out / "samples.jsonl")
     binary = RunOptions(out=str(out), scorer="dummy", scorer_args={"binary": "true"}, progress=False)
-    with pytest.raises(UsageError, match="already scored with dummy .*binary"):
+    with pytest.raises(UsageError, match=r"already scored with dummy .*binary"):
         score(binary)
     assert read_jsonl(out / "samples.jsonl") == before
     binary.overwrite = True

@@ -33,5 +33,5 @@ def test_paired_bootstrap_sees_a_consistent_small_drop_and_ignores_noise():
     assert dropped["ci95"][1] < 0 and dropped["p_drop_not_real"] < 0.01
     noisy = paired_bootstrap(base, base + rng.normal(0, 0.05, size=500), seed=0)
     assert noisy["ci95"][0] < 0 < noisy["ci95"][1] and noisy["p_drop_not_real"] > 0.05
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one baseline and one current value per prompt"):
         paired_bootstrap([1, 2], [1])

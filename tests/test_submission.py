@@ -12,13 +12,14 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
 
-from ts_eval.cli import main
-from ts_eval import run as evaluate_run
 from tests.support import record_edit, summarize_run
+from ts_eval import run as evaluate_run
+from ts_eval.cli import main
 from ts_eval.errors import UsageError
 from ts_eval.leaderboard.archive import checksums_text
 from ts_eval.store import RunDir
@@ -361,7 +362,7 @@ def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch,
     slip = pack(tmp_path / "slip.zip", members, extra=[(zipfile.ZipInfo("../../x"), b"escaped")])
     code, _, err = cli(capsys, "leaderboard", "add", slip, "--tasks-dir", official_tasks, "--db", db)
     assert code == 1 and "'..'" in err
-    assert not [p for p in tmp_path.rglob("x")] and not Path("/x").exists() and not any(scratch.iterdir())
+    assert not list(tmp_path.rglob("x")) and not Path("/x").exists() and not any(scratch.iterdir())
     assert db_state(db) == before
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM submissions").fetchone()[0] == 1
 
@@ -541,7 +542,7 @@ def test_add_rejects(case, honest_members, tmp_path, capsys, monkeypatch, offici
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # every extraction lands (and must vanish) here
     archive = _archive(case, honest_members, tmp_path / "sub.zip")
     db = tmp_path / "board.sqlite"
-    code, out, err = cli(capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks, "--db", db)
+    code, _, err = cli(capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks, "--db", db)
     assert code == 1, err
     assert err.startswith("ts-eval: error: submission") and len(err.strip().splitlines()) == 1
     assert CASES[case] in err, err
@@ -610,7 +611,7 @@ def test_checksums_file_is_sha256sum_format(hard_run, tmp_path, capsys):
 class MeasuredTemporaryDirectory(tempfile.TemporaryDirectory):
     """Records how many bytes the extraction folder holds when it is removed: everything written to it."""
 
-    written: list[int] = []
+    written: ClassVar[list[int]] = []
 
     def cleanup(self):
         if Path(self.name).name.startswith("ts-eval-submission-"):

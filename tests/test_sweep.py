@@ -15,7 +15,11 @@ from ts_eval.generators.token_shuffle.configs import CONFIGS, ModelArgs, VQArgs
 from ts_eval.generators.token_shuffle.generator import build_model
 from ts_eval.generators.token_shuffle.sampling import SamplingOptions, generate_codes, prompt_block
 from ts_eval.sweep.flops import (
-    analytic_flops, analytic_training_flops, counted_flops, counted_training_flops, _count,
+    _count,
+    analytic_flops,
+    analytic_training_flops,
+    counted_flops,
+    counted_training_flops,
 )
 from ts_eval.sweep.runner import SweepOptions, run_sweep
 

@@ -9,8 +9,8 @@ import math
 import pytest
 
 from tests.support import cli
-from ts_eval.pipeline import RunOptions, run
 from ts_eval.official import random_weights
+from ts_eval.pipeline import RunOptions, run
 from ts_eval.report import numbers
 from ts_eval.report.tables import render_summaries
 from ts_eval.tasks import load_task

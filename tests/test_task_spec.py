@@ -8,10 +8,10 @@ import copy
 import pytest
 import yaml
 
+from tests.support import ROOT, cli
 from ts_eval.errors import UsageError
 from ts_eval.tasks import load_task
 from ts_eval.tasks.spec import Column, Variant
-from tests.support import ROOT, cli
 
 GENAI = yaml.safe_load((ROOT / "tasks" / "genai_bench.yaml").read_text())
 
@@ -57,7 +57,7 @@ def test_a_malformed_key_is_one_line_naming_the_file_and_the_key(change, key, pr
 
 def test_the_typed_spec_keeps_the_mapping_view_callers_use():
     spec = load_task("genai-bench")
-    name, variant = spec.variant("527")
+    _, variant = spec.variant("527")
     assert isinstance(variant, Variant) and variant.bundled == "data/genai-bench-527"
     assert variant["files"]["prompts.txt"]["sha256"] == variant.files["prompts.txt"].sha256  # old and typed views
     assert variant.expected == {"all": 527, "basic": 214, "advanced": 313}
@@ -85,10 +85,10 @@ def test_a_task_module_lacking_a_function_is_named(tmp_path, capsys):
                                          "(see docs/extending.md)"), err
     (tmp_path / "half_done.py").write_text("raise RuntimeError('no GPU here')\n")
     with pytest.raises(UsageError, match=r"half_done.py fails to import \(RuntimeError: no GPU here\)"):
-        load_task("broken", tmp_path).module
+        _ = load_task("broken", tmp_path).module
     path = _write(tmp_path, _edited(lambda r: r.update({"python": "no_such_package.task"})))
-    with pytest.raises(UsageError, match="python: no module named 'no_such_package.task'"):
-        load_task("broken", tmp_path).module
+    with pytest.raises(UsageError, match=r"python: no module named 'no_such_package\.task'"):
+        _ = load_task("broken", tmp_path).module
 
 
 def test_without_group_members_a_group_is_its_tagged_prompts_else_every_prompt(tmp_path):

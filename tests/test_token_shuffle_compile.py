@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from token_shuffle_fixtures import lively_model
 from torch._dynamo.utils import counters
 
 from ts_eval.generators.token_shuffle.sampling import (
-    Generation, SamplingOptions, compile_decode_step, decode_step, generate_codes,
+    Generation,
+    SamplingOptions,
+    compile_decode_step,
+    decode_step,
+    generate_codes,
 )
 from ts_eval.generators.token_shuffle.tokenizer import ByteTokenizer
-from token_shuffle_fixtures import lively_model
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 

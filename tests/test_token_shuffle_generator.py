@@ -114,7 +114,7 @@ def test_vq_loads_llamagen_style_weights_and_ignores_the_encoder(tmp_path):
         assert torch.equal(loaded.decode_code(codes), source.decode_code(codes))
     del state["decoder.conv_out.bias"]
     torch.save({"model": state}, tmp_path / "broken.pt")
-    with pytest.raises(UsageError, match="tensor 'decoder.conv_out.bias' is missing"):
+    with pytest.raises(UsageError, match=r"tensor 'decoder\.conv_out\.bias' is missing"):
         build_vq(args, "cpu", path=tmp_path / "broken.pt")
 
 

@@ -9,18 +9,26 @@ from dataclasses import replace
 
 import pytest
 import torch
+from token_shuffle_fixtures import TINY, lively_model, prompt_rows
 
 from ts_eval.generators.token_shuffle import sampling
 from ts_eval.generators.token_shuffle.cfg_schedule import SCHEDULES, cfg_scales, row_scales
 from ts_eval.generators.token_shuffle.generator import build_model
 from ts_eval.generators.token_shuffle.noise import _mul32, gumbel, key_tensor
 from ts_eval.generators.token_shuffle.sampling import (
-    SamplingOptions, decode_logits, full_logits, generate_codes, make_state, mix_cfg, pack_prompts, prefill,
-    sample_tokens, token_scales,
+    SamplingOptions,
+    decode_logits,
+    full_logits,
+    generate_codes,
+    make_state,
+    mix_cfg,
+    pack_prompts,
+    prefill,
+    sample_tokens,
+    token_scales,
 )
 from ts_eval.generators.token_shuffle.shuffle import grid_to_windows, windows_to_grid
 from ts_eval.generators.token_shuffle.tokenizer import ByteTokenizer
-from token_shuffle_fixtures import TINY, lively_model, prompt_rows
 
 pytestmark = pytest.mark.e2e  # the reference model end to end: outside the inner loop
 
@@ -29,7 +37,7 @@ def cached_logits(model, rows, windows):
     """Logits of every window through prefill + the decode step, as the sampler runs them."""
     tokens, lengths = pack_prompts(rows, "cpu")
     n, s2 = windows.shape[1], windows.shape[2]
-    side = int(math.isqrt(n * s2))
+    side = math.isqrt(n * s2)
     state = make_state(SamplingOptions(cfg_scale=1.0), lengths, tokens.shape[1] + n - 1, (side, side), model.window,
                        [0] * len(rows), TINY.codebook_size)
     with torch.no_grad():
@@ -137,7 +145,10 @@ def test_mixed_length_batch_gives_the_same_codes_as_one_prompt_at_a_time():
 def test_same_seed_same_codes_other_seed_other_codes():
     model = lively_model(1)
     tok = ByteTokenizer()
-    run = lambda seed: generate_codes(model, [tok.encode("x")], tok.encode(""), [seed], (8, 8), SamplingOptions())
+
+    def run(seed):
+        return generate_codes(model, [tok.encode("x")], tok.encode(""), [seed], (8, 8), SamplingOptions())
+
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
 
@@ -263,6 +274,9 @@ def test_32_bit_products_are_exact(x):
 def test_no_cache_baseline_samples_the_same_image(window):
     model = lively_model(window)
     tok = ByteTokenizer()
-    run = lambda cache: generate_codes(model, [tok.encode("a"), tok.encode("a blue bird")], tok.encode(""), [3, 4],
-                                       (8, 8), SamplingOptions(cfg_scale=2.0), use_cache=cache)
+
+    def run(cache):
+        return generate_codes(model, [tok.encode("a"), tok.encode("a blue bird")], tok.encode(""), [3, 4],
+                              (8, 8), SamplingOptions(cfg_scale=2.0), use_cache=cache)
+
     assert torch.equal(run(True), run(False))

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ts_eval.generators.token_shuffle.shuffle import (
-    grid_to_windows, merge_channels, shuffle, split_channels, unshuffle, windows_to_grid,
+    grid_to_windows,
+    merge_channels,
+    shuffle,
+    split_channels,
+    unshuffle,
+    windows_to_grid,
 )
 
 

@@ -9,8 +9,8 @@ import warnings
 import pytest
 import yaml
 
-from ts_eval import cli as cli_module
 from tests.support import ROOT, cli
+from ts_eval import cli as cli_module
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ The page in a real browser (filter, sort, boxes, console errors) is tested in te
 
 from __future__ import annotations
 
-import html
 import hashlib
+import html
 import json
 import subprocess
 import sys
@@ -47,13 +47,13 @@ def write_run(folder: Path, prompts: list[tuple], values: dict[tuple[str, int], 
         "format": FORMAT, "settings": settings, "metrics": [metric],
         "scorer": {"name": "geneval", "metric": metric, "judge": {"threshold": 0.3, "counting_threshold": 0.9}}}))
     rows, images, samples = [], [], []
-    for number, (pid, text, tag, include) in enumerate(prompts):
+    for index, (pid, text, tag, include) in enumerate(prompts):
         rows.append({"prompt_id": pid, "prompt": text, "tags": [tag],
                      "metadata": {"tag": tag, "include": include, "prompt": text}})
         for k in range(n_samples):
             rel = f"images/{pid}/{k:04d}.png"
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-            shade = (40 * number + 90 * k + 17 * colour_seed) % 256
+            shade = (40 * index + 90 * k + 17 * colour_seed) % 256
             Image.new("RGB", size, (shade, 255 - shade, 128)).save(folder / rel)
             sha = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
             images.append({"prompt_id": pid, "sample_index": k, "seed": k, "path": rel, "sha256": sha})
@@ -297,7 +297,7 @@ def test_view_command_writes_the_page_for_a_geneval_run(tmp_path, capsys):
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, message):
     path = tmp_path / "not-a-run"
     setup(path)
-    code, out, err = cli("view", path, "--out", tmp_path / "v.html", capsys=capsys)
+    code, _, err = cli("view", path, "--out", tmp_path / "v.html", capsys=capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "v.html").exists()
 

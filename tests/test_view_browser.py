@@ -12,8 +12,8 @@ import os
 import shutil
 
 import pytest
-
 from test_view import HOSTILE, write_run
+
 from ts_eval.report.view.page import write_view
 from ts_eval.report.view.run import load_view_run
 
@@ -179,7 +179,7 @@ def test_a_hostile_prompt_renders_as_text_and_runs_nothing(browser):
     from selenium.webdriver.common.by import By
 
     with pytest.raises(NoAlertPresentException):
-        browser.switch_to.alert.text
+        _ = browser.switch_to.alert.text
     assert browser.execute_script("return window.__pwned === undefined")
     shown = [p.get_attribute("textContent") for p in browser.find_elements(By.CSS_SELECTOR, "p.prompt")]
     assert HOSTILE in shown

@@ -13,16 +13,16 @@ import textwrap
 
 import pytest
 
-from ts_eval.errors import UsageError
 from ts_eval import run
+from ts_eval.errors import UsageError
 from ts_eval.records import Prompt, ScoreRequest
 from ts_eval.store import read_jsonl
 
 if importlib.util.find_spec("t2v_metrics") is None:  # a plain import would need the unused VLM wrappers' packages
     pytest.skip("t2v-metrics is not installed (see README: the [genai] extra)", allow_module_level=True)
 
-from ts_eval.scorers.tiny_models import build_tiny_clip_t5  # noqa: E402
-from ts_eval.scorers.vqascore import VQAScorer  # noqa: E402
+from ts_eval.scorers.tiny_models import build_tiny_clip_t5
+from ts_eval.scorers.vqascore import VQAScorer
 
 PROMPTS = ["a red square", "a dog and a cat in the snow", "three blue birds on a wooden fence, no people",
            "A baker pulling freshly baked bread out of an oven in a bakery."]
@@ -299,8 +299,8 @@ def test_clip_t5_imports_without_ffmpeg_stubs_or_the_other_wrappers(tmp_path):
 
 
 def test_the_repos_found_before_the_import_are_t2v_metrics_own():
-    from ts_eval.scorers.t2v_import import clip_t5_models
     from ts_eval.scorers.clip_t5_parts import OFFICIAL_PARTS
+    from ts_eval.scorers.t2v_import import clip_t5_models
 
     table = clip_t5_models()
     for name, parts in OFFICIAL_PARTS.items():

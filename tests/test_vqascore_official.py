@@ -23,14 +23,13 @@ import yaml
 if importlib.util.find_spec("t2v_metrics") is None:
     pytest.skip("t2v-metrics is not installed (see README: the [genai] extra)", allow_module_level=True)
 
-from ts_eval.pipeline import build_scorer  # noqa: E402
-from ts_eval.official import verdict  # noqa: E402
-from ts_eval.scorers.tiny_models import build_tiny_clip_t5  # noqa: E402
-from ts_eval.scorers.clip_t5_parts import REVISIONS  # noqa: E402
-from ts_eval.scorers.vqascore import VQAScorer  # noqa: E402
-from ts_eval.tasks import load_task  # noqa: E402
-
-from tests.hf_cache import add_to_hf_cache  # noqa: E402
+from tests.hf_cache import add_to_hf_cache
+from ts_eval.official import verdict
+from ts_eval.pipeline import build_scorer
+from ts_eval.scorers.clip_t5_parts import REVISIONS
+from ts_eval.scorers.tiny_models import build_tiny_clip_t5
+from ts_eval.scorers.vqascore import VQAScorer
+from ts_eval.tasks import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TOWER = "openai/clip-vit-large-patch14-336"

@@ -9,8 +9,13 @@
 Every name here is `ts_eval.api`'s, loaded on first use. See docs/python-api.md.
 """
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
-__all__ = ["__version__", "evaluate", "score", "run", "Results"]
+__all__ = ["Results", "__version__", "evaluate", "run", "score"]
+
+if TYPE_CHECKING:  # the names type checkers see; at run time __getattr__ loads them on first use
+    from ts_eval.api import Results, evaluate, run, score
 
 
 def __getattr__(name: str):

@@ -13,14 +13,15 @@ in the encoding a run would store, then through the scorer in batches and the sh
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ts_eval.errors import UsageError
+from ts_eval.logs import python_api
 from ts_eval.options import DEFAULT_BATCH_SIZE, RunOptions
 from ts_eval.results import Results
-from ts_eval.logs import python_api
 
 _OWN = {"task", "model", "model_args", "scorer", "scorer_args"}  # the arguments evaluate takes by name
 
@@ -123,8 +124,9 @@ def _image(item: Any, index: int):
         return load_image(Path(item))
     if not isinstance(item, Image.Image):
         raise UsageError(f"score: image {index} is a {type(item).__name__}; give PIL images or image file paths")
-    if getattr(item, "n_frames", 1) > 1:
-        raise UsageError(f"score: image {index} holds {item.n_frames} frames (an animation?); give one still image")
+    frames = getattr(item, "n_frames", 1)  # only multi-frame formats have it
+    if frames > 1:
+        raise UsageError(f"score: image {index} holds {frames} frames (an animation?); give one still image")
     if item.width < 1 or item.height < 1:
         raise UsageError(f"score: image {index} is empty ({item.width}x{item.height})")
     return _to_rgb(item)

@@ -12,13 +12,13 @@ import importlib
 import logging
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import ts_eval
 from ts_eval.errors import CheckFailed, UsageError, disk_full
-from ts_eval.options import RunOptions, key_values, split_pairs
 from ts_eval.logs import configured
+from ts_eval.options import RunOptions, key_values, split_pairs
 
 COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate.cli", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
 
@@ -26,7 +26,7 @@ COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate.cli", "ts
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what and how to fix) and exit code 2."""
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -54,6 +54,7 @@ class _Pairs(argparse.Action):
     """`--model-args a=1,b=2` (lm-eval's form): each pair joins the list of `--model-arg`, in command-line order."""
 
     def __call__(self, parser, namespace, values, option_string=None):
+        assert isinstance(values, str) and option_string is not None  # an option that takes one value
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), *split_pairs(values, option_string)])
 
 
@@ -212,20 +213,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="generate, score and print the table (e.g. `ts-eval run genai-bench --split hard`)")
-    add_task_options(p); add_model_options(p); add_scorer_options(p); add_device_options(p); add_output_options(p)
+    add_task_options(p)
+    add_model_options(p)
+    add_scorer_options(p)
+    add_device_options(p)
+    add_output_options(p)
     p.add_argument("--format", default="md", help="table format: md, csv, latex, json")
     p.add_argument("--no-ci", action="store_true", help="print means without their 95%% CIs")
     p.add_argument("--label", help="the run's row name in the table (default: the model's name)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("generate", help="only make the images of a run")
-    add_task_options(p); add_model_options(p); add_device_options(p); add_output_options(p)
+    add_task_options(p)
+    add_model_options(p)
+    add_device_options(p)
+    add_output_options(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("score", help="score the images of an existing run directory")
     p.add_argument("run")
     p.add_argument("--tasks-dir")
-    add_scorer_options(p); add_device_options(p)
+    add_scorer_options(p)
+    add_device_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace scores made by another scorer")
     p.set_defaults(func=cmd_score)
 

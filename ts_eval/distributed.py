@@ -9,9 +9,10 @@ nothing from torch.distributed.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 

@@ -17,9 +17,9 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ts_eval.distributed import rank_prefix
 from ts_eval.errors import UsageError
@@ -56,7 +56,7 @@ def unreachable_reason() -> str | None:
     return _probe(endpoint())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(url: str) -> str | None:
     """One HEAD request per endpoint and process. The Hub answers its front page with 200 (401 where an
     endpoint wants a token); a gateway or captive portal that answers 404/403/5xx for every host is not a Hub."""

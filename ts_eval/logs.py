@@ -22,8 +22,9 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from ts_eval.distributed import rank_prefix
 

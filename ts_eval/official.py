@@ -58,7 +58,7 @@ class Verdict:
         return out
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> "Verdict":
+    def from_dict(cls, row: dict[str, Any]) -> Verdict:
         return cls(bool(row["official"]), tuple(row.get("differences") or ()), row.get("subset"), row.get("split"),
                    row.get("without_recipe"))
 

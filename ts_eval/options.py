@@ -10,8 +10,9 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from ts_eval.errors import UsageError
 

@@ -25,7 +25,7 @@ from ts_eval.store.reader import Run, read_run
 from ts_eval.summary import summarize, write_summary
 from ts_eval.tasks import TaskSpec, load_task
 
-__all__ = ["RunOptions", "run", "generate", "score", "select_prompts", "build_scorer"]
+__all__ = ["RunOptions", "build_scorer", "generate", "run", "score", "select_prompts"]
 
 
 def build_generator(options: RunOptions) -> Generator:

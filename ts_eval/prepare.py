@@ -12,15 +12,32 @@ from pathlib import Path
 from typing import Any
 
 import ts_eval
-from ts_eval.tasks.data import resolve_data
 from ts_eval.distributed import World
 from ts_eval.errors import UsageError
 from ts_eval.options import RunOptions
 from ts_eval.records import Prompt
-from ts_eval.store import (DETECTIONS, FORMAT, IMAGE_SUFFIXES, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir,
-                           RunLock, fingerprint, json_bytes, jsonl_bytes, now, read_jsonl, sha256_bytes, sha256_file)
+from ts_eval.store import (
+    DETECTIONS,
+    FORMAT,
+    IMAGE_SUFFIXES,
+    IMAGES,
+    MANIFEST,
+    PROMPTS,
+    SAMPLES,
+    SUMMARY,
+    RunDir,
+    RunLock,
+    fingerprint,
+    json_bytes,
+    jsonl_bytes,
+    now,
+    read_jsonl,
+    sha256_bytes,
+    sha256_file,
+)
 from ts_eval.store.files import git_sha
 from ts_eval.tasks import TaskSpec, load_task
+from ts_eval.tasks.data import resolve_data
 
 
 @dataclass

@@ -28,7 +28,7 @@ class Prompt:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Prompt":
+    def from_row(cls, row: dict[str, Any]) -> Prompt:
         return cls(prompt_id=row["prompt_id"], prompt=row["prompt"], tags=tuple(row.get("tags", ())),
                    metadata=row.get("metadata", {}), rewritten=row.get("rewritten_prompt"))
 
@@ -102,7 +102,7 @@ class Sample:
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Sample":
+    def from_row(cls, row: dict[str, Any]) -> Sample:
         return cls(prompt_id=row["prompt_id"], sample_index=int(row["sample_index"]), metric=row["metric"],
                    value=float(row["value"]), reason=row.get("reason"), image_sha256=row.get("image_sha256"),
                    prompt=row.get("prompt"), path=row.get("path"))

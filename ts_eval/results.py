@@ -20,7 +20,7 @@ class Results:
     tasks_dir: str | None = field(default=None, repr=False)
 
     @classmethod
-    def load(cls, run_dir: str | Path, *, tasks_dir: str | None = None) -> "Results":
+    def load(cls, run_dir: str | Path, *, tasks_dir: str | None = None) -> Results:
         """Results of an existing run directory, validated and summarised (nothing is written)."""
         from ts_eval.store.reader import read_run
         from ts_eval.summary import summarize

@@ -21,12 +21,12 @@ from ts_eval.errors import UsageError, disk_full
 from ts_eval.generators.base import Generator
 from ts_eval.prepare import PreparedRun
 from ts_eval.records import ImageKey as Key
-from ts_eval.records import (ImageRecord, ImageRequest, Sample, ScoredImage, ScoreRequest, image_keys,
-                             readable)
+from ts_eval.records import ImageRecord, ImageRequest, Sample, ScoredImage, ScoreRequest, image_keys, readable
 from ts_eval.scorers.base import Scorer
 from ts_eval.seeding import image_seed
 from ts_eval.store import DETECTIONS, IMAGES, SAMPLES, SUMMARY, RunDir, environment, fingerprint, now
 from ts_eval.store.hashes import verified_sha256
+
 
 def _key(row: dict[str, Any]) -> Key:
     return row["prompt_id"], int(row["sample_index"])

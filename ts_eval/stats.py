@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _CHUNK = 256  # resamples per vectorised batch: bounded memory for large prompt sets
@@ -45,7 +47,7 @@ def bootstrap_ci(values, *, resamples: int = 1000, seed: int = 0, confidence: fl
 
 
 def paired_bootstrap(baseline, current, *, resamples: int = 10000, seed: int = 0,
-                     confidence: float = 0.95) -> dict[str, float]:
+                     confidence: float = 0.95) -> dict[str, Any]:
     """Paired bootstrap of mean(current - baseline) over shared prompts.
 
     Returns the observed delta, its CI, and `p_drop_not_real`: the share of resamples in which the

@@ -15,8 +15,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from ts_eval.store.files import sha256_file
 from ts_eval.errors import UsageError
+from ts_eval.store.files import sha256_file
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

@@ -31,5 +31,6 @@ class Generator(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Name, config and checkpoint sha256 for the manifest; equal descriptions mean equal images."""
+        ...
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]: ...

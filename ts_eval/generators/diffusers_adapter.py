@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from PIL import Image
 
@@ -57,14 +58,14 @@ class DiffusersOptions:
 def import_diffusers():
     """diffusers and torch, or one line naming the extra that installs them."""
     try:
-        import diffusers
+        import diffusers  # pyright: ignore[reportMissingImports]  # the optional [diffusers] extra
         import torch
     except ImportError as exc:
         if exc.name in ("diffusers", "torch", "transformers"):
             raise missing_extra(exc.name, "diffusers") from None
         raise UsageError(f"diffusers could not be imported ({exc}); run: pip install 'ts-eval[diffusers]'") from None
     try:  # diffusers imports its pipelines lazily; a transformers too old for them fails only here
-        diffusers.AutoPipelineForText2Image
+        _ = diffusers.AutoPipelineForText2Image
     except (ImportError, RuntimeError) as exc:
         import transformers
 

@@ -48,8 +48,9 @@ def load_image(path: Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                if getattr(image, "n_frames", 1) > 1:
-                    raise UsageError(f"{path}: holds {image.n_frames} frames (an animation?); give one still image")
+                frames = getattr(image, "n_frames", 1)  # only multi-frame formats have it
+                if frames > 1:
+                    raise UsageError(f"{path}: holds {frames} frames (an animation?); give one still image")
                 image.load()
                 return _to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

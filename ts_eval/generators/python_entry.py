@@ -18,10 +18,11 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from PIL import Image
 
@@ -40,6 +41,8 @@ def import_entry_module(target: str) -> ModuleType:
             if not path.is_file():
                 raise UsageError(f"{OWNER}: entry file {target} does not exist")
             spec = importlib.util.spec_from_file_location(f"ts_eval_entry_{path.stem}", path)
+            if spec is None or spec.loader is None:  # not for a .py file; kept for the type checker
+                raise UsageError(f"{OWNER}: entry file {target} cannot be loaded as a module")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module

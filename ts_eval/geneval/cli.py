@@ -12,9 +12,9 @@ from pathlib import Path
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     from ts_eval.cli import key_values
+    from ts_eval.geneval.rescore import rescore
     from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
-    from ts_eval.geneval.rescore import rescore
 
     summary = rescore(args.run, judge_args=key_values(args.judge_arg, "--judge-arg"), resamples=args.resamples,
                       tasks_dir=args.tasks_dir, progress=not args.quiet)
@@ -33,9 +33,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from ts_eval.geneval.interop import import_official
     from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
-    from ts_eval.geneval.interop import import_official
 
     summary = import_official(args.results, args.out, data=args.data, overwrite=args.overwrite,
                               tasks_dir=args.tasks_dir)

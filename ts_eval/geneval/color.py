@@ -10,7 +10,7 @@ colour with the largest cosine similarity wins. On CUDA the official run uses fp
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -18,8 +18,7 @@ from PIL import Image
 from ts_eval.devices import torch_dtype
 from ts_eval.errors import UsageError
 from ts_eval.geneval.rules import COLORS
-from ts_eval.scorers.openai_clip import (OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip,
-                                        weights_file_hint)
+from ts_eval.scorers.openai_clip import OPENAI, RANDOM, SCHEMAS, check_dtype, load_clip, resolve_clip, weights_file_hint
 
 log = logging.getLogger(__name__)
 TEMPLATES = ("a photo of a {color} {object}", "a photo of a {color}-colored {object}", "a photo of a {color} object")
@@ -34,7 +33,8 @@ def color_crop(image: Image.Image, box, mask: np.ndarray | None, background: str
             raise ValueError(f"mask of shape {tuple(mask.shape)} for an image of {image.height}x{image.width}")
         blank = image.copy() if background == "original" else Image.new("RGB", image.size, color=background)
         image = Image.composite(image, blank, Image.fromarray(np.asarray(mask, dtype=bool)))
-    return image.crop(tuple(float(v) for v in box[:4]))  # PIL rounds the box, as in the official code
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    return image.crop((x0, y0, x1, y1))  # PIL rounds the box, as in the official code
 
 
 def color_prompts(class_name: str, color: str) -> list[str]:
@@ -46,7 +46,7 @@ class DummyColorClassifier:
     for smoke runs and tests of the crop and bookkeeping, never for scores."""
 
     name = "dummy"
-    REFERENCE = {"red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0), "green": (0, 128, 0),
+    REFERENCE: ClassVar[dict[str, tuple[int, int, int]]] = {"red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0), "green": (0, 128, 0),
                  "blue": (0, 0, 255), "purple": (128, 0, 128), "pink": (255, 192, 203), "brown": (139, 69, 19),
                  "black": (0, 0, 0), "white": (255, 255, 255)}
 
@@ -74,7 +74,7 @@ class CLIPColorClassifier:
 
     name = "clip"
 
-    def __init__(self, model: str = "ViT-L-14", pretrained: str = OPENAI, quick_gelu: str = "auto",
+    def __init__(self, model: str = "ViT-L-14", pretrained: str | None = OPENAI, quick_gelu: str = "auto",
                  device: str = "auto", dtype: str = "auto", batch_size: int = 1):
         import torch
 

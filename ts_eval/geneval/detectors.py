@@ -16,7 +16,6 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-
 BACKENDS = ("mmdet", "hf", "dummy")
 
 

@@ -65,7 +65,8 @@ class HFDetector:
         if self.model.config.num_labels != 80:
             raise UsageError(f"Mask2Former {self.model_id!r} has {self.model.config.num_labels} classes; GenEval "
                              "needs a COCO instance model (80 classes in COCO order)")
-        self.model.to(self.device).eval()
+        # transformers types `to` as the model's own __call__-bound method; it takes a device
+        self.model.to(self.device).eval()  # pyright: ignore[reportArgumentType]
         self._torch = torch
 
     def describe(self) -> dict[str, Any]:

@@ -13,29 +13,32 @@ from __future__ import annotations
 import json
 import shutil
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ts_eval.store.files import sha256_file
-from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
+from ts_eval.geneval.rescore import IMPORTED_SCORER
 from ts_eval.records import Sample, readable
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir, read_jsonl, write_atomic
+from ts_eval.store.files import sha256_file
 from ts_eval.tasks import load_task
-from ts_eval.geneval.rescore import IMPORTED_SCORER
+from ts_eval.tasks.data import resolve_data
+
+if TYPE_CHECKING:
+    from ts_eval.store.reader import Need
 
 GENERATOR_NAME = "official-results"
 
 
-def _geneval_run(path, tasks_dir: str | None, need: str = "scores"):
+def _geneval_run(path, tasks_dir: str | None, need: Need = "scores"):
     from ts_eval.store.reader import read_run
 
     run = read_run(path, need=need, tasks_dir=tasks_dir)
-    if run.spec.module.__name__ != "ts_eval.geneval.task":
+    if getattr(run.spec.module, "__name__", None) != "ts_eval.geneval.task":  # a module, or any TaskModule
         raise UsageError(f"{run.path} is a {run.spec.name} run, not a GenEval run")
     return run
 
@@ -150,7 +153,7 @@ def import_official(results_path, out, *, data: str | None = None, overwrite: bo
         },
         "scorer": {"name": IMPORTED_SCORER, "results_sha256": results_sha},
         "imported": {"from": str(results_path.resolve()), "sha256": results_sha, "images": len(order)},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     })
     run.write_rows(PROMPTS, [p.to_row() for p in chosen])
     by_id = {p.prompt_id: p for p in chosen}

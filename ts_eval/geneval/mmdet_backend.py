@@ -23,8 +23,8 @@ from PIL import Image
 from ts_eval.cache import default_cache_dir
 from ts_eval.errors import UsageError
 from ts_eval.geneval import preprocess
-from ts_eval.geneval.detectors import Instances
 from ts_eval.geneval.checkpoint import mmdet3_state_dict
+from ts_eval.geneval.detectors import Instances
 from ts_eval.weights import HashCache
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def resolve_config(config: str):
     if name.endswith(".py") or os.sep in name:
         path = Path(name)
     else:
+        assert mmdet.__file__ is not None  # a regular package, not a namespace one
         path = Path(mmdet.__file__).parent / ".mim" / "configs" / "mask2former" / f"{name}.py"
     if not path.is_file():
         raise UsageError(f"mmdet config {name!r} not found (looked at {path}); pass a config file path "
@@ -172,7 +173,9 @@ class MMDetDetector:
         inputs = torch.from_numpy(ready.pixels)[None].to(self.device)
         with torch.no_grad():
             # straight to the network: the 3.x data preprocessor would normalise and pad a second time
-            result = self.model.predict(inputs, [DetDataSample(metainfo=ready.metainfo())], rescale=True)[0]
+            # init_detector is annotated nn.Module; what it returns is an mmdet BaseDetector, which has predict()
+            result = self.model.predict(  # pyright: ignore[reportCallIssue]
+                inputs, [DetDataSample(metainfo=ready.metainfo())], rescale=True)[0]
         pred = result.pred_instances
         return Instances(boxes=pred.bboxes.float().cpu().numpy(), scores=pred.scores.float().cpu().numpy(),
                          labels=pred.labels.cpu().numpy().astype("int64"), masks=pred.masks.cpu())
@@ -185,5 +188,6 @@ def resize_scale(cfg) -> tuple[int, int]:
         if step["type"] == "Resize":
             if not step.get("keep_ratio", False):
                 raise UsageError("the mmdet config's test Resize must keep the aspect ratio, as GenEval's does")
-            return tuple(int(v) for v in step["scale"])
+            long, short = (int(v) for v in step["scale"])
+            return long, short
     raise UsageError("the mmdet config's test pipeline has no Resize step; GenEval's resizes to (1333, 800)")

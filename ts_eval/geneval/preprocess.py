@@ -88,8 +88,8 @@ def normalize(image: np.ndarray, mean=MEAN, std=STD) -> np.ndarray:
     dtypes (mean and std pass through float32, then float64), so the float32 result is bit-identical."""
     cv2 = _cv2()
     out = image.copy().astype(np.float32)
-    mean = np.float64(np.array(mean, dtype=np.float32).reshape(1, -1))
-    stdinv = 1 / np.float64(np.array(std, dtype=np.float32).reshape(1, -1))
+    mean = np.array(mean, dtype=np.float32).reshape(1, -1).astype(np.float64)
+    stdinv = 1 / np.array(std, dtype=np.float32).reshape(1, -1).astype(np.float64)
     cv2.cvtColor(out, cv2.COLOR_BGR2RGB, out)
     cv2.subtract(out, mean, out)
     cv2.multiply(out, stdinv, out)

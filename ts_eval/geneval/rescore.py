@@ -15,10 +15,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ts_eval.errors import UsageError
-from ts_eval.options import parse_options
-from ts_eval.records import Prompt, Sample, readable
 from ts_eval.geneval.rules import JudgeSettings, MissingColor, check_metadata, judge, objects_from_row
 from ts_eval.geneval.scorer import JUDGE_DEFAULTS, judge_settings
+from ts_eval.options import parse_options
+from ts_eval.records import Prompt, Sample, readable
 from ts_eval.store import DETECTIONS, PROMPTS, SAMPLES, RunDir
 
 IMPORTED_SCORER = "geneval-official"
@@ -51,14 +51,14 @@ def judge_rows(rows: list[DetectionRow], prompts: dict[str, Prompt], settings: J
 def rescore(run_path, *, judge_args: dict[str, str] | None = None, resamples: int | None = None,
             tasks_dir: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Re-judge a GenEval run from detections.jsonl; returns the new summary (also in summary.json)."""
+    from ts_eval.geneval.task import bundled_class_names
     from ts_eval.store.reader import read_run
     from ts_eval.summary import summarize, write_summary
-    from ts_eval.geneval.task import bundled_class_names
 
     started = time.perf_counter()
     with RunDir(run_path).lock():
         run = read_run(run_path, need="prompts", tasks_dir=tasks_dir)
-        if run.spec.module.__name__ != "ts_eval.geneval.task":
+        if getattr(run.spec.module, "__name__", None) != "ts_eval.geneval.task":  # a module, or any TaskModule
             raise UsageError(f"{run.path} is a {run.spec.name} run; rescore re-judges GenEval runs only")
         run = read_run(run_path, need="detections", tasks_dir=tasks_dir, spec=run.spec)
         scorer = dict(run.scorer or {})

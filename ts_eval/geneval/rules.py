@@ -16,8 +16,9 @@ The official code compares scores and computes positions in float32 (the detecto
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -77,9 +78,9 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     def area(x1, y1, x2, y2):
         return max(x2 - x1 + 1, 0) * max(y2 - y1 + 1, 0)
 
-    a, b = [np.float32(v) for v in a[:4]], [np.float32(v) for v in b[:4]]
-    inter = area(max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
-    union = area(*a) + area(*b) - inter
+    fa, fb = [np.float32(v) for v in a[:4]], [np.float32(v) for v in b[:4]]
+    inter = area(max(fa[0], fb[0]), max(fa[1], fb[1]), min(fa[2], fb[2]), min(fa[3], fb[3]))
+    union = area(*fa) + area(*fb) - inter
     return float(inter / union) if union else 0.0
 
 

@@ -16,11 +16,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ts_eval.errors import UsageError
-from ts_eval.options import option, parse_options
-from ts_eval.records import Sample, ScoredImage, ScoreRequest
-from ts_eval.geneval.rules import DetectedObject, JudgeSettings, judge
 from ts_eval.geneval.color import BACKGROUND, CLIPColorClassifier, DummyColorClassifier, color_crop
 from ts_eval.geneval.detectors import BACKENDS, Detector, DummyDetector, Instances
+from ts_eval.geneval.rules import DetectedObject, JudgeSettings, judge
+from ts_eval.options import option, parse_options
+from ts_eval.records import Sample, ScoredImage, ScoreRequest
 
 JUDGE_DEFAULTS = JudgeSettings().to_dict()
 

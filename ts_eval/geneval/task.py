@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
-from ts_eval.records import Prompt
 from ts_eval.geneval.rules import TAGS, check_metadata
+from ts_eval.records import Prompt
 from ts_eval.stats import bootstrap_ci
+from ts_eval.tasks.data import DataFiles
 
 METADATA_FILE = "evaluation_metadata.jsonl"
 CLASS_NAMES_FILE = "object_names.txt"
@@ -102,7 +102,7 @@ def summarize(spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: 
     for tag in present:
         rows = per_prompt[per_prompt["tag"] == tag]
         # Weighted by images per prompt, the mean of prompt accuracies is exactly the share of images.
-        groups[tag] = {**_group(rows, "accuracy", "images", resamples, seed, rows["images"].sum()),
+        groups[tag] = {**_group(rows, "accuracy", "images", resamples, seed, int(rows["images"].sum())),
                        "correct": int(rows["correct"].sum())}
     tagged = per_prompt[per_prompt["tag"].isin(present)].copy()
     if present:
@@ -110,11 +110,12 @@ def summarize(spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: 
         # images / (images in the prompt's tag); resampling prompts gives its CI.
         tag_images = tagged.groupby("tag")["images"].transform("sum")
         tagged["overall_weight"] = tagged["images"] / tag_images
-        groups["overall"] = _group(tagged, "accuracy", "overall_weight", resamples, seed, tagged["images"].sum())
+        groups["overall"] = _group(tagged, "accuracy", "overall_weight", resamples, seed,
+                                   int(tagged["images"].sum()))
     groups["correct_images"] = {**_group(per_prompt, "accuracy", "images", resamples, seed,
-                                         per_prompt["images"].sum()),
+                                         int(per_prompt["images"].sum())),
                                 "correct": int(per_prompt["correct"].sum())}
     groups["correct_prompts"] = {**_group(per_prompt, "any_correct", None, resamples, seed, len(per_prompt)),
                                  "correct": int(per_prompt["any_correct"].sum())}
     return {"metric": spec.metric, "groups": groups,
-            "n_images": int(per_prompt["images"].sum()), "n_prompts": int(len(per_prompt))}
+            "n_images": int(per_prompt["images"].sum()), "n_prompts": len(per_prompt)}

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Hashable, Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from ts_eval.errors import missing_extra
 
+Unit = TypeVar("Unit", bound=Hashable)
+Rater = TypeVar("Rater", bound=Hashable)
+Level = Literal["nominal", "ordinal", "interval", "ratio"]
 
-def krippendorff_alpha(values: Mapping[Hashable, Mapping[Hashable, float]], level: str) -> dict[str, Any]:
+
+def krippendorff_alpha(values: Mapping[Unit, Mapping[Rater, float]], level: Level) -> dict[str, Any]:
     """Alpha over `values[unit][rater]`; raters may rate any subset of units (missing cells are allowed).
 
     Only units with two or more values carry information; `value` is None when there are none, or when

@@ -247,19 +247,19 @@ def check_run_holds_rated_images(verdicts: list[HumanVerdict], run: RunDir, imag
 def compare_with_run(verdicts: list[HumanVerdict], run: RunDir) -> dict[str, Any]:
     from ts_eval.store.reader import read_run
 
-    automatic = {(s.prompt_id, s.sample_index): int(round(s.value))
+    automatic = {(s.prompt_id, s.sample_index): round(s.value)
                  for s in read_run(run.path).samples if s.metric == "correct"}
     if not automatic:
         raise UsageError(f"{run.path} has no GenEval `correct` samples in {SAMPLES}; score it first")
-    both = [(v, automatic[(v.prompt_id, v.sample_index)]) for v in verdicts
+    both = [(v, int(v.correct), automatic[(v.prompt_id, v.sample_index)]) for v in verdicts
             if v.correct is not None and (v.prompt_id, v.sample_index) in automatic]
     if not both:
         raise UsageError(f"{run.path} judged none of the annotated images (prompt ids and sample indices differ)")
-    human, auto = [int(v.correct) for v, _ in both], [a for _, a in both]
+    human, auto = [h for _, h, _ in both], [a for _, _, a in both]
     cells = Counter(zip(human, auto))
     by_tag: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for (v, a) in both:
-        by_tag[v.tag].append((int(v.correct), a))
+    for (v, h, a) in both:
+        by_tag[v.tag].append((h, a))
     kappa = cohen_kappa(human, auto)
     return {"run": str(run.path), "images": len(both),
             "agreement": round(sum(h == a for h, a in zip(human, auto)) / len(both), 4),
@@ -277,17 +277,17 @@ def compare_with_run(verdicts: list[HumanVerdict], run: RunDir) -> dict[str, Any
 def render_md(result: dict[str, Any]) -> str:
     human = result["human"]
     alpha = human["rater_agreement"]["value"]
-    lines = [f"Human judgements of the images {result['source']} names (its Input.image_url): "
-             f"{human['rows']} answers on {human['images']} images; "
-             f"{human['correct']}/{human['decided']} images correct by majority "
-             f"({human['split_votes']} split evenly); raters' Krippendorff alpha "
-             f"{'-' if alpha is None else f'{alpha:.3f}'}; {len(result['excluded'])} answers excluded"]
+    lines = [(f"Human judgements of the images {result['source']} names (its Input.image_url): "
+              f"{human['rows']} answers on {human['images']} images; "
+              f"{human['correct']}/{human['decided']} images correct by majority "
+              f"({human['split_votes']} split evenly); raters' Krippendorff alpha "
+              f"{'-' if alpha is None else f'{alpha:.3f}'}; {len(result['excluded'])} answers excluded")]
     comparison = result.get("comparison")
     if comparison:
         kappa = comparison["cohen_kappa"]
-        lines += ["", f"Against {comparison['run']} on the rated images it holds ({comparison['same_pixels']} "
-                  f"checked pixel-identical): {comparison['images']} images, agreement "
-                  f"{100 * comparison['agreement']:.1f}%, Cohen's kappa {'-' if kappa is None else f'{kappa:.3f}'}",
+        lines += ["", (f"Against {comparison['run']} on the rated images it holds ({comparison['same_pixels']} "
+                   f"checked pixel-identical): {comparison['images']} images, agreement "
+                   f"{100 * comparison['agreement']:.1f}%, Cohen's kappa {'-' if kappa is None else f'{kappa:.3f}'}"),
                   "", "| tag | images | agreement |", "|---|---:|---:|"]
         lines += [f"| {tag} | {t['images']} | {100 * t['agreement']:.1f}% |" for tag, t in comparison["by_tag"].items()]
     return "\n".join(lines) + "\n"
@@ -300,7 +300,11 @@ def import_geneval(path: str | Path, *, run: str | Path | None = None, metadata:
     if images is not None and run is None:
         raise UsageError("--images checks a --run against the rated files; give --run too")
     run_dir = RunDir(run) if run is not None else None
-    meta = load_metadata(metadata) if metadata is not None else run_metadata(run_dir)
+    if metadata is not None:
+        meta = load_metadata(metadata)
+    else:
+        assert run_dir is not None  # one of the two was required above
+        meta = run_metadata(run_dir)
     verdicts, excluded, human = human_correctness(path, meta, need_image_url=run_dir is not None)
     result: dict[str, Any] = {"source": str(path), "rated": "the images named in the file's Input.image_url",
                               "human": human, "excluded": [e.to_row() for e in excluded]}

@@ -137,17 +137,17 @@ def render(study: str, rater: str, aspects: list[str], rows: list[SheetRow], she
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src \'self\' data: file:; '
-        f'style-src \'unsafe-inline\'; script-src \'nonce-{nonce}\'">',
+        (f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src \'self\' data: file:; '
+         f'style-src \'unsafe-inline\'; script-src \'nonce-{nonce}\'">'),
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Image comparison: {escape(rater)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<header><h1>Which image is better?</h1>",
-        f"<p>Sheet <b>{escape(rater)}</b> &middot; {len(rows)} items. For each prompt compare the left and the "
-        "right image on every question. Choose <i>Tie</i> when you see no difference.</p>",
-        f"<p>Keyboard: <kbd>Tab</kbd> moves between questions, arrow keys change the choice; {keys} answer the "
-        "question in focus and move on. Answers are kept in this browser; press <b>Download answers</b> "
-        "at the end and send the CSV file back.</p></header>",
+        (f"<p>Sheet <b>{escape(rater)}</b> &middot; {len(rows)} items. For each prompt compare the left and the "
+         "right image on every question. Choose <i>Tie</i> when you see no difference.</p>"),
+        (f"<p>Keyboard: <kbd>Tab</kbd> moves between questions, arrow keys change the choice; {keys} answer the "
+         "question in focus and move on. Answers are kept in this browser; press <b>Download answers</b> "
+         "at the end and send the CSV file back.</p></header>"),
         '<form id="sheet" autocomplete="off" onsubmit="return false">',
     ]
     for row in rows:
@@ -157,10 +157,10 @@ def render(study: str, rater: str, aspects: list[str], rows: list[SheetRow], she
             f"<h2>Item {row.number} of {len(rows)}</h2>",
             f'<p class="prompt">{escape(row.prompt)}</p>',
             '<div class="pair">',
-            f'<figure><img src="{escape(_image_src(sheets_dir, row.left_image, embed_images))}" alt="Left image">'
-            "<figcaption>Left</figcaption></figure>",
-            f'<figure><img src="{escape(_image_src(sheets_dir, row.right_image, embed_images))}" alt="Right image">'
-            "<figcaption>Right</figcaption></figure>",
+            (f'<figure><img src="{escape(_image_src(sheets_dir, row.left_image, embed_images))}" alt="Left image">'
+             "<figcaption>Left</figcaption></figure>"),
+            (f'<figure><img src="{escape(_image_src(sheets_dir, row.right_image, embed_images))}" alt="Right image">'
+             "<figcaption>Right</figcaption></figure>"),
             "</div>",
         ]
         for aspect in aspects:
@@ -173,8 +173,8 @@ def render(study: str, rater: str, aspects: list[str], rows: list[SheetRow], she
             parts.append("</fieldset>")
         parts.append("</section>")
     parts += [
-        '<div id="bar"><button type="button" id="download">Download answers (CSV)</button> '
-        '<span id="progress" aria-live="polite"></span></div>',
+        ('<div id="bar"><button type="button" id="download">Download answers (CSV)</button> '
+         '<span id="progress" aria-live="polite"></span></div>'),
         "</form>",
         f'<script type="application/json" id="sheet-data">{_json_for_script(data)}</script>',
         f'<script nonce="{nonce}">{_SCRIPT}</script>',

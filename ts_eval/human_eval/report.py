@@ -51,7 +51,7 @@ def summarize(study: Study, *, resamples: int = 1000, seed: int = 0) -> dict[str
 
 
 def _pct(share: float | None, ci: list[float] | None) -> str:
-    if share is None:
+    if share is None or ci is None:  # both are None together (no votes)
         return "-"
     return f"{100 * share:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 

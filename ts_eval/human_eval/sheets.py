@@ -61,11 +61,13 @@ def write_xlsx(path: Path, study: str, rater: str, aspects: list[str], rows: lis
         from openpyxl.styles import Alignment, Font
         from openpyxl.utils import get_column_letter
         from openpyxl.worksheet.datavalidation import DataValidation
+        from openpyxl.worksheet.worksheet import Worksheet
     except ImportError:
         raise missing_extra("openpyxl", "human") from None
 
     book = Workbook()
     sheet = book.active
+    assert isinstance(sheet, Worksheet)  # a new workbook opens on one ordinary worksheet
     sheet.title = "ratings"
     columns = header(aspects)
     sheet.append(columns)
@@ -86,7 +88,8 @@ def write_xlsx(path: Path, study: str, rater: str, aspects: list[str], rows: lis
             scale = 150 / max(picture.width, picture.height)
             picture.width, picture.height = int(picture.width * scale), int(picture.height * scale)
             sheet.add_image(picture, f"{get_column_letter(c)}{r}")
-            sheet.cell(row=r, column=c).hyperlink = rel
+            # cell() of an unmerged cell is a Cell; the stubs' Cell | MergedCell has a read-only hyperlink
+            sheet.cell(row=r, column=c).hyperlink = rel  # pyright: ignore[reportAttributeAccessIssue]
         sheet.row_dimensions[r].height = 118
     last = get_column_letter(first_aspect + len(aspects) - 1)
     if rows:

@@ -39,7 +39,7 @@ class Judgement:
         return asdict(self)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "Judgement":
+    def from_row(cls, row: dict[str, Any]) -> Judgement:
         return cls(prompt_id=str(row["prompt_id"]), sample_index=int(row["sample_index"]),
                    item_id=str(row["item_id"]), rater=str(row["rater"]), aspect=str(row["aspect"]),
                    outcome=str(row["outcome"]))

@@ -105,7 +105,8 @@ def _checks(key: AnswerKey, kept: dict[str, _Row]) -> dict[str, dict]:
         if item.kind == "pair":
             stats["pairs"] += 1
             stats["answered"] += row is not None
-        elif item.kind == "gold" and row is not None and row.answers.get(key.gold_aspect):
+        elif (item.kind == "gold" and row is not None and key.gold_aspect is not None
+              and row.answers.get(key.gold_aspect)):
             stats["gold"]["n"] += 1
             stats["gold"]["correct"] += row.answers[key.gold_aspect] == item.expected
         elif item.kind == "repeat" and row is not None and item.repeat_of in kept:

@@ -23,10 +23,10 @@ import struct
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 from ts_eval.errors import CheckFailed, UsageError
 from ts_eval.store import DETECTIONS, IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY
@@ -176,7 +176,7 @@ class _CountedReads:
     was read while it streamed, whatever its header declares."""
 
     def __init__(self, path: Path):
-        self._handle = open(path, "rb")
+        self._handle = open(path, "rb")  # noqa: SIM115 - held open across reads, closed by close()
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
-
+from typing import Literal
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -28,12 +28,14 @@ def _name(name: str) -> str:
     return name
 
 
-def _verify_count(value: str | None) -> int | None | str:
+def _verify_count(value: str | None) -> int | Literal["all"] | None:
     """--verify: None (not asked), "all", or a positive number of images."""
     from ts_eval.errors import UsageError
 
-    if value is None or value == "all":
-        return value
+    if value is None:
+        return None
+    if value == "all":
+        return "all"
     try:
         count = int(value)
     except ValueError:

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ts_eval.errors import UsageError
 from ts_eval.store import IMAGES, MANIFEST, PROMPTS, SAMPLES, SUMMARY, RunDir, read_jsonl
@@ -57,7 +57,7 @@ def value_range(spec: TaskSpec) -> tuple[float, float]:
     return spec.value_range
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -66,7 +66,7 @@ def check_samples(files: RunFiles, spec: TaskSpec) -> None:
 
     Values of the task's own metric must also lie in its range; other scorers' metrics have their own scales.
     """
-    prompt_ids = [r.get("prompt_id") for r in files.prompts]
+    prompt_ids: list[Any] = [r.get("prompt_id") for r in files.prompts]  # as the file holds them, checked below
     if len(set(prompt_ids)) != len(prompt_ids):
         raise RunProblem(f"{PROMPTS} lists a prompt_id twice")
     known = set(prompt_ids)

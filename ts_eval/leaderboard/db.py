@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ts_eval.errors import CheckFailed, UsageError
 from ts_eval.leaderboard.trust import Trust
@@ -147,7 +148,7 @@ def connect(path: str | Path, *, create: bool = True, migrations: list[Migration
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str, trust: Trust | None = None) -> int:
@@ -177,6 +178,7 @@ def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str,
              fields["content_sha256"], fields["ts_eval_version"], fields["run_created"], _now(),
              trust.rescored, trust.seed, json.dumps(candidate.verdict.to_dict()), trust.forged_fraction,
              trust.detection_probability))
+        assert cursor.lastrowid is not None  # set by the INSERT just executed
         submission_id = int(cursor.lastrowid)
         conn.executemany(
             "INSERT INTO group_scores (submission_id, grp, mean, n, ci_lo, ci_hi) VALUES (?, ?, ?, ?, ?, ?)",

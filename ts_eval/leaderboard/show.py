@@ -130,8 +130,8 @@ def _bar_chart(rows: list[dict[str, Any]], metric: str) -> str:
     top = max([1.0] + [r["ci95"][1] or 0.0 for r in rows] + [r["score"] or 0.0 for r in rows])
     height = len(rows) * (bar + gap) + 30
     x = lambda v: label_w + width * max(v, 0.0) / top  # noqa: E731 - the chart's one scale
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 60}" height="{height}" '
-             f'role="img" aria-label="{html.escape(metric)} per submission">']
+    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 60}" height="{height}" '
+              f'role="img" aria-label="{html.escape(metric)} per submission">')]
     for i, r in enumerate(rows):
         y = 10 + i * (bar + gap)
         score = r["score"] or 0.0

@@ -31,8 +31,9 @@ DEFAULT_FORGED_FRACTION = 0.05  # the smallest forgery a sampled check is sized 
 
 def board_verdict(spec: TaskSpec, manifest: dict[str, Any]) -> Verdict:
     """The run's verdict, recomputed from its recorded settings and scorer description."""
-    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
-    scorer = manifest.get("scorer") if isinstance(manifest.get("scorer"), dict) else None
+    settings, scorer = manifest.get("settings"), manifest.get("scorer")
+    settings = settings if isinstance(settings, dict) else {}
+    scorer = scorer if isinstance(scorer, dict) else None
     return verdict(spec.recipe, settings, scorer, default_split=spec.default_split, without_recipe=spec.without_recipe)
 
 
@@ -89,11 +90,11 @@ class Trust:
     detection_probability: float | None = None
 
     @classmethod
-    def self_reported(cls, images: int) -> "Trust":
+    def self_reported(cls, images: int) -> Trust:
         return cls(SELF_REPORTED, images)
 
     @classmethod
-    def verified(cls, images: int, rescored: int, seed: int | None, forged_fraction: float) -> "Trust":
+    def verified(cls, images: int, rescored: int, seed: int | None, forged_fraction: float) -> Trust:
         return cls(VERIFIED, images, rescored, seed, forged_fraction,
                    detection_probability(images, rescored, forged_fraction))
 
@@ -120,6 +121,7 @@ class Trust:
         if self.all_images:
             return f"verified: all {self.images} images re-scored and within tolerance"
         f = self.forged_fraction or DEFAULT_FORGED_FRACTION
+        assert self.detection_probability is not None  # recorded with every sampled verification
         needed = images_needed(0.95, self.images, f)
         return (f"verified on a sample: {self.rescored} of {self.images} images re-scored (seed {self.seed}); a "
                 f"submission with {_percent(f)} of its images forged is caught with probability "
@@ -130,7 +132,7 @@ class Trust:
         return {**asdict(self), "label": self.label}
 
     @classmethod
-    def from_entry(cls, entry: dict[str, Any]) -> "Trust":
+    def from_entry(cls, entry: dict[str, Any]) -> Trust:
         """From a board row (db.submissions)."""
         images = int(entry["n_prompts"]) * int(entry["n_samples"])
         rescored = int(entry.get("verified_images") or 0)

@@ -15,16 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ts_eval.tasks.data import resolve_data
 from ts_eval.errors import UsageError
 from ts_eval.leaderboard.archive import Rejected, reject
-from ts_eval.leaderboard.consistency import (RunFiles, RunProblem, check_samples, check_summary, n_samples, read_run,
-                                             run_metric)
+from ts_eval.leaderboard.consistency import (
+    RunFiles,
+    RunProblem,
+    check_samples,
+    check_summary,
+    n_samples,
+    read_run,
+    run_metric,
+)
 from ts_eval.leaderboard.trust import admit, board_verdict, declared_subset
 from ts_eval.official import Verdict
 from ts_eval.records import Prompt
 from ts_eval.store import DETECTIONS, IMAGES, PROMPTS, SAMPLES, RunDir, read_jsonl
 from ts_eval.tasks import TaskSpec, load_task
+from ts_eval.tasks.data import resolve_data
 
 
 @dataclass
@@ -73,7 +80,7 @@ def official_prompts(spec: TaskSpec, variant: str, split: str, data: str | None)
 
 
 def check_prompts(archive: Path, rows: list[dict[str, Any]], official: list[Prompt], label: str) -> None:
-    submitted: dict[str, dict[str, Any]] = {}
+    submitted: dict[Any, dict[str, Any]] = {}  # keyed by whatever the archive wrote as prompt_id
     for row in rows:
         pid = row.get("prompt_id")
         if pid in submitted:
@@ -177,7 +184,8 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
         raise reject(archive, str(exc)) from None
 
     manifest = files.manifest
-    scorer = manifest.get("scorer") if isinstance(manifest.get("scorer"), dict) else {}
+    scorer = manifest.get("scorer")
+    scorer = scorer if isinstance(scorer, dict) else {}
     candidate = Candidate(
         task=spec.name, task_version=spec.version, variant=variant, split=split, metric=spec.metric,
         model=_model_label(manifest["settings"].get("generator")),

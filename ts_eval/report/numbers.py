@@ -13,6 +13,7 @@ Formats for machines (CSV, JSON) keep full precision; only what a person reads g
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 SCORE_DECIMALS = 2
 FINE_DECIMALS = 3
@@ -26,7 +27,7 @@ def _fixed(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _finite(value: float | None) -> bool:
+def _finite(value: float | None) -> TypeGuard[float]:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 

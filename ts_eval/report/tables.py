@@ -89,7 +89,7 @@ def render_summaries(spec: TaskSpec, runs: list[tuple[str, dict[str, Any]]], fmt
     markdown and LaTeX end with the caveats (a LaTeX comment), so a pasted table keeps them."""
     check_format(fmt)
     if fmt == "json":
-        return json.dumps({label: summary for label, summary in runs}, indent=2)
+        return json.dumps(dict(runs), indent=2)
     import pandas as pd
 
     columns = headers(spec, [s for _, s in runs])

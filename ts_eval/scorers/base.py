@@ -29,5 +29,6 @@ class Scorer(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """Name, version and every setting that changes a score (model, templates, thresholds)."""
+        ...
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]: ...

@@ -206,7 +206,7 @@ class _TransformersCLIP:
             # the files transformers loads: one sha256, or one per shard
             found = folder_sha256(folder, [f for f in files if not f.endswith(".index.json")], HashCache())
             self.weights_sha256 = next(iter(found.values())) if len(found) == 1 else found
-        elif model.startswith("/") or model.startswith("."):
+        elif model.startswith(("/", ".")):
             raise UsageError(f"{OWNER}: model={model}: no such folder")
         else:
             self.weights_sha256 = None  # a hub id: identified by its revision

@@ -118,7 +118,7 @@ def resolve_clip(model: str, pretrained: str | None, quick_gelu: str = "auto", *
     if name not in open_clip.list_models():
         raise UsageError(f"{owner}: unknown open_clip model {model!r}; use a name from open_clip.list_models() "
                          "(e.g. ViT-L-14, ViT-B-32), hf-hub:ORG/REPO or local-dir:DIR")
-    declared = bool(open_clip.get_model_config(name).get("quick_gelu", False))
+    declared = bool((open_clip.get_model_config(name) or {}).get("quick_gelu", False))  # listed: has a config
     if pretrained == RANDOM:
         return CLIPSource(name, RANDOM, False, force is not False, None)
     tag = open_clip.get_pretrained_cfg(name, pretrained) if pretrained else {}
@@ -153,6 +153,7 @@ def load_clip(source: CLIPSource, *, device, precision: str = "fp32", cache_dir:
     open_clip = import_open_clip()
     if source.openai_format:
         path = source.pretrained
+        assert path is not None  # an OpenAI-format source always names its weights
         if path == OPENAI:  # OpenAI's own file from its URL, as open_clip <= 2.26 fetched it
             tag = open_clip.get_pretrained_cfg(source.model, OPENAI)
             path = open_clip.download_pretrained(tag, prefer_hf_hub=False, cache_dir=cache_dir)
@@ -164,7 +165,9 @@ def load_clip(source: CLIPSource, *, device, precision: str = "fp32", cache_dir:
         except (RuntimeError, KeyError, pickle.UnpicklingError) as exc:
             raise UsageError(f"{owner}: {path} is not a CLIP checkpoint in OpenAI's format "
                              f"({type(exc).__name__}: {str(exc).strip()[:120]})") from None
-        preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
+        # open_clip's visual towers set image_size to an int or an (h, w) pair; its annotation is looser
+        preprocess = open_clip.image_transform(model.visual.image_size,  # pyright: ignore[reportArgumentType]
+                                               is_train=False)
     else:
         pretrained = None if source.pretrained == RANDOM else source.pretrained
         model, _, preprocess = open_clip.create_model_and_transforms(

@@ -33,11 +33,11 @@ CLIP_T5 = "t2v_metrics.models.vqascore_models.clip_t5_model"
 def _package_root() -> Path:
     module = sys.modules.get(PACKAGE)
     if module is not None and getattr(module, "__path__", None):
-        return Path(list(module.__path__)[0])
+        return Path(next(iter(module.__path__)))
     spec = importlib.util.find_spec(PACKAGE) if PACKAGE not in sys.modules else None
     if spec is None or not spec.submodule_search_locations:
         raise UsageError(f"t2v-metrics is not installed (needed by scorer 'vqascore'); run: {INSTALL}")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _register_shells(root: Path) -> None:

@@ -102,7 +102,8 @@ def read_run(path: str | Path, *, need: Need = "scores", tasks_dir: str | None =
     manifest = run_dir.read_manifest()
     where = run_dir.path
     settings = manifest.get("settings")
-    task = settings.get("task") if isinstance(settings, dict) else None
+    settings = settings if isinstance(settings, dict) else {}
+    task = settings.get("task")
     if not isinstance(task, dict) or not isinstance(task.get("name"), str):
         raise RunDamaged(f"{where}: manifest.json has no settings.task.name; the run is damaged")
     n_samples = settings.get("n_samples")
@@ -134,7 +135,8 @@ class _Checker:
 
     def __init__(self, run: RunDir, manifest: dict[str, Any]):
         self.run = run
-        self.files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+        files = manifest.get("files")
+        self.files = files if isinstance(files, dict) else {}
         self.scored = manifest.get("scorer") is not None
 
     def _fail(self, problem: str, fix: str) -> RunDamaged:

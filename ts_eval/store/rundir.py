@@ -9,17 +9,27 @@ one end byte-identical, and a reader can tell a canonical file that was edited o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ts_eval.errors import UsageError
-from ts_eval.store.files import (IMAGE_SUFFIXES, encode_image, json_bytes, json_line, jsonl_bytes, read_jsonl,
-                                 sha256_bytes, write_atomic)
+from ts_eval.store.files import (
+    IMAGE_SUFFIXES,
+    encode_image,
+    json_bytes,
+    json_line,
+    jsonl_bytes,
+    read_jsonl,
+    sha256_bytes,
+    write_atomic,
+)
 from ts_eval.store.lock import LOCK, RunLock
 
 FORMAT = "ts-eval/run@1"
@@ -67,7 +77,7 @@ class RunDir:
         write_atomic(self.file(MANIFEST), json_bytes({"format": FORMAT,
                                                       **{k: v for k, v in manifest.items() if k != "format"}}))
 
-    def update_manifest(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    def update_manifest(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
         """Read, change in place, write back; only the run's lock holder calls this."""
         manifest = self.read_manifest()
         change(manifest)
@@ -113,10 +123,8 @@ class RunDir:
         self.write_rows(name, rows)
         for path in (self.path / "progress").glob(f"{Path(name).stem}-rank*.jsonl"):
             path.unlink()
-        try:
+        with contextlib.suppress(OSError):
             (self.path / "progress").rmdir()  # only when empty: other stages' progress stays
-        except OSError:
-            pass
 
     def append_rows(self, name: str | Path, rows: Iterable[dict[str, Any]]) -> None:
         """Append finished work; a torn tail from an earlier kill is cut first so every line stays whole."""

@@ -24,7 +24,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from ts_eval.errors import CheckFailed
 from ts_eval.generators.token_shuffle.configs import ModelArgs
 from ts_eval.generators.token_shuffle.sampling import (
-    SamplingOptions, decode_logits, full_logits, make_state, pack_prompts, prefill,
+    SamplingOptions,
+    decode_logits,
+    full_logits,
+    make_state,
+    pack_prompts,
+    prefill,
 )
 
 FORMULA = """\

@@ -30,7 +30,7 @@ class Timing:
 
 def _p90(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
 def time_generation(model, vq, *, batch_size: int, grid: tuple[int, int], prefill_len: int,

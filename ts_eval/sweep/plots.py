@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib as mpl
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
+mpl.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.ticker import NullLocator
 
-from ts_eval.store import write_atomic  # noqa: E402
+from ts_eval.store import write_atomic
 
 
 def _save(fig, path: Path) -> None:

@@ -17,10 +17,18 @@ from ts_eval.generators.token_shuffle.configs import ModelArgs, load_config
 from ts_eval.generators.token_shuffle.generator import build_model, build_vq, token_grid
 from ts_eval.generators.token_shuffle.model import cache_dtype, check_window, param_count, shuffle_param_count
 from ts_eval.generators.token_shuffle.sampling import (
-    SamplingOptions, cache_capacity, compile_decode_step, decode_step, prompt_block,
+    SamplingOptions,
+    cache_capacity,
+    compile_decode_step,
+    decode_step,
+    prompt_block,
 )
 from ts_eval.sweep.flops import (
-    analytic_flops, analytic_training_flops, counted_flops, counted_training_flops, counted_vq_flops,
+    analytic_flops,
+    analytic_training_flops,
+    counted_flops,
+    counted_training_flops,
+    counted_vq_flops,
 )
 from ts_eval.sweep.latency import time_generation
 from ts_eval.sweep.tables import markdown

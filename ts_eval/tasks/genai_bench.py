@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt
 from ts_eval.stats import bootstrap_ci
+from ts_eval.tasks.data import DataFiles
 
 
 def prompt_id(index: int) -> str:
@@ -122,5 +122,5 @@ def summarize(spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: 
         if len(values) == 0:
             continue
         lo, hi = bootstrap_ci(values, resamples=resamples, seed=seed)
-        groups[group] = {"mean": float(values.mean()), "n": int(len(values)), "ci95": [lo, hi]}
+        groups[group] = {"mean": float(values.mean()), "n": len(values), "ci95": [lo, hi]}
     return {"metric": spec.metric, "groups": groups}

@@ -24,16 +24,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ts_eval import hub
-from ts_eval.tasks.data import DataFiles
 from ts_eval.errors import UsageError
 from ts_eval.records import Prompt
 from ts_eval.store.files import read_jsonl, sha256_file
+from ts_eval.tasks.data import DataFiles
 
 HUB = "hf://"
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
@@ -191,7 +192,7 @@ def _load_dataset(source: Source):
         raise UsageError(f"--prompts {source.text}: cannot load the dataset: {why}; {fetch}") from None
 
 
-def _pick_split(found, source: Source):
+def _pick_split(found: Any, source: Source) -> tuple[Any, str | None]:
     """One split of a DatasetDict (the only one, or the one named); a plain Dataset has none to pick."""
     if not hasattr(found, "keys"):  # a Dataset
         if source.split:
@@ -213,6 +214,7 @@ def _read_dataset(source: Source) -> tuple[Table, dict[str, Any]]:
     dataset, split = _pick_split(_load_dataset(source), source)
     where = f"{source.location}" + (f" ({split})" if split else "")
     table = Table(dataset.to_list(), list(dataset.column_names), lambda i: f"row {i + 1}", where)
+    record: dict[str, Any]
     if source.kind == "hub":
         record = {"hf_dataset": source.location, "revision": source.revision or "main"}
     else:
@@ -352,7 +354,7 @@ def summarize(spec, prompts: list[Prompt], samples, *, resamples: int = 1000, se
         if len(values) == 0:
             continue
         lo, hi = bootstrap_ci(values, resamples=resamples, seed=seed)
-        groups[group] = {"mean": float(values.mean()), "n": int(len(values)), "ci95": [lo, hi]}
+        groups[group] = {"mean": float(values.mean()), "n": len(values), "ci95": [lo, hi]}
     return {"metric": spec.metric, "groups": groups}
 
 

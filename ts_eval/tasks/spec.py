@@ -14,11 +14,12 @@ import importlib
 import importlib.util
 import logging
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 import yaml
 
@@ -187,7 +188,7 @@ class TaskSpec:
         """(header, group) of the table for runs holding `groups`: the spec's table, after one column per tag
         group (named as the tag) where the groups are data-driven."""
         if not self.tag_groups:
-            return self.table
+            return [*self.table]
         listed = set(self.groups)
         tags = [g for g in dict.fromkeys(groups) if g not in listed]
         return [(tag, tag) for tag in tags] + self.table
@@ -406,7 +407,8 @@ def plugin_task_paths() -> list[tuple[Path, str]]:
 
     found = []
     for ep in registry.entry_points("task"):
-        origin = f"entry point {ep.name} = {ep.value}" + (f" ({ep.dist.name})" if getattr(ep, "dist", None) else "")
+        dist = getattr(ep, "dist", None)
+        origin = f"entry point {ep.name} = {ep.value}" + (f" ({dist.name})" if dist else "")
         module_name, _, attr = ep.value.partition(":")
         try:
             if attr:

@@ -26,6 +26,7 @@ import torch
 
 from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.options import SCHEDULES
+
 SIGMOID_STEEPNESS = 10.0
 
 

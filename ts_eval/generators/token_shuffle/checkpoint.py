@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def read_checkpoint_config(folder: Path) -> tuple[ModelArgs, int]:
 
 # Globals a weights file may hold beyond tensors and containers: LlamaGen's .pt files carry the training
 # script's argparse.Namespace next to the state dict. Nothing else is ever unpickled.
-ALLOWED_GLOBALS = [argparse.Namespace]
+ALLOWED_GLOBALS: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [argparse.Namespace]
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:

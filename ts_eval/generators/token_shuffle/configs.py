@@ -96,7 +96,7 @@ class ModelArgs:
         return out
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str) -> "ModelArgs":
+    def from_dict(cls, raw: dict[str, Any], where: str) -> ModelArgs:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

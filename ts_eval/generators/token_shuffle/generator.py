@@ -11,8 +11,8 @@ init-seed (random weights when no checkpoint is given).
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,15 @@ from ts_eval.generators.token_shuffle import checkpoint as ckpt
 from ts_eval.generators.token_shuffle.cfg_schedule import check_schedule
 from ts_eval.generators.token_shuffle.configs import CONFIGS, ModelArgs, load_config
 from ts_eval.generators.token_shuffle.model import TokenShuffleTransformer, check_window, init_weights
+from ts_eval.generators.token_shuffle.options import ReferenceOptions
 from ts_eval.generators.token_shuffle.sampling import (
-    SamplingOptions, compile_decode_step, decode_step, generate_codes,
+    SamplingOptions,
+    compile_decode_step,
+    decode_step,
+    generate_codes,
 )
 from ts_eval.generators.token_shuffle.tokenizer import encode_prompt, load_tokenizer
 from ts_eval.generators.token_shuffle.vq import VQDecoder, to_uint8
-from ts_eval.generators.token_shuffle.options import ReferenceOptions
 from ts_eval.options import parse_options
 from ts_eval.records import ImageRequest
 

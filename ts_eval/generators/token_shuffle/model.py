@@ -16,10 +16,11 @@ keep their addresses from one generation to the next.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ts_eval.errors import UsageError
 from ts_eval.generators.token_shuffle.configs import ModelArgs
@@ -45,6 +46,10 @@ def cache_dtype(device_type: str, dtype: torch.dtype) -> torch.dtype:
 
 
 class KVCache(nn.Module):
+    k_cache: torch.Tensor  # buffers, registered in __init__
+    v_cache: torch.Tensor
+    row_index: torch.Tensor
+
     """Keys and values of `rows` sequences of `length` positions, written in place."""
 
     def __init__(self, rows: int, kv_heads: int, length: int, head_dim: int, dtype, device):
@@ -106,9 +111,11 @@ class Attention(nn.Module):
         q, k, v = (z.to(cache_dtype(x.device.type, x.dtype)) for z in (q, k, v))
         causal = False
         if cache == "fill":
+            assert self.kv_cache is not None, "setup_caches() before a cached forward"
             self.kv_cache.write_prefix(k, v)
             causal, mask = True, None
         elif cache == "step":
+            assert self.kv_cache is not None, "setup_caches() before a cached forward"
             k, v = self.kv_cache.write_at(write_pos, k, v, mask.shape[-1])
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
                                            enable_gqa=self.kv_heads != self.n_heads).to(x.dtype)
@@ -178,18 +185,22 @@ class TokenShuffleTransformer(nn.Module):
         weight = self.output.weight
         dtype = cache_dtype(weight.device.type, weight.dtype)
         shape = (rows, self.args.kv_heads, length, self.args.head_dim)
-        for layer in self.layers:
-            cache = layer.attention.kv_cache
+        for attention in self._attentions():
+            cache = attention.kv_cache
             if cache is not None and cache.shape == shape and cache.k_cache.dtype == dtype:
                 cache.k_cache.zero_()
                 cache.v_cache.zero_()
             else:
-                layer.attention.kv_cache = KVCache(rows, self.args.kv_heads, length, self.args.head_dim, dtype,
-                                                   weight.device)
+                attention.kv_cache = KVCache(rows, self.args.kv_heads, length, self.args.head_dim, dtype,
+                                             weight.device)
 
     def clear_caches(self) -> None:
-        for layer in self.layers:
-            layer.attention.kv_cache = None
+        for attention in self._attentions():
+            attention.kv_cache = None
+
+    def _attentions(self) -> list[Attention]:
+        # nn.ModuleList holds nn.Module to a type checker; its items are the TransformerBlocks built in __init__
+        return [cast(TransformerBlock, layer).attention for layer in self.layers]
 
     # -- the pieces the sampler calls ----------------------------------------------------------------
     def embed_text(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ batched (see docs/token-shuffle-reference.md for what that means for reproducibi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm

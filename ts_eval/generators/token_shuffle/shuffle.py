@@ -14,8 +14,8 @@ Fixed conventions (every other part relies on them):
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ts_eval.generators.token_shuffle.matmul import linear
 

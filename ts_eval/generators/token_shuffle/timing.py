@@ -35,10 +35,10 @@ class Clock:
         return list(zip(self.labels[1:], seconds))
 
     def total(self, label: str) -> float:
-        return sum(s for l, s in self.intervals() if l == label)
+        return sum(s for name, s in self.intervals() if name == label)
 
     def all(self, label: str) -> list[float]:
-        return [s for l, s in self.intervals() if l == label]
+        return [s for name, s in self.intervals() if name == label]
 
 
 def synchronize(device: torch.device | str) -> None:

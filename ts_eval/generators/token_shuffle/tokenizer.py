@@ -16,6 +16,7 @@ class TextTokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]:
         """Ids of `text`, beginning-of-sequence included."""
+        ...
 
 
 class ByteTokenizer:

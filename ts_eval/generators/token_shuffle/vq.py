@@ -11,8 +11,8 @@ decodes each image alone, so a batched convolution's rounding never makes an ima
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from ts_eval.generators.token_shuffle.configs import VQArgs
 

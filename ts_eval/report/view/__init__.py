@@ -7,7 +7,13 @@ verdict, GenEval's boxes, two runs side by side.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __all__ = ["ViewRun", "load_view_run", "render_view", "write_view"]
+
+if TYPE_CHECKING:  # the names type checkers see; at run time __getattr__ loads them on first use
+    from ts_eval.report.view.page import render_view, write_view
+    from ts_eval.report.view.run import ViewRun, load_view_run
 
 
 def __getattr__(name: str) -> object:  # imported on first use, so `ts-eval --help` does not load PIL or jinja2

@@ -18,11 +18,11 @@ from typing import Any
 from urllib.parse import quote
 
 from ts_eval.errors import UsageError
+from ts_eval.geneval.rules import DetectedObject, kept_by_class
 from ts_eval.report import numbers
 from ts_eval.report.view.chart import RUN_COLOURS, build_chart
 from ts_eval.report.view.run import ViewRun
 from ts_eval.report.view.thumbnails import Thumbnail, make_thumbnails
-from ts_eval.geneval.rules import DetectedObject, kept_by_class
 from ts_eval.store import write_atomic
 
 TILE_PX = 136  # CSS width of one image tile: two GenEval cards (4 images each) side by side at 1280 px

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ts_eval.errors import UsageError
-from ts_eval.records import ImageKey
 from ts_eval.geneval.rules import DetectedObject, JudgeSettings, objects_from_row
+from ts_eval.records import ImageKey
 from ts_eval.store import DETECTIONS
+
 
 @dataclass(frozen=True)
 class GroupStat:
