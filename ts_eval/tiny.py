@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ts_eval.store.files import json_bytes, write_atomic
 
@@ -72,7 +73,7 @@ def build_once(folder: str | Path, args: dict[str, str], build: Callable[[Path],
             if not is_ready(folder, wanted):  # another process may have built it while this one waited
                 (folder / READY).unlink(missing_ok=True)  # a rebuild for another recipe is half-built until done
                 with torch.random.fork_rng(devices=[]):
-                    torch.random.default_generator.manual_seed(seed)  # torch.manual_seed would seed CUDA too
+                    torch.default_generator.manual_seed(seed)  # torch.manual_seed would seed CUDA too
                     build(folder)
                 write_atomic(folder / READY, json_bytes(wanted))
     return TinyModel(folder, args)

@@ -103,7 +103,8 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
     from ts_eval.stats import paired_bootstrap
     from ts_eval.tasks import load_task
 
-    if current.scores is None:
+    current_scores, current_prompts, baseline_scores = current.scores, current.prompts, baseline.scores
+    if current_scores is None or current_prompts is None:
         raise UsageError(f"--current {current.path}: give a run directory (the gate needs its per-prompt scores)")
     if not 0 < options.confidence < 1:
         raise UsageError(f"--confidence must be between 0 and 1, got {options.confidence}")
@@ -116,11 +117,11 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
     unknown = [g for g in options.groups or [] if g not in spec.groups]
     if unknown:
         raise UsageError(f"unknown group {unknown[0]!r} for {spec.name}; choose from: {', '.join(spec.groups)}")
-    paired = baseline.scores is not None
+    paired = baseline_scores is not None
     rows, skipped = [], []
     for metric in _metrics(baseline, current, options.metric, spec.metric):
-        cur_scores = current.scores[metric]
-        base_scores = baseline.scores[metric] if paired else None
+        cur_scores = current_scores[metric]
+        base_scores = baseline_scores[metric] if baseline_scores is not None else None
         if base_scores is not None and set(base_scores) != set(cur_scores):
             raise UsageError(f"{metric}: baseline scores {len(base_scores)} prompts, current {len(cur_scores)}; "
                              "the prompt sets differ (is one run incomplete?)")
@@ -131,14 +132,14 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
         task_groups = [h for _, h in spec.layout(list(current.summary.get("groups") or {}))] + spec.groups
         groups = [g for g in dict.fromkeys(task_groups) if not official or (g in cur_official and g in base_official)]
         for group in [g for g in groups if options.groups is None or g in options.groups]:
-            members = [pid for pid in spec.group_members(current.prompts, group) if pid in cur_scores]
+            members = [pid for pid in spec.group_members(current_prompts, group) if pid in cur_scores]
             if not members:
                 continue
             c = np.array([cur_scores[pid] for pid in members])
             if official and not _matches(c, cur_official[group]):
                 skipped.append(f"{metric}/{group}")
                 continue
-            if paired:
+            if base_scores is not None:  # paired
                 b = np.array([base_scores[pid] for pid in members])
             elif not official:
                 continue  # a bare summary holds only its own metric

@@ -22,13 +22,13 @@ def markdown(result: GateResult, baseline: Side, current: Side, options: GateOpt
     how = ("paired bootstrap over shared prompts" if result.paired
            else "bootstrap of the current run against the baseline summary's means (no baseline samples: unpaired)")
     lines = [
-        f"### ts-eval gate: {result.task} {result.variant or ''} {result.split} — "
-        f"{'FAIL' if result.failed else 'pass'}".replace("  ", " "),
+        (f"### ts-eval gate: {result.task} {result.variant or ''} {result.split} — "
+         f"{'FAIL' if result.failed else 'pass'}").replace("  ", " "),
         "",
-        f"Baseline `{baseline.path}` ({_label(baseline)}), current `{current.path}` ({_label(current)}). "
-        f"A group fails when it drops by more than "
-        f"{options.max_drop:g} and the {level} CI of the change lies below 0 ({how}, {options.resamples} resamples, "
-        f"seed {options.seed}).",
+        (f"Baseline `{baseline.path}` ({_label(baseline)}), current `{current.path}` ({_label(current)}). "
+         f"A group fails when it drops by more than "
+         f"{options.max_drop:g} and the {level} CI of the change lies below 0 ({how}, {options.resamples} resamples, "
+         f"seed {options.seed})."),
         "",
         f"| metric | group | prompts | baseline | current | delta | {level} CI | verdict |",
         "|---|---|---:|---:|---:|---:|---|---|",

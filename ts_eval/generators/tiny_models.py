@@ -5,6 +5,11 @@ weights, so `--model diffusers` and `--model janus` run their whole code path (t
 batching, sampling, decoding) with no download. Their images mean nothing; they only show the plumbing.
 """
 
+# These builders run in the adapters' environment (diffusers, transformers 5 with Janus); the main environment
+# that pyright checks against has transformers 4.49 without Janus, and tokenizers ships incomplete stubs.
+# pyright: reportMissingImports=false, reportAttributeAccessIssue=false, reportCallIssue=false
+# pyright: reportArgumentType=false
+
 from __future__ import annotations
 
 import json
@@ -98,8 +103,15 @@ def build_tiny_janus(root: str | Path, seed: int = 0) -> TinyModel:
 
 def _save_janus(root: Path) -> None:
     import torch
-    from transformers import (GenerationConfig, JanusConfig, JanusForConditionalGeneration, JanusProcessor,
-                              JanusVisionConfig, JanusVQVAEConfig, LlamaConfig)
+    from transformers import (
+        GenerationConfig,
+        JanusConfig,
+        JanusForConditionalGeneration,
+        JanusProcessor,
+        JanusVisionConfig,
+        JanusVQVAEConfig,
+        LlamaConfig,
+    )
 
     try:  # transformers 5 splits image processors by backend; the PIL one needs no torchvision
         from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil as ImageProcessor

@@ -65,12 +65,17 @@ def tiny_hf(folder: str | Path, seed: int = 0) -> TinyModel:
 
 
 def _save_hf(folder: Path) -> None:
-    from transformers import (Mask2FormerConfig, Mask2FormerForUniversalSegmentation, Mask2FormerImageProcessor,
-                              SwinConfig)
+    from transformers import (
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessor,
+        SwinConfig,
+    )
 
     swin = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=64,
                       out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = Mask2FormerConfig(backbone_config=swin, num_labels=80, num_queries=8, hidden_dim=32,
+    config = Mask2FormerConfig(backbone_config=swin,  # pyright: ignore[reportArgumentType]  # annotated Dict, takes a config
+                               num_labels=80, num_queries=8, hidden_dim=32,
                                mask_feature_size=32, feature_size=32, encoder_layers=1, decoder_layers=2,
                                encoder_feedforward_dim=64, dim_feedforward=64, num_attention_heads=2)
     Mask2FormerForUniversalSegmentation(config).save_pretrained(folder)

@@ -14,8 +14,8 @@ from ts_eval.tiny import TinyModel, build_once
 # Text the tiny T5 vocabulary is trained on: the prompt template, and every printable ASCII character so
 # any prompt tokenizes into real pieces rather than one unknown token.
 _VOCAB_TEXT = [
-    "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
-    "detailed, and polite answers to the user's questions.",
+    ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+     "detailed, and polite answers to the user's questions."),
     'USER: Does this figure show "a red square"? Please answer yes or no. ASSISTANT: Yes',
     "a dog and a cat in the snow, three blue birds on a wooden fence, no people",
     " ".join(chr(c) for c in range(33, 127)),
@@ -40,7 +40,9 @@ def _save_clip_t5(root: Path) -> None:
 
     clip_t5_module()  # registers t2v-metrics' packages without running their __init__ files
     from t2v_metrics.models.vqascore_models.clip_t5.model.language_model.clip_t5 import (
-        CLIPT5Config, CLIPT5ForConditionalGeneration)
+        CLIPT5Config,
+        CLIPT5ForConditionalGeneration,
+    )
 
     tokenizer_dir, vision_dir = root / "tokenizer", root / "vision"
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +117,9 @@ def _save_openai_clip(root: Path) -> None:
 
     model = open_clip.CLIP(**TINY_OPENAI_CLIP).eval()
     # OpenAI's archives hold the causal mask as a constant, not as a weight
-    model.attn_mask = model._buffers.pop("attn_mask")
+    mask = model._buffers.pop("attn_mask")
+    assert mask is not None  # open_clip registers it for every CLIP with a text tower
+    model.attn_mask = mask
     examples = {"encode_image": torch.zeros(1, 3, 32, 32), "encode_text": torch.zeros(1, 77, dtype=torch.long)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and torch.jit deprecation warnings
@@ -138,11 +142,19 @@ def _save_transformers_clip(root: Path) -> None:
     import gzip
 
     import open_clip
-    from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig,
-                              CLIPTokenizer, CLIPVisionConfig)
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        CLIPTextConfig,
+        CLIPTokenizer,
+        CLIPVisionConfig,
+    )
 
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
-    merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    with gzip.open(bpe) as handle:
+        merges = handle.read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
     byte_chars = list(open_clip.tokenizer.bytes_to_unicode().values())
     vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m.split()) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
