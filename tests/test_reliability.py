@@ -97,9 +97,14 @@ def test_killed_at_every_write_point_a_resume_is_byte_identical(scenario, tmp_pa
         killed = child(point, root, [*args, "--out", str(root / "R")], cache)
         resumed = child(10**9, root, [*args, "--out", str(root / "R")], cache)
         leftovers = sorted(p.name for p in root.iterdir() if p.name != "R")
-        same = resumed.returncode == 0 and snapshot(root / "R") == expected and not leftovers \
-            and not list((root / "R").rglob("*.tmp")) and not (root / "R" / "progress").exists()
-        return point, killed.returncode == -signal.SIGKILL, "" if same else (resumed.stderr[-500:] + str(leftovers))
+        got = snapshot(root / "R")
+        differ = sorted(name for name in set(got) | set(expected) if got.get(name) != expected.get(name))
+        temporaries = [str(p.relative_to(root)) for p in (root / "R").rglob("*.tmp")]
+        same = resumed.returncode == 0 and not differ and not leftovers and not temporaries \
+            and not (root / "R" / "progress").exists()
+        why = (f"exit {resumed.returncode}, differing files {differ[:5]}, leftovers {leftovers}, "
+               f"temporaries {temporaries[:3]}, stderr: {resumed.stderr[-400:]}")
+        return point, killed.returncode == -signal.SIGKILL, "" if same else why
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(kill_and_resume, range(1, writes + 1)))
