@@ -81,24 +81,44 @@ def window_rows(args, device, dtype) -> list[dict]:
                     if positions <= no_cache_limits.get(name, 0) and not args.compile:
                         caches.append(False)
                     for use_cache in caches:
-                        timing = time_generation(model, vq, batch_size=batch, grid=grid, prefill_len=args.text_tokens + 1,
-                                                 options=SamplingOptions(cfg_scale=7.5 if cfg else 1.0),
-                                                 repeats=args.repeats if use_cache else 1,
-                                                 warmup=1 if use_cache else 0, use_cache=use_cache, step_fn=step_fn)
+                        timing = time_generation(
+                            model,
+                            vq,
+                            batch_size=batch,
+                            grid=grid,
+                            prefill_len=args.text_tokens + 1,
+                            options=SamplingOptions(cfg_scale=7.5 if cfg else 1.0),
+                            repeats=args.repeats if use_cache else 1,
+                            warmup=1 if use_cache else 0,
+                            use_cache=use_cache,
+                            step_fn=step_fn,
+                        )
                         generation = timing.batch_latency_s - timing.vq_decode_s
                         # Robust to interference from other processes: prefill + (n-1) median steps, per
                         # generation (one image on CPU, the whole batch on GPU).
                         per_generation = timing.prefill_s + (positions - 1) * timing.decode_step_s
                         generations = batch if device.type == "cpu" else 1
-                        rows.append({"config": name, "window": window, "resolution": args.resolution,
-                                     "image_tokens": grid[0] * grid[1], "positions": positions, "batch_size": batch,
-                                     "cfg": cfg, "kv_cache": use_cache, "compile": args.compile,
-                                     "ms_per_image": 1e3 * generation / batch,
-                                     "ms_per_image_from_median_step": 1e3 * per_generation * generations / batch,
-                                     "image_tokens_per_s": timing.tokens_per_s,
-                                     "decode_step_ms": 1e3 * timing.decode_step_s, "prefill_ms": 1e3 * timing.prefill_s,
-                                     "vq_decode_ms": 1e3 * timing.vq_decode_s, "compile_s": timing.compile_s,
-                                     "peak_mem_bytes": timing.peak_mem_bytes})
+                        rows.append(
+                            {
+                                "config": name,
+                                "window": window,
+                                "resolution": args.resolution,
+                                "image_tokens": grid[0] * grid[1],
+                                "positions": positions,
+                                "batch_size": batch,
+                                "cfg": cfg,
+                                "kv_cache": use_cache,
+                                "compile": args.compile,
+                                "ms_per_image": 1e3 * generation / batch,
+                                "ms_per_image_from_median_step": 1e3 * per_generation * generations / batch,
+                                "image_tokens_per_s": timing.tokens_per_s,
+                                "decode_step_ms": 1e3 * timing.decode_step_s,
+                                "prefill_ms": 1e3 * timing.prefill_s,
+                                "vq_decode_ms": 1e3 * timing.vq_decode_s,
+                                "compile_s": timing.compile_s,
+                                "peak_mem_bytes": timing.peak_mem_bytes,
+                            }
+                        )
                         print(rows[-1], flush=True)
             del model
     for row in rows:  # speed-ups against the matching s=1 / cached rows
@@ -110,10 +130,25 @@ def window_rows(args, device, dtype) -> list[dict]:
     return rows
 
 
-WINDOW_HEADERS = ["config", "window", "positions", "batch_size", "cfg", "kv_cache", "ms_per_image",
-                  "ms_per_image_from_median_step", "image_tokens_per_s", "decode_step_ms", "prefill_ms", "vq_decode_ms",
-                  "speedup_vs_s1", "speedup_vs_s1_from_median_step", "cache_speedup", "cache_speedup_from_median_step",
-                  "compile_s"]
+WINDOW_HEADERS = [
+    "config",
+    "window",
+    "positions",
+    "batch_size",
+    "cfg",
+    "kv_cache",
+    "ms_per_image",
+    "ms_per_image_from_median_step",
+    "image_tokens_per_s",
+    "decode_step_ms",
+    "prefill_ms",
+    "vq_decode_ms",
+    "speedup_vs_s1",
+    "speedup_vs_s1_from_median_step",
+    "cache_speedup",
+    "cache_speedup_from_median_step",
+    "compile_s",
+]
 
 
 def _same_setting(other: dict, row: dict, **override) -> bool:
@@ -162,8 +197,11 @@ def roofline_rows(args, device) -> tuple[list[dict], dict]:
             step_seconds, wall = _step_times(models[variant[1]], steps[variant], grid, prefill_len, args.steps)
             per_round[variant].append(statistics.median(step_seconds))
             walls[variant].append(wall)
-        print(f"round {round_index + 1}/{args.rounds}: bandwidth {bandwidths[-1] / 1e9:.1f} GB/s, ms/step "
-              + ", ".join(f"{m} {d} {1e3 * per_round[(m, d)][-1]:.1f}" for m, d in variants), flush=True)
+        print(
+            f"round {round_index + 1}/{args.rounds}: bandwidth {bandwidths[-1] / 1e9:.1f} GB/s, ms/step "
+            + ", ".join(f"{m} {d} {1e3 * per_round[(m, d)][-1]:.1f}" for m, d in variants),
+            flush=True,
+        )
     bandwidth = statistics.median(bandwidths)
     base = statistics.median(per_round[("eager", "fp32")])
     rows = []
@@ -172,47 +210,80 @@ def roofline_rows(args, device) -> tuple[list[dict], dict]:
         step = statistics.median(per_round[(mode, dtype)])
         weights = decode_weight_bytes(model)
         kv = decode_kv_bytes(model, 2, cache_length)
-        rows.append({
-            "variant": f"{mode} {dtype}", "ms_per_step": 1e3 * step,
-            "ms_per_step_rounds": [round(1e3 * s, 2) for s in per_round[(mode, dtype)]],
-            "weight_mb_per_step": weights / 1e6, "kv_mb_per_step": kv / 1e6,
-            "weight_roofline_ms": 1e3 * weights / bandwidth,
-            "roofline_ratio": weights / bandwidth / step, "roofline_ratio_with_kv": (weights + kv) / bandwidth / step,
-            "speedup_vs_eager_fp32": base / step,
-            "s_per_image_projected": statistics.median(walls[(mode, dtype)]),
-            # the warm-up ran prefill + `steps` steps: what it took beyond that is compilation
-            "compile_s": max(0.0, warmup[(mode, dtype)] - args.steps * step) if mode == "compiled" else 0.0,
-        })
-    context = {"config": args.configs.split(",")[0], "grid": list(grid), "prefill_len": prefill_len, "cfg": 7.5,
-               "batch_size": 1, "window": 1, "cache_length": cache_length, "rounds": args.rounds,
-               "read_bandwidth_gb_s": bandwidth / 1e9, "read_bandwidth_rounds_gb_s": [round(b / 1e9, 2) for b in bandwidths],
-               "loadavg_before": load_before, "loadavg_after": os.getloadavg()}
+        rows.append(
+            {
+                "variant": f"{mode} {dtype}",
+                "ms_per_step": 1e3 * step,
+                "ms_per_step_rounds": [round(1e3 * s, 2) for s in per_round[(mode, dtype)]],
+                "weight_mb_per_step": weights / 1e6,
+                "kv_mb_per_step": kv / 1e6,
+                "weight_roofline_ms": 1e3 * weights / bandwidth,
+                "roofline_ratio": weights / bandwidth / step,
+                "roofline_ratio_with_kv": (weights + kv) / bandwidth / step,
+                "speedup_vs_eager_fp32": base / step,
+                "s_per_image_projected": statistics.median(walls[(mode, dtype)]),
+                # the warm-up ran prefill + `steps` steps: what it took beyond that is compilation
+                "compile_s": max(0.0, warmup[(mode, dtype)] - args.steps * step) if mode == "compiled" else 0.0,
+            }
+        )
+    context = {
+        "config": args.configs.split(",")[0],
+        "grid": list(grid),
+        "prefill_len": prefill_len,
+        "cfg": 7.5,
+        "batch_size": 1,
+        "window": 1,
+        "cache_length": cache_length,
+        "rounds": args.rounds,
+        "read_bandwidth_gb_s": bandwidth / 1e9,
+        "read_bandwidth_rounds_gb_s": [round(b / 1e9, 2) for b in bandwidths],
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+    }
     return rows, context
 
 
-ROOFLINE_HEADERS = ["variant", "ms_per_step", "weight_mb_per_step", "kv_mb_per_step", "weight_roofline_ms",
-                    "roofline_ratio", "roofline_ratio_with_kv", "speedup_vs_eager_fp32", "s_per_image_projected",
-                    "compile_s"]
+ROOFLINE_HEADERS = [
+    "variant",
+    "ms_per_step",
+    "weight_mb_per_step",
+    "kv_mb_per_step",
+    "weight_roofline_ms",
+    "roofline_ratio",
+    "roofline_ratio_with_kv",
+    "speedup_vs_eager_fp32",
+    "s_per_image_projected",
+    "compile_s",
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default=None, help="default: tiny,small (windows) or gpt-b (--roofline)")
     parser.add_argument("--windows", type=_ints, default=[1, 2, 4])
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="pixels (default 512 for the windows table, the config's own for --roofline)")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="pixels (default 512 for the windows table, the config's own for --roofline)",
+    )
     parser.add_argument("--batch-sizes", type=_ints, default=[1])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decode step")
-    parser.add_argument("--roofline", action="store_true", help="eager/compiled × fp32/bf16 against the memory roofline")
+    parser.add_argument(
+        "--roofline", action="store_true", help="eager/compiled × fp32/bf16 against the memory roofline"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="--roofline: interleaved rounds (median reported)")
     parser.add_argument("--steps", type=int, default=48, help="--roofline: decode steps timed per generation")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--text-tokens", type=int, default=64)
-    parser.add_argument("--no-cache", default="tiny:1024,small:64",
-                        help="config:max_positions pairs that also get the no-cache baseline (it costs ~n² per image)")
+    parser.add_argument(
+        "--no-cache",
+        default="tiny:1024,small:64",
+        help="config:max_positions pairs that also get the no-cache baseline (it costs ~n² per image)",
+    )
     parser.add_argument("--json", default="decode_speed.json")
     args = parser.parse_args()
     if args.threads:
@@ -222,21 +293,34 @@ def main() -> None:
     if args.roofline:
         args.configs = args.configs or "gpt-b"
         rows, context = roofline_rows(args, device)
-        print(f"\n{header}; {context['config']} {context['grid'][0]}x{context['grid'][1]} tokens, CFG, batch 1, window 1; "
-              f"read bandwidth {context['read_bandwidth_gb_s']:.1f} GB/s (median of {context['rounds']} rounds); "
-              f"load average {context['loadavg_before'][0]:.1f} before, {context['loadavg_after'][0]:.1f} after")
+        print(
+            f"\n{header}; {context['config']} {context['grid'][0]}x{context['grid'][1]} tokens, CFG, batch 1, window 1; "
+            f"read bandwidth {context['read_bandwidth_gb_s']:.1f} GB/s (median of {context['rounds']} rounds); "
+            f"load average {context['loadavg_before'][0]:.1f} before, {context['loadavg_after'][0]:.1f} after"
+        )
         print(tabulate([[r[h] for h in ROOFLINE_HEADERS] for r in rows], headers=ROOFLINE_HEADERS, floatfmt=".4g"))
-        write_json(Path(args.json), {"device": _device_name(device), "torch": torch.__version__, **context, "rows": rows})
+        write_json(
+            Path(args.json), {"device": _device_name(device), "torch": torch.__version__, **context, "rows": rows}
+        )
         return
     args.configs = args.configs or "tiny,small"
     args.resolution = args.resolution or 512
     dtype = torch_dtype(args.dtype, device)
     rows = window_rows(args, device, dtype)
-    print(f"\n{header}, {str(dtype).removeprefix('torch.')}, {args.resolution}px"
-          + (", compiled decode step" if args.compile else ""))
+    print(
+        f"\n{header}, {str(dtype).removeprefix('torch.')}, {args.resolution}px"
+        + (", compiled decode step" if args.compile else "")
+    )
     print(tabulate([[r[h] for h in WINDOW_HEADERS] for r in rows], headers=WINDOW_HEADERS, floatfmt=".4g"))
-    write_json(Path(args.json), {"device": _device_name(device), "dtype": str(dtype).removeprefix("torch."),
-                                 "torch": torch.__version__, "rows": rows})
+    write_json(
+        Path(args.json),
+        {
+            "device": _device_name(device),
+            "dtype": str(dtype).removeprefix("torch."),
+            "torch": torch.__version__,
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

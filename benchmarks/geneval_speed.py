@@ -62,8 +62,13 @@ def real_hf_folder(folder: Path) -> str:
     """Config-only folder of transformers' Mask2Former with the Swin-S backbone (weights random at load)."""
     from transformers import Mask2FormerConfig, Mask2FormerImageProcessor, SwinConfig
 
-    swin = SwinConfig(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=7,
-                      out_features=["stage1", "stage2", "stage3", "stage4"])
+    swin = SwinConfig(
+        embed_dim=96,
+        depths=[2, 2, 18, 2],
+        num_heads=[3, 6, 12, 24],
+        window_size=7,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
     Mask2FormerConfig(backbone_config=swin, num_labels=80, num_queries=100).save_pretrained(folder)
     Mask2FormerImageProcessor().save_pretrained(folder)
     return str(folder)
@@ -87,7 +92,10 @@ def detectors(size: str, root: Path, device: str):
 
     if size == "tiny":
         args = tiny_mmdet(root / "mmdet").args
-        yield "mmdet", lambda: MMDetDetector(config=args["detector_config"], checkpoint=args["checkpoint"], device=device)
+        yield (
+            "mmdet",
+            lambda: MMDetDetector(config=args["detector_config"], checkpoint=args["checkpoint"], device=device),
+        )
     else:
         yield "mmdet", lambda: MMDetDetector(config="", checkpoint="random", device=device)
 
@@ -97,22 +105,30 @@ def color_classifier(size: str, root: Path, device: str, batch_size: int):
     from ts_eval.geneval.tiny import tiny_clip
 
     if size == "tiny":
-        return CLIPColorClassifier(pretrained=tiny_clip(root / "clip").args["clip_pretrained"], device=device,
-                                   batch_size=batch_size)
+        return CLIPColorClassifier(
+            pretrained=tiny_clip(root / "clip").args["clip_pretrained"], device=device, batch_size=batch_size
+        )
     return CLIPColorClassifier(model="ViT-L-14", pretrained="random", device=device, batch_size=batch_size)
 
 
 def bench_models(args, root: Path) -> list[dict]:
     results = []
     images, paths = make_images(root, args.batch_size, args.resolution)
-    crops = [img.crop((i * 7, i * 5, i * 7 + 120, i * 5 + 90)) for i, img in enumerate(images * 4)][:args.crops]
+    crops = [img.crop((i * 7, i * 5, i * 7 + 120, i * 5 + 90)) for i, img in enumerate(images * 4)][: args.crops]
     names = [random.Random(i).choice(["car", "dog", "apple", "bench"]) for i in range(len(crops))]
     for size in args.sizes:
         for name, build in detectors(size, root, args.device):
             detector = build()
             seconds = timed(partial(detector.detect, images, paths), args.repeats, args.device)
-            results.append({"component": f"detector {name}", "size": size, "batch": len(images),
-                            "seconds_per_batch": seconds, "images_per_s": len(images) / seconds})
+            results.append(
+                {
+                    "component": f"detector {name}",
+                    "size": size,
+                    "batch": len(images),
+                    "seconds_per_batch": seconds,
+                    "images_per_s": len(images) / seconds,
+                }
+            )
             print(f"  detector {name} ({size}): {len(images) / seconds:.2f} img/s", file=sys.stderr)
             del detector
         for batch in sorted({1, args.color_batch}):
@@ -121,9 +137,16 @@ def bench_models(args, root: Path) -> list[dict]:
                 clip._classifier(n)  # text classifiers are built once per class and cached; time the crops
             seconds = timed(partial(clip.classify, crops, names), args.repeats, args.device)
             label = f"colour classifier clip, {batch} crop(s)/forward" + (" (official)" if batch == 1 else "")
-            results.append({"component": label, "size": size, "batch": len(crops), "precision":
-                            clip.describe()["precision"], "seconds_per_batch": seconds,
-                            "images_per_s": len(crops) / seconds})
+            results.append(
+                {
+                    "component": label,
+                    "size": size,
+                    "batch": len(crops),
+                    "precision": clip.describe()["precision"],
+                    "seconds_per_batch": seconds,
+                    "images_per_s": len(crops) / seconds,
+                }
+            )
             print(f"  {label} ({size}): {len(crops) / seconds:.2f} crops/s", file=sys.stderr)
             del clip
     return results
@@ -134,8 +157,12 @@ def synthetic_detections(prompt_ids: list[str], n_samples: int, per_image: int, 
     from ts_eval.geneval.rules import COLORS
     from ts_eval.geneval.scorer import short_float
 
-    names = [line.strip() for line in (Path(__file__).resolve().parent.parent / "tasks" / "data" / "geneval" /
-                                       "object_names.txt").read_text().splitlines()]
+    names = [
+        line.strip()
+        for line in (Path(__file__).resolve().parent.parent / "tasks" / "data" / "geneval" / "object_names.txt")
+        .read_text()
+        .splitlines()
+    ]
     rng = np.random.default_rng(seed)
     table = []
     for pid in prompt_ids:
@@ -146,9 +173,12 @@ def synthetic_detections(prompt_ids: list[str], n_samples: int, per_image: int, 
             detections: dict[str, list] = {}
             for s, label, (x, y) in zip(scores, labels, xy):
                 detections.setdefault(names[label], []).append(
-                    {"box": [float(round(x)), float(round(y)), float(round(x) + 100), float(round(y) + 80)],
-                     "score": short_float(s),
-                     "color": COLORS[int(rng.integers(0, 10))] if s > np.float32(0.3) else None})
+                    {
+                        "box": [float(round(x)), float(round(y)), float(round(x) + 100), float(round(y) + 80)],
+                        "score": short_float(s),
+                        "color": COLORS[int(rng.integers(0, 10))] if s > np.float32(0.3) else None,
+                    }
+                )
             table.append({"prompt_id": pid, "sample_index": k, "detections": detections})
     return table
 
@@ -161,20 +191,28 @@ def bench_rescore(args, root: Path) -> dict:
     from ts_eval.store import read_jsonl, write_jsonl
 
     run = root / "rescore-run"
-    assert main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--out", str(run), "--quiet",
-                 "--no-cache"]) == 0
+    assert (
+        main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--out", str(run), "--quiet", "--no-cache"])
+        == 0
+    )
     prompt_ids = [r["prompt_id"] for r in read_jsonl(run / "prompts.jsonl")]
     write_jsonl(run / "detections.jsonl", synthetic_detections(prompt_ids, 4, args.detections_per_image))
     size_mb = (run / "detections.jsonl").stat().st_size / 1e6
     seconds = timed(lambda: rescore(run, progress=False), args.repeats, "cpu")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ts_eval", "rescore", str(run), "--quiet"], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "ts_eval", "rescore", str(run), "--quiet"], check=True, stdout=subprocess.DEVNULL
+    )
     cli_seconds = time.perf_counter() - start
     print(f"  rescore 553x4: {seconds:.2f} s in process, {cli_seconds:.2f} s as a command", file=sys.stderr)
-    return {"component": "rescore 553x4", "size": f"{args.detections_per_image} detections/image, {size_mb:.1f} MB",
-            "batch": 2212, "seconds_per_batch": seconds, "images_per_s": 2212 / seconds,
-            "command_seconds": cli_seconds}
+    return {
+        "component": "rescore 553x4",
+        "size": f"{args.detections_per_image} detections/image, {size_mb:.1f} MB",
+        "batch": 2212,
+        "seconds_per_batch": seconds,
+        "images_per_s": 2212 / seconds,
+        "command_seconds": cli_seconds,
+    }
 
 
 def main() -> int:
@@ -202,11 +240,19 @@ def main() -> int:
         if not args.skip_rescore:
             results.append(bench_rescore(args, root))
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu"
-    report = {"device": args.device, "device_name": device_name, "threads": args.threads,
-              "resolution": args.resolution, "torch": torch.__version__, "results": results}
+    report = {
+        "device": args.device,
+        "device_name": device_name,
+        "threads": args.threads,
+        "resolution": args.resolution,
+        "torch": torch.__version__,
+        "results": results,
+    }
     print("| component | size | batch | s/batch | items/s |\n|---|---|---:|---:|---:|")
     for r in results:
-        print(f"| {r['component']} | {r['size']} | {r['batch']} | {r['seconds_per_batch']:.3f} | {r['images_per_s']:.2f} |")
+        print(
+            f"| {r['component']} | {r['size']} | {r['batch']} | {r['seconds_per_batch']:.3f} | {r['images_per_s']:.2f} |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -89,44 +89,124 @@ class Shapes:
 
 
 FULL = Shapes(
-    decode_config="paper-2.7b", resolution=1024, windows=(2, 1, 4), batches=(1, 16), compile_batches=(1, 16),
+    decode_config="paper-2.7b",
+    resolution=1024,
+    windows=(2, 1, 4),
+    batches=(1, 16),
+    compile_batches=(1, 16),
     dtype=torch.bfloat16,
-    warm_steps=6, timed_steps=24, prompt_tokens=64,
+    warm_steps=6,
+    timed_steps=24,
+    prompt_tokens=64,
     # google/flan-t5-xxl's config.json
-    t5=dict(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_decoder_layers=24, num_heads=64,
-            feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,
-            eos_token_id=1),
+    t5=dict(
+        vocab_size=32128,
+        d_model=4096,
+        d_kv=64,
+        d_ff=10240,
+        num_layers=24,
+        num_decoder_layers=24,
+        num_heads=64,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    ),
     # openai/clip-vit-large-patch14-336's vision_config
-    clip_vision=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                     image_size=336, patch_size=14, projection_dim=768, hidden_act="quick_gelu"),
-    vqa_batches=(1, 8, 32), vqa_text_tokens=48,
+    clip_vision=dict(
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=336,
+        patch_size=14,
+        projection_dim=768,
+        hidden_act="quick_gelu",
+    ),
+    vqa_batches=(1, 8, 32),
+    vqa_text_tokens=48,
     # Swin-S (mmdet's mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco: embed 96, depths 2-2-18-2, window 7)
-    swin=dict(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=7, image_size=224,
-              out_features=["stage1", "stage2", "stage3", "stage4"]),
+    swin=dict(
+        embed_dim=96,
+        depths=[2, 2, 18, 2],
+        num_heads=[3, 6, 12, 24],
+        window_size=7,
+        image_size=224,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    ),
     mask2former=dict(num_labels=80, num_queries=100),
     detector_size=(800, 800),  # a square image at mmdet's (1333, 800) test scale
-    color_clip="ViT-L-14-quickgelu", color_batches=(1, 8, 32), geneval_batches=(1, 8),
+    color_clip="ViT-L-14-quickgelu",
+    color_batches=(1, 8, 32),
+    geneval_batches=(1, 8),
 )
 
 SMOKE = Shapes(
-    decode_config="tiny", resolution=128, windows=(2,), batches=(1, 2), compile_batches=(1,), dtype=torch.float32,
-    warm_steps=3, timed_steps=4, prompt_tokens=12,
-    t5=dict(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4,
-            feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,
-            eos_token_id=1),
-    clip_vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-                     patch_size=8, projection_dim=32, hidden_act="quick_gelu"),
-    vqa_batches=(1, 2), vqa_text_tokens=8,
-    swin=dict(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=64,
-              out_features=["stage1", "stage2", "stage3", "stage4"]),
-    mask2former=dict(num_labels=80, num_queries=8, hidden_dim=32, mask_feature_size=32, feature_size=32,
-                     encoder_layers=1, decoder_layers=2, encoder_feedforward_dim=64, dim_feedforward=64,
-                     num_attention_heads=2),
+    decode_config="tiny",
+    resolution=128,
+    windows=(2,),
+    batches=(1, 2),
+    compile_batches=(1,),
+    dtype=torch.float32,
+    warm_steps=3,
+    timed_steps=4,
+    prompt_tokens=12,
+    t5=dict(
+        vocab_size=128,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    ),
+    clip_vision=dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=32,
+        hidden_act="quick_gelu",
+    ),
+    vqa_batches=(1, 2),
+    vqa_text_tokens=8,
+    swin=dict(
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=4,
+        image_size=64,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    ),
+    mask2former=dict(
+        num_labels=80,
+        num_queries=8,
+        hidden_dim=32,
+        mask_feature_size=32,
+        feature_size=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_feedforward_dim=64,
+        dim_feedforward=64,
+        num_attention_heads=2,
+    ),
     detector_size=(64, 64),
-    color_clip={"embed_dim": 32, "quick_gelu": True,
-                "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}},
-    color_batches=(1, 2), geneval_batches=(1, 2),
+    color_clip={
+        "embed_dim": 32,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    },
+    color_batches=(1, 2),
+    geneval_batches=(1, 2),
 )
 
 
@@ -180,8 +260,10 @@ def _timed(fn: Callable[[], Any], device: torch.device, repeats: int = 3) -> flo
 
 
 def _error(exc: BaseException) -> dict[str, str]:
-    return {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
-            "traceback": "".join(traceback.format_exception(exc)[-3:])[-1500:]}
+    return {
+        "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+        "traceback": "".join(traceback.format_exception(exc)[-3:])[-1500:],
+    }
 
 
 def section(report: dict, name: str, device: torch.device, fn: Callable[[], dict]) -> None:
@@ -199,11 +281,19 @@ def section(report: dict, name: str, device: torch.device, fn: Callable[[], dict
 
 # -- 0. the device ------------------------------------------------------------------------------------------
 
+
 def environment(device: torch.device) -> dict:
     name = _device_name(device)
-    out = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
-           "peak_hbm_bytes_per_s": peak_bandwidth(name) if device.type == "cuda" else None}
-    out["measured_read_bytes_per_s"] = measure_read_bandwidth(device, nbytes=(1 << 31) if device.type == "cuda" else 1 << 26)
+    out = {
+        "device": name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "peak_hbm_bytes_per_s": peak_bandwidth(name) if device.type == "cuda" else None,
+    }
+    out["measured_read_bytes_per_s"] = measure_read_bandwidth(
+        device, nbytes=(1 << 31) if device.type == "cuda" else 1 << 26
+    )
     if device.type == "cuda":
         src = torch.empty(1 << 29, dtype=torch.uint8, device=device)
         dst = torch.empty_like(src)
@@ -214,6 +304,7 @@ def environment(device: torch.device) -> dict:
 
 
 # -- 1. the reference generator -----------------------------------------------------------------------------
+
 
 def _time_decode(model, window: int, batch: int, compiled: bool, shapes: Shapes, device: torch.device) -> dict:
     args = model.args
@@ -248,12 +339,21 @@ def _time_decode(model, window: int, batch: int, compiled: bool, shapes: Shapes,
     rows = generation.tokens.shape[0]
     weights = decode_weight_bytes(model)
     kv = decode_kv_bytes(model, rows, generation.state.key_index.shape[0])
-    return {"window": window, "batch_size": batch, "mode": "compiled" if compiled else "eager",
-            "image_positions": n, "decode_step_ms": 1e3 * step_s, "prefill_ms": 1e3 * prefill_s,
-            "generation_ms_per_image": 1e3 * (prefill_s + (n - 1) * step_s) / batch,
-            "image_tokens_per_s": batch * window * window / step_s,
-            "warmup_s": warmup_s, "weight_bytes_per_step": weights, "kv_bytes_per_step": kv,
-            "achieved_bytes_per_s": (weights + kv) / step_s, "peak_mem_bytes": _peak(device)}
+    return {
+        "window": window,
+        "batch_size": batch,
+        "mode": "compiled" if compiled else "eager",
+        "image_positions": n,
+        "decode_step_ms": 1e3 * step_s,
+        "prefill_ms": 1e3 * prefill_s,
+        "generation_ms_per_image": 1e3 * (prefill_s + (n - 1) * step_s) / batch,
+        "image_tokens_per_s": batch * window * window / step_s,
+        "warmup_s": warmup_s,
+        "weight_bytes_per_step": weights,
+        "kv_bytes_per_step": kv,
+        "achieved_bytes_per_s": (weights + kv) / step_s,
+        "peak_mem_bytes": _peak(device),
+    }
 
 
 def decode_section(device: torch.device, shapes: Shapes, budget: Budget, environment_info: dict) -> dict:
@@ -281,8 +381,14 @@ def decode_section(device: torch.device, shapes: Shapes, budget: Budget, environ
                 try:
                     row = _time_decode(model, window, batch, compiled, shapes, device)
                 except Exception as exc:  # e.g. out of memory at batch 16, or a compile failure: next row
-                    rows.append({"window": window, "batch_size": batch, "mode": "compiled" if compiled else "eager",
-                                 **_error(exc)})
+                    rows.append(
+                        {
+                            "window": window,
+                            "batch_size": batch,
+                            "mode": "compiled" if compiled else "eager",
+                            **_error(exc),
+                        }
+                    )
                     _free(device)
                     continue
                 estimates[row["mode"]] = row["warmup_s"] + 2 * row["prefill_ms"] / 1e3 + 10.0
@@ -297,14 +403,23 @@ def decode_section(device: torch.device, shapes: Shapes, budget: Budget, environ
         del model
         torch._dynamo.reset()
         _free(device)
-    return {"config": shapes.decode_config, "resolution": shapes.resolution, "dtype": str(shapes.dtype).removeprefix("torch."),
-            "cfg": 7.5, "prompt_tokens": shapes.prompt_tokens, "timed_steps": shapes.timed_steps, "rows": rows,
-            "skipped": skipped}
+    return {
+        "config": shapes.decode_config,
+        "resolution": shapes.resolution,
+        "dtype": str(shapes.dtype).removeprefix("torch."),
+        "cfg": 7.5,
+        "prompt_tokens": shapes.prompt_tokens,
+        "timed_steps": shapes.timed_steps,
+        "rows": rows,
+        "skipped": skipped,
+    }
 
 
-KERNEL_KINDS = (("matmul", re.compile(r"gemm|gemv|cutlass|xmma|nvjet|matmul|mm_", re.I)),
-                ("attention", re.compile(r"flash|fmha|attention|sdpa", re.I)),
-                ("fused (inductor)", re.compile(r"triton", re.I)))
+KERNEL_KINDS = (
+    ("matmul", re.compile(r"gemm|gemv|cutlass|xmma|nvjet|matmul|mm_", re.I)),
+    ("attention", re.compile(r"flash|fmha|attention|sdpa", re.I)),
+    ("fused (inductor)", re.compile(r"triton", re.I)),
+)
 
 
 def _kernel_kind(name: str) -> str:
@@ -324,8 +439,9 @@ def profile_section(device: torch.device, shapes: Shapes, budget: Budget) -> dic
     torch._dynamo.reset()
     model = build_model(args, window, device, shapes.dtype, seed=0)
     prompts = [[(7 * j) % 200 + 1 for j in range(shapes.prompt_tokens)]]
-    generation = Generation(model, prompts, prompts[0][:1], [0], token_grid(args, shapes.resolution, window),
-                            SamplingOptions(cfg_scale=7.5))
+    generation = Generation(
+        model, prompts, prompts[0][:1], [0], token_grid(args, shapes.resolution, window), SamplingOptions(cfg_scale=7.5)
+    )
     generation.prefill()
     step_fn = compile_decode_step(device)
     steps = max(2, min(shapes.timed_steps, (generation.n_windows - 1 - shapes.warm_steps) // 2))
@@ -348,8 +464,14 @@ def profile_section(device: torch.device, shapes: Shapes, budget: Budget) -> dic
         if on_device is None:
             on_device = getattr(event, "self_cuda_time_total", 0)
         if device.type == "cuda" and on_device > 0 and event.device_type == torch.autograd.DeviceType.CUDA:
-            kernels.append({"name": event.key[:120], "kind": _kernel_kind(event.key), "calls_per_step": event.count / steps,
-                            "us_per_step": on_device / steps})
+            kernels.append(
+                {
+                    "name": event.key[:120],
+                    "kind": _kernel_kind(event.key),
+                    "calls_per_step": event.count / steps,
+                    "us_per_step": on_device / steps,
+                }
+            )
     kernels.sort(key=lambda k: -k["us_per_step"])
     kernel_ms = sum(k["us_per_step"] for k in kernels) / 1e3
     by_kind: dict[str, float] = {}
@@ -359,14 +481,26 @@ def profile_section(device: torch.device, shapes: Shapes, budget: Budget) -> dic
     kv = decode_kv_bytes(model, generation.tokens.shape[0], generation.state.key_index.shape[0])
     del model, generation
     torch._dynamo.reset()
-    return {"window": window, "batch_size": 1, "mode": "compiled", "steps_profiled": steps, "step_wall_ms": wall_ms,
-            "kernel_ms_per_step": kernel_ms, "kernels_per_step": sum(k["calls_per_step"] for k in kernels),
-            "gap_ms_per_step": wall_ms - kernel_ms if kernels else None, "ms_by_kind": by_kind,
-            "bytes_per_step": weights + kv, "top_kernels": kernels[:12],
-            "note": None if kernels or device.type != "cuda" else "the profiler saw no kernels (CUDA graph replays not traced)"}
+    return {
+        "window": window,
+        "batch_size": 1,
+        "mode": "compiled",
+        "steps_profiled": steps,
+        "step_wall_ms": wall_ms,
+        "kernel_ms_per_step": kernel_ms,
+        "kernels_per_step": sum(k["calls_per_step"] for k in kernels),
+        "gap_ms_per_step": wall_ms - kernel_ms if kernels else None,
+        "ms_by_kind": by_kind,
+        "bytes_per_step": weights + kv,
+        "top_kernels": kernels[:12],
+        "note": None
+        if kernels or device.type != "cuda"
+        else "the profiler saw no kernels (CUDA graph replays not traced)",
+    }
 
 
 # -- 2. VQAScore's CLIP-FlanT5-XXL shape ----------------------------------------------------------------------
+
 
 class ClipT5Shape(torch.nn.Module):
     """CLIP vision tower -> 2-layer GELU projector -> T5 encoder-decoder scoring an answer: what t2v-metrics'
@@ -379,8 +513,9 @@ class ClipT5Shape(torch.nn.Module):
         self.vision = CLIPVisionModel._from_config(CLIPVisionConfig(**shapes.clip_vision), torch_dtype=dtype)
         self.t5 = T5ForConditionalGeneration._from_config(T5Config(**shapes.t5), torch_dtype=dtype)
         width, d_model = shapes.clip_vision["hidden_size"], shapes.t5["d_model"]
-        self.projector = torch.nn.Sequential(torch.nn.Linear(width, d_model), torch.nn.GELU(),
-                                             torch.nn.Linear(d_model, d_model)).to(dtype)
+        self.projector = torch.nn.Sequential(
+            torch.nn.Linear(width, d_model), torch.nn.GELU(), torch.nn.Linear(d_model, d_model)
+        ).to(dtype)
 
     def forward(self, images: torch.Tensor, question: torch.Tensor, answer: torch.Tensor) -> torch.Tensor:
         patches = self.vision(images, output_hidden_states=True).hidden_states[-2][:, 1:]  # layer -2, no CLS
@@ -405,14 +540,26 @@ def vqascore_section(device: torch.device, shapes: Shapes, budget: Budget) -> di
         _free(device)
         with torch.no_grad():
             seconds = _timed(partial(model, images, question, answer), device)
-        rows.append({"batch_size": batch, "s_per_batch": seconds, "images_per_s": batch / seconds,
-                     "peak_mem_bytes": _peak(device)})
-    return {"shape": "CLIP-FlanT5-XXL (T5-XXL + CLIP ViT-L/14-336 + projector)" if shapes is FULL else "tiny CLIP-T5",
-            "params": params, "dtype": str(dtype).removeprefix("torch."), "image_size": size,
-            "question_tokens": shapes.vqa_text_tokens, "rows": rows}
+        rows.append(
+            {
+                "batch_size": batch,
+                "s_per_batch": seconds,
+                "images_per_s": batch / seconds,
+                "peak_mem_bytes": _peak(device),
+            }
+        )
+    return {
+        "shape": "CLIP-FlanT5-XXL (T5-XXL + CLIP ViT-L/14-336 + projector)" if shapes is FULL else "tiny CLIP-T5",
+        "params": params,
+        "dtype": str(dtype).removeprefix("torch."),
+        "image_size": size,
+        "question_tokens": shapes.vqa_text_tokens,
+        "rows": rows,
+    }
 
 
 # -- 3. GenEval's detector and colour classifier -------------------------------------------------------------
+
 
 def _mmdet_detector(device: torch.device):
     from mmdet.apis import inference_detector, init_detector
@@ -484,6 +631,7 @@ def geneval_section(device: torch.device, shapes: Shapes, budget: Budget) -> dic
 
 # -- 4. projected wall time of a GenAI-Bench run ----------------------------------------------------------------
 
+
 def projection(report: dict) -> dict:
     decode = [r for r in report.get("decode", {}).get("rows", []) if "ms_per_image" in r and r["window"] == 2]
     vqa = [r for r in report.get("vqascore", {}).get("rows", []) if "images_per_s" in r]
@@ -497,14 +645,22 @@ def projection(report: dict) -> dict:
     for label, row in (("fastest", best), ("batch 1", batch1)):
         generate_s = row["ms_per_image"] / 1e3
         for split, prompts in (("hard (871 prompts)", GENAI_HARD_PROMPTS), ("all (1600 prompts)", GENAI_ALL_PROMPTS)):
-            out["runs"].append({"generator": f"{label}: s=2 b={row['batch_size']} {row['mode']}", "split": split,
-                                "generate_s_per_image": generate_s, "images": prompts,
-                                "generate_min": prompts * generate_s / 60, "score_min": prompts * score_s / 60,
-                                "total_min": prompts * (generate_s + score_s) / 60})
+            out["runs"].append(
+                {
+                    "generator": f"{label}: s=2 b={row['batch_size']} {row['mode']}",
+                    "split": split,
+                    "generate_s_per_image": generate_s,
+                    "images": prompts,
+                    "generate_min": prompts * generate_s / 60,
+                    "score_min": prompts * score_s / 60,
+                    "total_min": prompts * (generate_s + score_s) / 60,
+                }
+            )
     return out
 
 
 # -- the report -------------------------------------------------------------------------------------------------
+
 
 def _fmt(value, digits: int = 4) -> str:
     if value is None:
@@ -519,8 +675,10 @@ def _table(rows: list[dict], columns: list[tuple[str, str, Callable[[Any], Any]]
     body = []
     for r in rows:
         if "error" in r or "skipped" in r:
-            body.append(f"| {r.get('window', '')} {r.get('batch_size', '')} {r.get('mode', '')} | "
-                        f"{r.get('error') or r.get('skipped')} |")
+            body.append(
+                f"| {r.get('window', '')} {r.get('batch_size', '')} {r.get('mode', '')} | "
+                f"{r.get('error') or r.get('skipped')} |"
+            )
         else:
             body.append("| " + " | ".join(_fmt(fn(r.get(key))) for _, key, fn in columns) + " |")
     return head + "\n".join(body)
@@ -528,44 +686,80 @@ def _table(rows: list[dict], columns: list[tuple[str, str, Callable[[Any], Any]]
 
 def _environment_md(report: dict) -> list[str]:
     env = report.get("environment", {})
-    kind = ("SMOKE run (CPU, tiny shapes): numbers mean nothing" if report["smoke"]
-            else "random weights built from configs")
-    lines = [f"# GPU suite: {env.get('device', report['device'])}", "",
-             (f"torch {env.get('torch')}, CUDA {env.get('cuda')}; {kind}; "
-              f"{report['elapsed_s']:.0f} s in all (budget {report['budget_s']:.0f} s)."), ""]
+    kind = (
+        "SMOKE run (CPU, tiny shapes): numbers mean nothing" if report["smoke"] else "random weights built from configs"
+    )
+    lines = [
+        f"# GPU suite: {env.get('device', report['device'])}",
+        "",
+        (
+            f"torch {env.get('torch')}, CUDA {env.get('cuda')}; {kind}; "
+            f"{report['elapsed_s']:.0f} s in all (budget {report['budget_s']:.0f} s)."
+        ),
+        "",
+    ]
     if "error" in env:
         lines += [f"Environment: **error** {env['error']}", ""]
     else:
         peak = env.get("peak_hbm_bytes_per_s")
-        lines += [f"Peak HBM bandwidth (data sheet): {peak / 1e12:.2f} TB/s." if peak else "Peak HBM bandwidth: unknown GPU.",
-                  f"Measured read bandwidth (sum of a buffer): {env.get('measured_read_bytes_per_s', 0) / 1e9:.1f} GB/s"
-                  + (f"; copy: {env['measured_copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write)." if env.get("measured_copy_bytes_per_s") else "."), ""]
+        lines += [
+            f"Peak HBM bandwidth (data sheet): {peak / 1e12:.2f} TB/s." if peak else "Peak HBM bandwidth: unknown GPU.",
+            f"Measured read bandwidth (sum of a buffer): {env.get('measured_read_bytes_per_s', 0) / 1e9:.1f} GB/s"
+            + (
+                f"; copy: {env['measured_copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write)."
+                if env.get("measured_copy_bytes_per_s")
+                else "."
+            ),
+            "",
+        ]
     return lines
 
 
 def _decode_md(report: dict) -> list[str]:
     lines: list[str] = []
     decode = report.get("decode", {})
-    lines += [f"## Reference generator: `{decode.get('config')}` at {decode.get('resolution')}², {decode.get('dtype')}, CFG 7.5", ""]
+    lines += [
+        f"## Reference generator: `{decode.get('config')}` at {decode.get('resolution')}², {decode.get('dtype')}, CFG 7.5",
+        "",
+    ]
     if "error" in decode:
         lines += [f"**error** {decode['error']}", ""]
     else:
         mib = lambda b: b / 2**20 if b else None  # noqa: E731
-        lines += [_table(decode["rows"], [
-            ("window", "window", lambda v: v), ("batch", "batch_size", lambda v: v), ("mode", "mode", lambda v: v),
-            ("ms/step", "decode_step_ms", lambda v: v), ("prefill ms", "prefill_ms", lambda v: v),
-            ("VQ ms/image", "vq_decode_ms_per_image", lambda v: v), ("ms/image", "ms_per_image", lambda v: v),
-            ("tokens/s", "image_tokens_per_s", lambda v: v), ("GB/s achieved", "achieved_bytes_per_s", lambda v: v / 1e9),
-            ("of peak HBM", "fraction_of_peak_hbm", lambda v: v), ("of measured read", "fraction_of_measured_read", lambda v: v),
-            ("KV MB/step", "kv_bytes_per_step", lambda v: v / 1e6), ("peak MiB", "peak_mem_bytes", mib),
-            ("warm-up s (compile)", "warmup_s", lambda v: v)]), ""]
-        target = [r for r in decode["rows"] if r.get("mode") == "compiled" and r.get("batch_size") == 1
-                  and r.get("fraction_of_peak_hbm") is not None]
+        lines += [
+            _table(
+                decode["rows"],
+                [
+                    ("window", "window", lambda v: v),
+                    ("batch", "batch_size", lambda v: v),
+                    ("mode", "mode", lambda v: v),
+                    ("ms/step", "decode_step_ms", lambda v: v),
+                    ("prefill ms", "prefill_ms", lambda v: v),
+                    ("VQ ms/image", "vq_decode_ms_per_image", lambda v: v),
+                    ("ms/image", "ms_per_image", lambda v: v),
+                    ("tokens/s", "image_tokens_per_s", lambda v: v),
+                    ("GB/s achieved", "achieved_bytes_per_s", lambda v: v / 1e9),
+                    ("of peak HBM", "fraction_of_peak_hbm", lambda v: v),
+                    ("of measured read", "fraction_of_measured_read", lambda v: v),
+                    ("KV MB/step", "kv_bytes_per_step", lambda v: v / 1e6),
+                    ("peak MiB", "peak_mem_bytes", mib),
+                    ("warm-up s (compile)", "warmup_s", lambda v: v),
+                ],
+            ),
+            "",
+        ]
+        target = [
+            r
+            for r in decode["rows"]
+            if r.get("mode") == "compiled" and r.get("batch_size") == 1 and r.get("fraction_of_peak_hbm") is not None
+        ]
         for r in target:
-            verdict = ("meets" if r["fraction_of_peak_hbm"] >= 0.7 else "misses")
-            lines.append(f"- s={r['window']} compiled batch 1: {r['fraction_of_peak_hbm']:.0%} of peak HBM bandwidth "
-                         f"({verdict} the 70% goal); weights {r['weight_bytes_per_step'] / 1e9:.2f} GB + KV "
-                         f"{r['kv_bytes_per_step'] / 1e9:.2f} GB per step.")
+            verdict = "meets" if r["fraction_of_peak_hbm"] >= 0.7 else "misses"
+            lines.append(
+                f"- s={r['window']} compiled batch 1: {r['fraction_of_peak_hbm']:.0%} of peak HBM bandwidth "
+                f"({verdict} the 70% goal); weights {r['weight_bytes_per_step'] / 1e9:.2f} GB + KV "
+                f"{r['kv_bytes_per_step'] / 1e9:.2f} GB per step."
+            )
         if decode.get("skipped"):
             lines.append("- skipped: " + "; ".join(decode["skipped"]))
         lines.append("")
@@ -584,15 +778,26 @@ def _profile_md(report: dict) -> list[str]:
     elif prof.get("kernels_per_step"):
         peak = env.get("peak_hbm_bytes_per_s")
         at_kernel_speed = prof["bytes_per_step"] / (prof["kernel_ms_per_step"] / 1e3)
-        lines += [f"Step wall time {prof['step_wall_ms']:.3g} ms; kernels {prof['kernel_ms_per_step']:.3g} ms "
-                  f"({prof['kernels_per_step']:.0f} per step), so {prof['gap_ms_per_step']:.3g} ms between kernels. "
-                  f"Counting kernel time only, the step reads {at_kernel_speed / 1e9:.0f} GB/s"
-                  + (f" ({at_kernel_speed / peak:.0%} of peak HBM)." if peak else ".")
-                  + " By kind: " + ", ".join(f"{kind} {ms:.3g} ms" for kind, ms in sorted(prof["ms_by_kind"].items(), key=lambda kv: -kv[1]))
-                  + ".", "",
-                  _table(prof["top_kernels"], [("kernel", "name", lambda v: v), ("kind", "kind", lambda v: v),
-                                               ("calls/step", "calls_per_step", lambda v: v),
-                                               ("us/step", "us_per_step", lambda v: v)]), ""]
+        lines += [
+            f"Step wall time {prof['step_wall_ms']:.3g} ms; kernels {prof['kernel_ms_per_step']:.3g} ms "
+            f"({prof['kernels_per_step']:.0f} per step), so {prof['gap_ms_per_step']:.3g} ms between kernels. "
+            f"Counting kernel time only, the step reads {at_kernel_speed / 1e9:.0f} GB/s"
+            + (f" ({at_kernel_speed / peak:.0%} of peak HBM)." if peak else ".")
+            + " By kind: "
+            + ", ".join(f"{kind} {ms:.3g} ms" for kind, ms in sorted(prof["ms_by_kind"].items(), key=lambda kv: -kv[1]))
+            + ".",
+            "",
+            _table(
+                prof["top_kernels"],
+                [
+                    ("kernel", "name", lambda v: v),
+                    ("kind", "kind", lambda v: v),
+                    ("calls/step", "calls_per_step", lambda v: v),
+                    ("us/step", "us_per_step", lambda v: v),
+                ],
+            ),
+            "",
+        ]
     else:
         lines += [prof.get("note") or "no kernel times (CPU run)", ""]
     return lines
@@ -605,10 +810,22 @@ def _vqascore_md(report: dict) -> list[str]:
     if "error" in vqa:
         lines += [f"**error** {vqa['error']}", ""]
     else:
-        lines += [(f"{vqa['params'] / 1e9:.2f} B parameters, {vqa['dtype']}, {vqa['image_size']}² images, "
-                   f"{vqa['question_tokens']} question tokens."), "",
-                  _table(vqa["rows"], [("batch", "batch_size", lambda v: v), ("images/s", "images_per_s", lambda v: v),
-                                       ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None)]), ""]
+        lines += [
+            (
+                f"{vqa['params'] / 1e9:.2f} B parameters, {vqa['dtype']}, {vqa['image_size']}² images, "
+                f"{vqa['question_tokens']} question tokens."
+            ),
+            "",
+            _table(
+                vqa["rows"],
+                [
+                    ("batch", "batch_size", lambda v: v),
+                    ("images/s", "images_per_s", lambda v: v),
+                    ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None),
+                ],
+            ),
+            "",
+        ]
     return lines
 
 
@@ -619,13 +836,25 @@ def _geneval_md(report: dict) -> list[str]:
     if "error" in geneval:
         lines += [f"**error** {geneval['error']}", ""]
     else:
-        lines += [f"Detector: {geneval['detector']}." + (f" ({geneval['mmdet']})" if geneval.get("mmdet") else ""), "",
-                  _table(geneval["detector_rows"], [("batch", "batch_size", lambda v: v),
-                                                    ("images/s", "images_per_s", lambda v: v),
-                                                    ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None)]), "",
-                  f"Colour classifier: {geneval['color_classifier']}.", "",
-                  _table(geneval["color_rows"], [("batch", "batch_size", lambda v: v),
-                                                 ("crops/s", "crops_per_s", lambda v: v)]), ""]
+        lines += [
+            f"Detector: {geneval['detector']}." + (f" ({geneval['mmdet']})" if geneval.get("mmdet") else ""),
+            "",
+            _table(
+                geneval["detector_rows"],
+                [
+                    ("batch", "batch_size", lambda v: v),
+                    ("images/s", "images_per_s", lambda v: v),
+                    ("peak MiB", "peak_mem_bytes", lambda v: v / 2**20 if v else None),
+                ],
+            ),
+            "",
+            f"Colour classifier: {geneval['color_classifier']}.",
+            "",
+            _table(
+                geneval["color_rows"], [("batch", "batch_size", lambda v: v), ("crops/s", "crops_per_s", lambda v: v)]
+            ),
+            "",
+        ]
     return lines
 
 
@@ -636,17 +865,35 @@ def _projection_md(report: dict) -> list[str]:
     if "error" in proj:
         lines += [f"**error** {proj['error']}", ""]
     else:
-        lines += [_table(proj["runs"], [("generator", "generator", lambda v: v), ("split", "split", lambda v: v),
-                                        ("generate s/image", "generate_s_per_image", lambda v: v),
-                                        ("generate min", "generate_min", lambda v: v), ("score min", "score_min", lambda v: v),
-                                        ("total min", "total_min", lambda v: v)]),
-                  "", (f"Scoring at VQAScore batch {proj['scorer_batch_size']} ({proj['score_s_per_image']:.3g} s/image); "
-                       "data loading, PNG/JPEG encoding and the model loads are not included."), ""]
+        lines += [
+            _table(
+                proj["runs"],
+                [
+                    ("generator", "generator", lambda v: v),
+                    ("split", "split", lambda v: v),
+                    ("generate s/image", "generate_s_per_image", lambda v: v),
+                    ("generate min", "generate_min", lambda v: v),
+                    ("score min", "score_min", lambda v: v),
+                    ("total min", "total_min", lambda v: v),
+                ],
+            ),
+            "",
+            (
+                f"Scoring at VQAScore batch {proj['scorer_batch_size']} ({proj['score_s_per_image']:.3g} s/image); "
+                "data loading, PNG/JPEG encoding and the model loads are not included."
+            ),
+            "",
+        ]
     return lines
 
 
-SECTION_MARKDOWN = {"decode": _decode_md, "profile": _profile_md, "vqascore": _vqascore_md, "geneval": _geneval_md,
-                    "projection": _projection_md}
+SECTION_MARKDOWN = {
+    "decode": _decode_md,
+    "profile": _profile_md,
+    "vqascore": _vqascore_md,
+    "geneval": _geneval_md,
+    "projection": _projection_md,
+}
 
 
 def markdown(report: dict) -> str:
@@ -656,25 +903,37 @@ def markdown(report: dict) -> str:
         if name in report:
             lines += render(report)
     if report.get("merged_from"):
-        lines += ["Sections measured in separate runs on the same kind of GPU: "
-                  + "; ".join(f"{', '.join(entry['sections'])} ({entry['note']})" for entry in report["merged_from"]) + ".", ""]
+        lines += [
+            "Sections measured in separate runs on the same kind of GPU: "
+            + "; ".join(f"{', '.join(entry['sections'])} ({entry['note']})" for entry in report["merged_from"])
+            + ".",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
 SECTIONS = ("decode", "profile", "vqascore", "geneval", "projection")
 
 
-def run_suite(device: torch.device, shapes: Shapes, budget_s: float, smoke: bool,
-              sections: tuple[str, ...] = SECTIONS) -> dict:
+def run_suite(
+    device: torch.device, shapes: Shapes, budget_s: float, smoke: bool, sections: tuple[str, ...] = SECTIONS
+) -> dict:
     budget = Budget(budget_s)
-    report: dict[str, Any] = {"format": FORMAT, "device": _device_name(device), "smoke": smoke, "budget_s": budget_s,
-                              "shapes": {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in asdict(shapes).items()}}
+    report: dict[str, Any] = {
+        "format": FORMAT,
+        "device": _device_name(device),
+        "smoke": smoke,
+        "budget_s": budget_s,
+        "shapes": {k: (str(v) if isinstance(v, torch.dtype) else v) for k, v in asdict(shapes).items()},
+    }
     section(report, "environment", device, lambda: environment(device))
-    runs = {"decode": lambda: decode_section(device, shapes, budget, report["environment"]),
-            "profile": lambda: profile_section(device, shapes, budget),
-            "vqascore": lambda: vqascore_section(device, shapes, budget),
-            "geneval": lambda: geneval_section(device, shapes, budget),
-            "projection": lambda: projection(report)}
+    runs = {
+        "decode": lambda: decode_section(device, shapes, budget, report["environment"]),
+        "profile": lambda: profile_section(device, shapes, budget),
+        "vqascore": lambda: vqascore_section(device, shapes, budget),
+        "geneval": lambda: geneval_section(device, shapes, budget),
+        "projection": lambda: projection(report),
+    }
     for name in SECTIONS:
         if name in sections:
             section(report, name, device, runs[name])
@@ -688,8 +947,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --smoke)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "reports"))
     parser.add_argument("--budget-s", type=float, default=450.0, help="skip measurements that would overrun this")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})",
+    )
     args = parser.parse_args(argv)
     sections = tuple(name.strip() for name in args.sections.split(",") if name.strip())
     unknown = [name for name in sections if name not in SECTIONS]

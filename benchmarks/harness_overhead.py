@@ -21,8 +21,18 @@ from ts_eval.generators.dummy import DummyGenerator
 from ts_eval.scorers.dummy import DummyScorer
 from ts_eval.store import write_json
 
-SKILLS = ["attribute", "scene", "spatial relation", "action relation", "part relation", "counting", "comparison",
-          "differentiation", "negation", "universal"]
+SKILLS = [
+    "attribute",
+    "scene",
+    "spatial relation",
+    "action relation",
+    "part relation",
+    "counting",
+    "comparison",
+    "differentiation",
+    "negation",
+    "universal",
+]
 
 
 OFFICIAL_1600 = {"basic": 722, "advanced": 871}  # the counts ts-eval checks when it loads the 1600 set
@@ -34,8 +44,10 @@ def synthetic_genai_bench(folder: Path, n_prompts: int = 1600) -> None:
     if n_prompts != 1600:
         raise SystemExit("the synthetic 1600 set must have 1600 prompts: ts-eval checks the official counts")
     folder.mkdir(parents=True, exist_ok=True)
-    images = {f"{i:05d}": {"id": f"{i:05d}", "prompt": f"prompt number {i} with a red cube left of a blue ball"}
-              for i in range(1, n_prompts + 1)}
+    images = {
+        f"{i:05d}": {"id": f"{i:05d}", "prompt": f"prompt number {i} with a red cube left of a blue ball"}
+        for i in range(1, n_prompts + 1)
+    }
     skills: dict[str, list[int]] = {"basic": [], "advanced": []}
     for i in range(1, n_prompts + 1):
         if i <= OFFICIAL_1600["basic"]:
@@ -78,8 +90,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "data", Path(tmp) / "run"
         synthetic_genai_bench(data, args.prompts)
-        options = dict(variant="1600", data=str(data), split="all", model="dummy", scorer="dummy", out=str(out),
-                       progress=False, view=False)
+        options = dict(
+            variant="1600",
+            data=str(data),
+            split="all",
+            model="dummy",
+            scorer="dummy",
+            out=str(out),
+            progress=False,
+            view=False,
+        )
         import os
 
         os.environ["TS_EVAL_CACHE_DIR"] = str(Path(tmp) / "cache")
@@ -89,15 +109,24 @@ def main() -> None:
             run("genai-bench", **options)
             wall = time.perf_counter() - start
             model = (generate_time.seconds - before_gen) + (score_time.seconds - before_score)
-            rows.append({"run": label, "images": args.prompts, "wall_s": round(wall, 3), "model_s": round(model, 3),
-                         "overhead_s": round(wall - model, 3),
-                         "overhead_ms_per_image": round(1000 * (wall - model) / args.prompts, 3)})
+            rows.append(
+                {
+                    "run": label,
+                    "images": args.prompts,
+                    "wall_s": round(wall, 3),
+                    "model_s": round(model, 3),
+                    "overhead_s": round(wall - model, 3),
+                    "overhead_ms_per_image": round(1000 * (wall - model) / args.prompts, 3),
+                }
+            )
 
     header = f"{'run':<14}{'images':>8}{'wall s':>10}{'model s':>10}{'overhead s':>12}{'ms/img':>9}"
     print(header)
     for r in rows:
-        print(f"{r['run']:<14}{r['images']:>8}{r['wall_s']:>10.2f}{r['model_s']:>10.2f}{r['overhead_s']:>12.2f}"
-              f"{r['overhead_ms_per_image']:>9.2f}")
+        print(
+            f"{r['run']:<14}{r['images']:>8}{r['wall_s']:>10.2f}{r['model_s']:>10.2f}{r['overhead_s']:>12.2f}"
+            f"{r['overhead_ms_per_image']:>9.2f}"
+        )
     if args.json:
         write_json(args.json, {"rows": rows})
 

@@ -21,17 +21,44 @@ from ts_eval.store import write_json
 
 
 def generate(procs: int, out: Path, prompts: int, n_samples: int, window: int) -> dict:
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m"]
-                if procs > 1 else [sys.executable, "-m"])
-    command = [*launcher, "ts_eval", "generate", "genai-bench", "--variant", "527", "--limit", str(prompts),
-               "--n-samples", str(n_samples), "--model", "reference", "--model-arg", "config=tiny",
-               "--model-arg", f"window={window}", "--device", "cpu", "--quiet", "--out", str(out)]
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m"]
+        if procs > 1
+        else [sys.executable, "-m"]
+    )
+    command = [
+        *launcher,
+        "ts_eval",
+        "generate",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--limit",
+        str(prompts),
+        "--n-samples",
+        str(n_samples),
+        "--model",
+        "reference",
+        "--model-arg",
+        "config=tiny",
+        "--model-arg",
+        f"window={window}",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     timings = json.loads((out / "manifest.json").read_text())["timings"]
     images = timings["generate_items"]
-    return {"processes": procs, "images": images, "generate_s": timings["generate_s"],
-            "images_per_s": round(images / timings["generate_s"], 2)}
+    return {
+        "processes": procs,
+        "images": images,
+        "generate_s": timings["generate_s"],
+        "images_per_s": round(images / timings["generate_s"], 2),
+    }
 
 
 def main() -> None:
@@ -43,8 +70,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [generate(procs, Path(tmp) / f"p{procs}", args.prompts, args.n_samples, args.window)
-                for procs in (1, args.procs)]
+        rows = [
+            generate(procs, Path(tmp) / f"p{procs}", args.prompts, args.n_samples, args.window)
+            for procs in (1, args.procs)
+        ]
     speedup = rows[1]["images_per_s"] / rows[0]["images_per_s"]
     print(f"{'processes':>10}{'images':>8}{'generate s':>12}{'images/s':>10}")
     for r in rows:

@@ -62,8 +62,16 @@ def scorer_args(name: str, models: Path, real: bool) -> dict[str, str]:
     return build_tiny_clip_t5(models / "clip-t5").args
 
 
-def time_scorer(name: str, args: dict[str, str], requests: list[ScoreRequest], batch_size: int, *,
-                device: str, dtype: str, repeats: int) -> dict:
+def time_scorer(
+    name: str,
+    args: dict[str, str],
+    requests: list[ScoreRequest],
+    batch_size: int,
+    *,
+    device: str,
+    dtype: str,
+    repeats: int,
+) -> dict:
     # scorers run in their official precision unless `--scorer-arg dtype=` (here --dtype) says otherwise
     args = {**args, "dtype": dtype} if dtype != "auto" else args
     scorer = scorer_class(name.partition(":")[0])(args, task=None, device=device, batch_size=batch_size)
@@ -76,8 +84,14 @@ def time_scorer(name: str, args: dict[str, str], requests: list[ScoreRequest], b
         _sync(scorer.describe()["device"])
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
-    return {"scorer": name, "batch_size": batch_size, "images": len(requests), "seconds_median": round(median, 4),
-            "images_per_s": round(len(requests) / median, 2), "precision": scorer.describe().get("dtype") or scorer.describe().get("precision")}
+    return {
+        "scorer": name,
+        "batch_size": batch_size,
+        "images": len(requests),
+        "seconds_median": round(median, 4),
+        "images_per_s": round(len(requests) / median, 2),
+        "precision": scorer.describe().get("dtype") or scorer.describe().get("precision"),
+    }
 
 
 def _sync(device_type: str) -> None:
@@ -90,9 +104,15 @@ def _sync(device_type: str) -> None:
 def conditions(device: str) -> dict:
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_avg_1m_at_start": round(os.getloadavg()[0], 2), "device": device,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1m_at_start": round(os.getloadavg()[0], 2),
+        "device": device,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def main() -> None:
@@ -113,12 +133,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         requests = make_requests(Path(tmp), args.images, args.resolution)
         env = conditions(args.device)
-        names = [n for scorer in args.scorers.split(",") for n in (
-            [f"clipscore:{v}" for v in args.clip_variants.split(",")] if scorer == "clipscore" else [scorer])]
+        names = [
+            n
+            for scorer in args.scorers.split(",")
+            for n in ([f"clipscore:{v}" for v in args.clip_variants.split(",")] if scorer == "clipscore" else [scorer])
+        ]
         for name in names:
             for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-                rows.append(time_scorer(name, scorer_args(name, Path(tmp) / "models", args.real), requests,
-                                        batch_size, device=args.device, dtype=args.dtype, repeats=args.repeats))
+                rows.append(
+                    time_scorer(
+                        name,
+                        scorer_args(name, Path(tmp) / "models", args.real),
+                        requests,
+                        batch_size,
+                        device=args.device,
+                        dtype=args.dtype,
+                        repeats=args.repeats,
+                    )
+                )
                 print(f"{name} batch {batch_size}: {rows[-1]['images_per_s']} images/s", flush=True)
     print(tabulate(rows, headers="keys", tablefmt="github"))
     models = "default weights" if args.real else "tiny random models"

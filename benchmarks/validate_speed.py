@@ -45,13 +45,16 @@ def measure(label: str, path: Path, cache: Path, repeats: int) -> dict:
     loaded = read_run(path)
     cold = time.perf_counter() - start
     lock = RunLock(path)
-    return {"run": label, "images": len(loaded.images),
-            "read_run cold s": round(cold, 3),
-            "read_run warm s": round(timed(lambda: read_run(path), repeats), 3),
-            "read_run no images s": round(timed(lambda: read_run(path, need="prompts"), repeats), 3),
-            "summarize 0 resamples s": round(timed(lambda: summarize(loaded, resamples=0), repeats), 3),
-            "summarize 1000 resamples s": round(timed(lambda: summarize(loaded, resamples=1000), repeats), 3),
-            "lock ms": round(1000 * timed(lambda: (lock.acquire(), lock.release()), repeats), 3)}
+    return {
+        "run": label,
+        "images": len(loaded.images),
+        "read_run cold s": round(cold, 3),
+        "read_run warm s": round(timed(lambda: read_run(path), repeats), 3),
+        "read_run no images s": round(timed(lambda: read_run(path, need="prompts"), repeats), 3),
+        "summarize 0 resamples s": round(timed(lambda: summarize(loaded, resamples=0), repeats), 3),
+        "summarize 1000 resamples s": round(timed(lambda: summarize(loaded, resamples=1000), repeats), 3),
+        "lock ms": round(1000 * timed(lambda: (lock.acquire(), lock.release()), repeats), 3),
+    }
 
 
 def main() -> None:
@@ -64,11 +67,27 @@ def main() -> None:
         tmp = Path(tmp)
         os.environ["TS_EVAL_CACHE_DIR"] = str(tmp / "cache")
         synthetic_genai_bench(tmp / "data")
-        run("genai-bench", variant="1600", data=str(tmp / "data"), model="dummy", model_args={"resolution": "1024"},
-            scorer="dummy", out=str(tmp / "genai"), progress=False, view=False)
+        run(
+            "genai-bench",
+            variant="1600",
+            data=str(tmp / "data"),
+            model="dummy",
+            model_args={"resolution": "1024"},
+            scorer="dummy",
+            out=str(tmp / "genai"),
+            progress=False,
+            view=False,
+        )
         rows.append(measure("GenAI-Bench-1600 x1 (JPEG 1024 px)", tmp / "genai", tmp / "cache", args.repeats))
-        run("geneval", model="dummy", model_args={"resolution": "512"}, scorer_args={"detector": "dummy"},
-            out=str(tmp / "geneval"), progress=False, view=False)
+        run(
+            "geneval",
+            model="dummy",
+            model_args={"resolution": "512"},
+            scorer_args={"detector": "dummy"},
+            out=str(tmp / "geneval"),
+            progress=False,
+            view=False,
+        )
         rows.append(measure("GenEval 553x4 (PNG 512 px)", tmp / "geneval", tmp / "cache", args.repeats))
     columns = list(rows[0])
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]

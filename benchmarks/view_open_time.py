@@ -53,8 +53,16 @@ def open_page(page: Path, window: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                     "--disable-background-networking", f"--user-data-dir={profile}", f"--window-size={window}"):
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={profile}",
+            f"--window-size={window}",
+        ):
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
         try:
@@ -89,10 +97,14 @@ def main() -> None:
     median = {k: statistics.median(o[k] for o in opened) for k in keys}
     thumbs = out.parent / f"{out.stem}-thumbs"
     result = {
-        "page": str(out), "cards": opened[0]["cards"], "tiles": opened[0]["tiles"],
+        "page": str(out),
+        "cards": opened[0]["cards"],
+        "tiles": opened[0]["tiles"],
         "html_mb": round(out.stat().st_size / 1e6, 2),
         "thumbnails_mb": round(sum(p.stat().st_size for p in thumbs.glob("*.jpg")) / 1e6, 2),
-        "write_s": round(writes[0], 2), "rewrite_cached_s": round(writes[1], 2), "repeats": args.repeats,
+        "write_s": round(writes[0], 2),
+        "rewrite_cached_s": round(writes[1], 2),
+        "repeats": args.repeats,
         **{f"median_{k}": round(v, 1) for k, v in median.items()},
         "max_interactive_ms": round(max(o["interactive_ms"] for o in opened), 1),
     }

@@ -48,8 +48,11 @@ def three_image_files(tmp_path_factory) -> list[str]:
     from PIL import Image
 
     folder = tmp_path_factory.mktemp("three-images")
-    made = [Image.new("RGB", (48, 32), (255, 0, 0)), Image.effect_noise((40, 56), 80).convert("RGB"),
-            Image.linear_gradient("L").resize((64, 64)).convert("RGB")]
+    made = [
+        Image.new("RGB", (48, 32), (255, 0, 0)),
+        Image.effect_noise((40, 56), 80).convert("RGB"),
+        Image.linear_gradient("L").resize((64, 64)).convert("RGB"),
+    ]
     paths = [str(folder / f"{i}.png") for i in range(len(made))]
     for image, path in zip(made, paths):
         image.save(path)

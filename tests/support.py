@@ -26,8 +26,15 @@ def cli(*args: str, capsys=None) -> tuple[int, str, str]:
 def cli_process(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     """Start `python -m ts_eval ARGS` as its own process (for kill/resume and import-isolation tests)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "ts_eval", *map(str, args)], cwd=ROOT, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ts_eval", *map(str, args)],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def shared_data_dir() -> Path | None:

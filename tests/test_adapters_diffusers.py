@@ -46,9 +46,32 @@ def _pixels(image: Image.Image) -> np.ndarray:
 
 
 def _run(genai_527: Path, out: Path, path: str, *extra: str) -> int:
-    return main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--model", "diffusers",
-                 "--model-arg", f"path={path}", "--model-arg", "steps=2", *extra, "--scorer", "dummy",
-                 "--limit", "4", "--device", "cpu", "--out", str(out), "--quiet"])
+    return main(
+        [
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--data",
+            str(genai_527),
+            "--model",
+            "diffusers",
+            "--model-arg",
+            f"path={path}",
+            "--model-arg",
+            "steps=2",
+            *extra,
+            "--scorer",
+            "dummy",
+            "--limit",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
 
 
 def _pngs(run: Path) -> dict[str, bytes]:
@@ -84,7 +107,9 @@ def test_each_image_is_the_pipeline_output_for_its_own_seed(tiny_sd):
     ours = generator.generate([request])[0]
     pipe = diffusers.AutoPipelineForText2Image.from_pretrained(tiny_sd)
     pipe.set_progress_bar_config(disable=True)
-    theirs = pipe(request.prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(request.seed)).images[0]
+    theirs = pipe(request.prompt, num_inference_steps=2, generator=torch.Generator().manual_seed(request.seed)).images[
+        0
+    ]
     assert ours.tobytes() == theirs.tobytes()
 
 
@@ -104,13 +129,21 @@ def test_every_setting_that_changes_images_changes_the_description(tiny_sd):
     base = _generator(tiny_sd)
     request = _requests()[:1]
     reference = base.generate(request)[0].tobytes()
-    for args in ({"steps": "3"}, {"guidance": "1.5"}, {"negative_prompt": "blurry"},
-                 {"scheduler": "EulerDiscreteScheduler"}, {"resolution": "32"}):
+    for args in (
+        {"steps": "3"},
+        {"guidance": "1.5"},
+        {"negative_prompt": "blurry"},
+        {"scheduler": "EulerDiscreteScheduler"},
+        {"resolution": "32"},
+    ):
         other = _generator(tiny_sd, **args)
         assert other.describe() != base.describe(), args
         assert other.generate(request)[0].tobytes() != reference, args
     assert _generator(tiny_sd, resolution="32").generate(request)[0].size == (32, 32)
-    assert _generator(tiny_sd, scheduler="EulerDiscreteScheduler").describe()["config"]["scheduler"] == "EulerDiscreteScheduler"
+    assert (
+        _generator(tiny_sd, scheduler="EulerDiscreteScheduler").describe()["config"]["scheduler"]
+        == "EulerDiscreteScheduler"
+    )
 
 
 def test_local_folder_is_pinned_by_its_bytes(tiny_sd, tmp_path):
@@ -126,15 +159,21 @@ def test_local_folder_is_pinned_by_its_bytes(tiny_sd, tmp_path):
     assert _generator(str(copy)).weights_sha256 != _generator(tiny_sd).weights_sha256
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"scheduler": "NotAScheduler"}, "scheduler 'NotAScheduler' does not fit StableDiffusionPipeline; choose one of:"),
-    ({"scheduler": "AutoencoderKL"}, "does not fit"),
-    ({"resolution": "60"}, "resolution 60 is not a multiple of 8"),
-    ({"steps": "many"}, "steps='many' is not a valid int"),
-    ({"steps": "0"}, "steps=0 is out of range"),
-    ({"revision": "v1"}, "revision=v1 applies to Hub repos"),
-    ({"sampler": "ddim"}, "unknown argument(s) for model 'diffusers': sampler"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            {"scheduler": "NotAScheduler"},
+            "scheduler 'NotAScheduler' does not fit StableDiffusionPipeline; choose one of:",
+        ),
+        ({"scheduler": "AutoencoderKL"}, "does not fit"),
+        ({"resolution": "60"}, "resolution 60 is not a multiple of 8"),
+        ({"steps": "many"}, "steps='many' is not a valid int"),
+        ({"steps": "0"}, "steps=0 is out of range"),
+        ({"revision": "v1"}, "revision=v1 applies to Hub repos"),
+        ({"sampler": "ddim"}, "unknown argument(s) for model 'diffusers': sampler"),
+    ],
+)
 def test_bad_options_are_one_line(tiny_sd, args, message):
     with pytest.raises(UsageError) as caught:
         _generator(tiny_sd, **args)

@@ -46,9 +46,30 @@ def _requests(seed: int = 100) -> list[ImageRequest]:
 
 
 def _run(genai_527: Path, out: Path, path: str, *extra: str) -> int:
-    return main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--model", "janus",
-                 "--model-arg", f"path={path}", *extra, "--scorer", "dummy", "--limit", "4", "--device", "cpu",
-                 "--out", str(out), "--quiet"])
+    return main(
+        [
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--data",
+            str(genai_527),
+            "--model",
+            "janus",
+            "--model-arg",
+            f"path={path}",
+            *extra,
+            "--scorer",
+            "dummy",
+            "--limit",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
 
 
 def _pngs(run: Path) -> dict[str, bytes]:
@@ -87,7 +108,9 @@ def test_greedy_tokens_equal_transformers_own_image_generate(tiny_janus):
     """CFG rows, unconditional masking, KV cache and embeddings as transformers' Janus generate() does them."""
     greedy = JanusGenerator({"path": tiny_janus, "temperature": "0"}, device="cpu")
     for request in _requests()[:2]:
-        inputs = greedy.processor(text=[greedy.prompt_text(request.prompt)], generation_mode="image", return_tensors="pt")
+        inputs = greedy.processor(
+            text=[greedy.prompt_text(request.prompt)], generation_mode="image", return_tensors="pt"
+        )
         theirs = greedy.model.generate(**inputs, generation_mode="image", do_sample=False, guidance_scale=5.0)
         assert torch.equal(greedy.generate_tokens([request])[0], theirs[0].long())
 
@@ -110,11 +133,14 @@ def test_sampling_settings_change_images_and_description(tiny_janus, janus):
     assert torch.equal(same.generate_tokens(request), reference)
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"cfg": "0.5"}, "cfg=0.5 is out of range"),
-    ({"temperature": "-1"}, "temperature=-1.0 is out of range"),
-    ({"top_k": "50"}, "unknown argument(s) for model 'janus': top_k"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"cfg": "0.5"}, "cfg=0.5 is out of range"),
+        ({"temperature": "-1"}, "temperature=-1.0 is out of range"),
+        ({"top_k": "50"}, "unknown argument(s) for model 'janus': top_k"),
+    ],
+)
 def test_bad_options_are_one_line(tiny_janus, args, message):
     with pytest.raises(UsageError) as caught:
         JanusGenerator({"path": tiny_janus, **args}, device="cpu")

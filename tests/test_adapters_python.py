@@ -22,9 +22,28 @@ EXAMPLE = ROOT / "examples" / "my_generator.py"
 
 
 def _run(genai_527: Path, out: Path, entry: str, *extra: str) -> int:
-    return main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--model", "python",
-                 "--model-arg", f"entry={entry}", *extra, "--scorer", "dummy", "--limit", "4", "--out", str(out),
-                 "--quiet"])
+    return main(
+        [
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--data",
+            str(genai_527),
+            "--model",
+            "python",
+            "--model-arg",
+            f"entry={entry}",
+            *extra,
+            "--scorer",
+            "dummy",
+            "--limit",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
 
 
 def _pngs(run: Path) -> dict[str, bytes]:
@@ -58,11 +77,13 @@ def test_images_depend_on_prompt_and_seed_only():
 
 
 def test_module_colon_function_imports_from_the_current_directory(tmp_path, monkeypatch, genai_527):
-    (tmp_path / "my_sampler.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_sampler.py").write_text(
+        textwrap.dedent("""
         from PIL import Image
         def make(prompts, seeds):
             return [Image.new("RGB", (16, 16), (s % 256, len(p) % 256, 0)) for p, s in zip(prompts, seeds)]
-    """))
+    """)
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     monkeypatch.delitem(sys.modules, "my_sampler", raising=False)
@@ -77,14 +98,17 @@ def _user_module(tmp_path: Path, body: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("entry, message", [
-    ("no_colon_here", "must be module:function"),
-    ("examples/my_generator.py:", "must be module:function"),
-    ("surely_not_a_module_xyz:generate", "cannot import 'surely_not_a_module_xyz' (ModuleNotFoundError"),
-    ("missing/file.py:generate", "entry file missing/file.py does not exist"),
-    (f"{EXAMPLE}:nothing", "has no attribute 'nothing'"),
-    (f"{EXAMPLE}:random", "is a module, not a function"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("no_colon_here", "must be module:function"),
+        ("examples/my_generator.py:", "must be module:function"),
+        ("surely_not_a_module_xyz:generate", "cannot import 'surely_not_a_module_xyz' (ModuleNotFoundError"),
+        ("missing/file.py:generate", "entry file missing/file.py does not exist"),
+        (f"{EXAMPLE}:nothing", "has no attribute 'nothing'"),
+        (f"{EXAMPLE}:random", "is a module, not a function"),
+    ],
+)
 def test_bad_entry_is_one_line_exit_2(genai_527, tmp_path, capsys, entry, message):
     out = tmp_path / "run"
     code = _run(genai_527, out, entry)
@@ -94,13 +118,22 @@ def test_bad_entry_is_one_line_exit_2(genai_527, tmp_path, capsys, entry, messag
     assert not out.exists()
 
 
-@pytest.mark.parametrize("body, message", [
-    ("def generate(prompts):\n    return []\n", "must take (prompts: list[str], seeds: list[int])"),
-    ("def generate(prompts, seeds):\n    return [Image.new('RGB', (8, 8))]\n", "returned 1 images for 4 prompts"),
-    ("def generate(prompts, seeds):\n    return [p for p in prompts]\n", "returned str at position 0"),
-    ("def generate(prompts, seeds):\n    return Image.new('RGB', (8, 8))\n", "returned Image; it must return a list"),
-    ("raise ImportError('needs torch 9')\ndef generate(prompts, seeds):\n    return []\n", "(ImportError: needs torch 9)"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("def generate(prompts):\n    return []\n", "must take (prompts: list[str], seeds: list[int])"),
+        ("def generate(prompts, seeds):\n    return [Image.new('RGB', (8, 8))]\n", "returned 1 images for 4 prompts"),
+        ("def generate(prompts, seeds):\n    return [p for p in prompts]\n", "returned str at position 0"),
+        (
+            "def generate(prompts, seeds):\n    return Image.new('RGB', (8, 8))\n",
+            "returned Image; it must return a list",
+        ),
+        (
+            "raise ImportError('needs torch 9')\ndef generate(prompts, seeds):\n    return []\n",
+            "(ImportError: needs torch 9)",
+        ),
+    ],
+)
 def test_bad_function_is_one_line_exit_2(genai_527, tmp_path, capsys, body, message):
     entry = _user_module(tmp_path, body) + ":generate"
     code = _run(genai_527, tmp_path / "run", entry, "--model-arg", "batch_size=4")

@@ -23,8 +23,14 @@ torch = pytest.importorskip("torch")
 from ts_eval.scorers.clipscore import CLIPScorer, hessel_clipscore  # noqa: E402
 from ts_eval.scorers.tiny_models import build_tiny_open_clip, build_tiny_openai_clip, build_tiny_transformers_clip  # noqa: E402
 
-PROMPTS = ["a red square", "a dog and a cat in the snow", "three blue birds on a wooden fence, no people",
-           "A baker pulling freshly baked bread out of an oven in a bakery.", "an empty room", "two green apples"]
+PROMPTS = [
+    "a red square",
+    "a dog and a cat in the snow",
+    "three blue birds on a wooden fence, no people",
+    "A baker pulling freshly baked bread out of an oven in a bakery.",
+    "an empty room",
+    "two green apples",
+]
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 LONG = " ".join(["a very long prompt about a tall red lighthouse on a rocky coast"] * 12)  # > 77 tokens
@@ -62,9 +68,15 @@ def openai_features(jit: str, pairs, prefix: str):
 
     model = open_clip.load_openai_model(jit, precision="fp32", device="cpu").eval()
     size = model.visual.image_size[0]
-    transform = Compose([Resize(size, interpolation=InterpolationMode.BICUBIC), CenterCrop(size),
-                         lambda image: image.convert("RGB"), ToTensor(),
-                         Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))])
+    transform = Compose(
+        [
+            Resize(size, interpolation=InterpolationMode.BICUBIC),
+            CenterCrop(size),
+            lambda image: image.convert("RGB"),
+            ToTensor(),
+            Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+        ]
+    )
     tokenize = open_clip.get_tokenizer("ViT-B-32")
     with torch.no_grad():
         image = model.encode_image(torch.stack([transform(Image.open(p)) for p, _ in pairs]))
@@ -77,6 +89,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # -- hessel ---------------------------------------------------------------------------------------------------
+
 
 def test_hessel_is_2_5_max_cos_with_the_prefix(tiny_jit, images):
     pairs = grid(images)
@@ -99,6 +112,7 @@ def test_hessel_normalises_in_the_features_dtype_like_numpy_does():
 
 
 # -- t2v-metrics ----------------------------------------------------------------------------------------------
+
 
 def t2v_metrics_forward():
     """t2v-metrics' own CLIPScoreModel, imported from the installed package without its __init__ files
@@ -133,6 +147,7 @@ def test_t2v_metrics_is_its_own_forward_the_raw_cosine(tiny_jit, images):
     reference.model, reference.preprocess, reference.tokenizer = clip.model, clip.preprocess, clip.tokenizer
     reference.device = "cpu"
     from t2v_metrics.models.model import image_loader
+
     reference.image_loader = image_loader
     expected = reference.forward([p for p, _ in pairs], [t for _, t in pairs]).tolist()
     assert ours == pytest.approx(expected, abs=1e-6)
@@ -142,6 +157,7 @@ def test_t2v_metrics_is_its_own_forward_the_raw_cosine(tiny_jit, images):
 
 
 # -- torchmetrics ---------------------------------------------------------------------------------------------
+
 
 def test_torchmetrics_is_max_100_cos_on_transformers_clip(tmp_path_factory, images):
     pytest.importorskip("torchmetrics")
@@ -163,6 +179,7 @@ def test_torchmetrics_is_max_100_cos_on_transformers_clip(tmp_path_factory, imag
 
 
 # -- activation: every CLIP built for OpenAI's weights uses QuickGELU ---------------------------------------
+
 
 def block_activations(model) -> set[type]:
     """The MLP activation of every residual block (open_clip) or encoder layer (transformers)."""
@@ -193,31 +210,45 @@ def tiny_tags(tiny_jit, tmp_path, monkeypatch):
     laion = tmp_path / "laion.bin"
     torch.save(open_clip.create_model("tiny-test-oc").state_dict(), laion)
     for name in ("tiny-test-oc", "tiny-test-oc-quickgelu"):
-        monkeypatch.setitem(registry._PRETRAINED, name, {
-            "openai": {"file": tiny_jit, "quick_gelu": True}, "laion2b_test": {"file": str(laion)}})
-    monkeypatch.setitem(registry._PRETRAINED["ViT-B-32"], "openai",
-                        {**registry._PRETRAINED["ViT-B-32"]["openai"], "file": tiny_jit})
-    monkeypatch.setitem(registry._PRETRAINED["ViT-L-14-336"], "openai",
-                        {**registry._PRETRAINED["ViT-L-14-336"]["openai"], "file": tiny_jit})
+        monkeypatch.setitem(
+            registry._PRETRAINED,
+            name,
+            {"openai": {"file": tiny_jit, "quick_gelu": True}, "laion2b_test": {"file": str(laion)}},
+        )
+    monkeypatch.setitem(
+        registry._PRETRAINED["ViT-B-32"], "openai", {**registry._PRETRAINED["ViT-B-32"]["openai"], "file": tiny_jit}
+    )
+    monkeypatch.setitem(
+        registry._PRETRAINED["ViT-L-14-336"],
+        "openai",
+        {**registry._PRETRAINED["ViT-L-14-336"]["openai"], "file": tiny_jit},
+    )
 
 
-def test_every_clip_for_openai_weights_uses_quick_gelu_and_laion_keeps_gelu(tiny_tags, tiny_jit, tiny_dir,
-                                                                          tmp_path_factory):
+def test_every_clip_for_openai_weights_uses_quick_gelu_and_laion_keeps_gelu(
+    tiny_tags, tiny_jit, tiny_dir, tmp_path_factory
+):
     from open_clip.transformer import QuickGELU
 
     def built(args):
         scorer = CLIPScorer(args, device="cpu")
         return scorer, scorer.backend._load().model
 
-    for args in ({"variant": "hessel"}, {"variant": "t2v-metrics"}, {"variant": "hessel", "pretrained": tiny_jit},
-                 {"variant": "hessel", "model": "tiny-test-oc", "pretrained": "openai"},
-                 {"variant": "hessel", "model": "tiny-test-oc-quickgelu", "pretrained": "laion2b_test"},
-                 {"variant": "t2v-metrics", "model": tiny_dir, "quick_gelu": "true"}):
+    for args in (
+        {"variant": "hessel"},
+        {"variant": "t2v-metrics"},
+        {"variant": "hessel", "pretrained": tiny_jit},
+        {"variant": "hessel", "model": "tiny-test-oc", "pretrained": "openai"},
+        {"variant": "hessel", "model": "tiny-test-oc-quickgelu", "pretrained": "laion2b_test"},
+        {"variant": "t2v-metrics", "model": tiny_dir, "quick_gelu": "true"},
+    ):
         scorer, model = built(args)
         assert block_activations(model) == {QuickGELU}, args
         assert scorer.describe()["quick_gelu"] is True
-    for args in ({"variant": "hessel", "model": "tiny-test-oc", "pretrained": "laion2b_test"},
-                 {"variant": "t2v-metrics", "model": tiny_dir}):
+    for args in (
+        {"variant": "hessel", "model": "tiny-test-oc", "pretrained": "laion2b_test"},
+        {"variant": "t2v-metrics", "model": tiny_dir},
+    ):
         scorer, model = built(args)
         assert block_activations(model) == {torch.nn.GELU}, args
         assert scorer.describe()["quick_gelu"] is False
@@ -227,6 +258,7 @@ def test_every_clip_for_openai_weights_uses_quick_gelu_and_laion_keeps_gelu(tiny
 
     folder = build_tiny_transformers_clip(tmp_path_factory.mktemp("tiny-hf-act")).args["model"]
     from transformers import CLIPModel
+
     assert block_activations(CLIPModel.from_pretrained(folder)) == {QuickGELUActivation}
 
 
@@ -241,10 +273,14 @@ def test_default_models_and_weights_are_the_references(tiny_tags):
     tm = CLIPScorer({"variant": "torchmetrics"}, device="cpu").describe()  # nothing loaded or downloaded
     assert (tm["model"], tm["revision"], tm["formula"]) == ("openai/clip-vit-large-patch14", "main", "max(100*cos,0)")
     assert {d["label"] for d in (hessel, t2v, tm)} == {
-        "clipscore (hessel)", "clipscore (t2v-metrics)", "clipscore (torchmetrics)"}
+        "clipscore (hessel)",
+        "clipscore (t2v-metrics)",
+        "clipscore (torchmetrics)",
+    }
 
 
 # -- dtype, batching, options -----------------------------------------------------------------------------
+
 
 def test_dtype_is_the_references_unless_asked(tiny_jit, images):
     pairs = grid(images)[:6]
@@ -263,15 +299,21 @@ def test_batch_equals_single_calls(tiny_jit, images):
     assert values(four, pairs) == pytest.approx(values(one, pairs), abs=1e-6)
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"variant": "pickscore"}, "variant='pickscore'; choose one of: hessel, t2v-metrics, torchmetrics"),
-    ({"model": "ViT-Q-99"}, "unknown open_clip model 'ViT-Q-99'"),
-    ({"model": "ViT-B-32", "pretrained": "imagenet"}, "pretrained='imagenet' is neither a file nor a tag of ViT-B-32"),
-    ({"quick_gelu": "maybe"}, "quick_gelu='maybe'"),
-    ({"variant": "torchmetrics", "pretrained": "openai"}, "takes a transformers CLIP as model="),
-    ({"variant": "torchmetrics", "model": "/no/such/folder"}, "no such folder"),
-    ({"dtype": "fp8"}, "dtype='fp8'; choose one of: auto (official), fp32, fp16, bf16"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"variant": "pickscore"}, "variant='pickscore'; choose one of: hessel, t2v-metrics, torchmetrics"),
+        ({"model": "ViT-Q-99"}, "unknown open_clip model 'ViT-Q-99'"),
+        (
+            {"model": "ViT-B-32", "pretrained": "imagenet"},
+            "pretrained='imagenet' is neither a file nor a tag of ViT-B-32",
+        ),
+        ({"quick_gelu": "maybe"}, "quick_gelu='maybe'"),
+        ({"variant": "torchmetrics", "pretrained": "openai"}, "takes a transformers CLIP as model="),
+        ({"variant": "torchmetrics", "model": "/no/such/folder"}, "no such folder"),
+        ({"dtype": "fp8"}, "dtype='fp8'; choose one of: auto (official), fp32, fp16, bf16"),
+    ],
+)
 def test_bad_settings_are_one_line_usage_errors(args, message):
     with pytest.raises(UsageError) as caught:
         CLIPScorer(args, device="cpu")
@@ -307,8 +349,15 @@ def test_offline_download_gives_one_line(tmp_path):
         except UsageError as exc:
             print("USAGE:", exc)
     """)
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin", "https_proxy": "http://0.0.0.0:9",
-           "http_proxy": "http://0.0.0.0:9", "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "PATH": "/usr/bin:/bin",
+        "https_proxy": "http://0.0.0.0:9",
+        "http_proxy": "http://0.0.0.0:9",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "HOME": str(tmp_path),
+    }
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     line = [out for out in done.stdout.splitlines() if out.startswith("USAGE:")]
     assert line, done.stderr[-2000:]
@@ -319,9 +368,22 @@ def test_offline_download_gives_one_line(tmp_path):
 def test_end_to_end_genai_bench_reports_clipscore(tiny_jit, genai_527, tmp_path):
     out = tmp_path / "R"
     # --dtype is the generator's: the scorer keeps its reference's fp32
-    summary = run("genai-bench", variant="527", data=str(genai_527), split="all", limit=3, model="dummy",
-                  scorer="clipscore", scorer_args={"variant": "t2v-metrics", "pretrained": tiny_jit}, device="cpu",
-                  dtype="bf16", batch_size=2, out=str(out), progress=False, resamples=100)
+    summary = run(
+        "genai-bench",
+        variant="527",
+        data=str(genai_527),
+        split="all",
+        limit=3,
+        model="dummy",
+        scorer="clipscore",
+        scorer_args={"variant": "t2v-metrics", "pretrained": tiny_jit},
+        device="cpu",
+        dtype="bf16",
+        batch_size=2,
+        out=str(out),
+        progress=False,
+        resamples=100,
+    )
     rows = read_jsonl(out / "samples.jsonl")
     assert [r["prompt_id"] for r in rows] == ["00001", "00002", "00003"]
     assert {r["metric"] for r in rows} == {"clipscore"} and all(-1.0 <= r["value"] <= 1.0 for r in rows)

@@ -16,20 +16,46 @@ import pytest
 from tests.support import ROOT, shared_data_dir
 
 # Import names of what the extras install (jinja2 is a core dependency).
-EXTRAS_MODULES = ["torch", "torchvision", "transformers", "t2v_metrics", "open_clip", "mmdet", "mmcv", "mmengine",
-                  "diffusers", "accelerate", "safetensors", "sentencepiece", "cv2", "openpyxl", "krippendorff",
-                  "sklearn", "scipy", "datasets", "selenium"]
+EXTRAS_MODULES = [
+    "torch",
+    "torchvision",
+    "transformers",
+    "t2v_metrics",
+    "open_clip",
+    "mmdet",
+    "mmcv",
+    "mmengine",
+    "diffusers",
+    "accelerate",
+    "safetensors",
+    "sentencepiece",
+    "cv2",
+    "openpyxl",
+    "krippendorff",
+    "sklearn",
+    "scipy",
+    "datasets",
+    "selenium",
+]
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
-BOOT = (f"import sys\nfor name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"
-        "from ts_eval.cli import main\nraise SystemExit(main(sys.argv[1:]))")
+BOOT = (
+    f"import sys\nfor name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"
+    "from ts_eval.cli import main\nraise SystemExit(main(sys.argv[1:]))"
+)
 
 
 def core(*args, cwd: Path = ROOT, tmp: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "TS_EVAL_CACHE_DIR": str(tmp / "cache"),
-           "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf")}
-    return subprocess.run([sys.executable, "-c", BOOT, *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp),
+        "TS_EVAL_CACHE_DIR": str(tmp / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp / "hf"),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", BOOT, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def works(done: subprocess.CompletedProcess) -> None:
@@ -62,24 +88,48 @@ def expand(args: list[str], runs: dict, out: Path) -> list:
 
 
 NEEDS_AN_EXTRA = [
-    ("run, task's scorer", ["run", "genai-bench", "@args", "--out", "@out"],
-     "torch is not installed; run: pip install 'ts-eval[genai]' && pip install --no-deps t2v-metrics==3.0"),
-    ("run --model reference", ["run", "genai-bench", "@args", "--model", "reference", "--scorer", "dummy"],
-     "torch is not installed; run: pip install 'ts-eval[model]'"),
-    ("run --model diffusers", ["run", "genai-bench", "@args", "--model", "diffusers", "--scorer", "dummy"],
-     "is not installed; run: pip install 'ts-eval[diffusers]'"),
-    ("run --model janus", ["run", "genai-bench", "@args", "--model", "janus", "--scorer", "dummy"],
-     "is not installed; run: pip install 'ts-eval[janus]'"),
-    ("run --scorer clipscore", ["run", "genai-bench", "@args", "--scorer", "clipscore"],
-     "torch is not installed; run: pip install 'ts-eval[genai]'"),
+    (
+        "run, task's scorer",
+        ["run", "genai-bench", "@args", "--out", "@out"],
+        "torch is not installed; run: pip install 'ts-eval[genai]' && pip install --no-deps t2v-metrics==3.0",
+    ),
+    (
+        "run --model reference",
+        ["run", "genai-bench", "@args", "--model", "reference", "--scorer", "dummy"],
+        "torch is not installed; run: pip install 'ts-eval[model]'",
+    ),
+    (
+        "run --model diffusers",
+        ["run", "genai-bench", "@args", "--model", "diffusers", "--scorer", "dummy"],
+        "is not installed; run: pip install 'ts-eval[diffusers]'",
+    ),
+    (
+        "run --model janus",
+        ["run", "genai-bench", "@args", "--model", "janus", "--scorer", "dummy"],
+        "is not installed; run: pip install 'ts-eval[janus]'",
+    ),
+    (
+        "run --scorer clipscore",
+        ["run", "genai-bench", "@args", "--scorer", "clipscore"],
+        "torch is not installed; run: pip install 'ts-eval[genai]'",
+    ),
     ("run geneval", ["run", "geneval", "--limit", "1"], "torch is not installed; run: pip install 'ts-eval[geneval]'"),
-    ("run geneval --detector hf", ["run", "geneval", "--limit", "1", "--detector", "hf"],
-     "torch is not installed; run: pip install 'ts-eval[geneval]'"),
-    ("score --scorer vqascore", ["score", "@genai", "--scorer", "vqascore"],
-     "torch is not installed; run: pip install 'ts-eval[genai]' && pip install --no-deps t2v-metrics==3.0"),
+    (
+        "run geneval --detector hf",
+        ["run", "geneval", "--limit", "1", "--detector", "hf"],
+        "torch is not installed; run: pip install 'ts-eval[geneval]'",
+    ),
+    (
+        "score --scorer vqascore",
+        ["score", "@genai", "--scorer", "vqascore"],
+        "torch is not installed; run: pip install 'ts-eval[genai]' && pip install --no-deps t2v-metrics==3.0",
+    ),
     ("sweep", ["sweep", "--flops-only", "--json", "@out"], "torch is not installed; run: pip install 'ts-eval[model]'"),
-    ("human-eval export", ["human-eval", "export", "@genai", "@genai", "--out", "@out"],
-     "openpyxl is not installed; run: pip install 'ts-eval[human]'"),
+    (
+        "human-eval export",
+        ["human-eval", "export", "@genai", "@genai", "--out", "@out"],
+        "openpyxl is not installed; run: pip install 'ts-eval[human]'",
+    ),
 ]
 
 

@@ -20,15 +20,33 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _command(nproc: int, out: Path, *extra: str) -> list[str]:
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m"]
-    return [*(launcher if nproc > 1 else [sys.executable, "-m"]), "ts_eval", "run", "genai-bench", "--variant", "527",
-            "--split", "hard", "--scorer", "dummy", "--seed", "3", "--device", "cpu", "--quiet", "--out", str(out),
-            *extra]
+    return [
+        *(launcher if nproc > 1 else [sys.executable, "-m"]),
+        "ts_eval",
+        "run",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--split",
+        "hard",
+        "--scorer",
+        "dummy",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _start(cmd: list[str]) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
@@ -40,8 +58,18 @@ def _outputs(out: Path) -> dict[str, bytes]:
 DUMMY = ["--model", "dummy", "--model-arg", "batch_size=3", "--limit", "40", "--n-samples", "2"]
 
 
-REFERENCE = ["--model", "reference", "--model-arg", "config=tiny", "--model-arg", "window=2", "--limit", "6",
-             "--n-samples", "2"]
+REFERENCE = [
+    "--model",
+    "reference",
+    "--model-arg",
+    "config=tiny",
+    "--model-arg",
+    "window=2",
+    "--limit",
+    "6",
+    "--n-samples",
+    "2",
+]
 
 
 @pytest.mark.parametrize("model", [DUMMY, REFERENCE], ids=["dummy", "reference"])
@@ -53,6 +81,7 @@ def test_two_processes_give_the_same_files_as_one(tmp_path, model):
     assert _outputs(tmp_path / "one") == _outputs(tmp_path / "two")
     assert not list((tmp_path / "two" / "progress").glob("*.jsonl"))  # merged and removed
     import json
+
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["timings"]["generate_processes"] == 2
 
@@ -64,8 +93,11 @@ def test_two_rank_run_killed_then_finished_by_one_process(tmp_path):
     pair = _start(_command(2, killed, *DUMMY, "--model-arg", "resolution=160"))
     deadline = time.time() + 180
     while time.time() < deadline and pair.poll() is None:
-        rows = sum(p.read_text().count("\n") for p in (killed / "progress").glob("images-rank*.jsonl")) \
-            if (killed / "progress").exists() else 0
+        rows = (
+            sum(p.read_text().count("\n") for p in (killed / "progress").glob("images-rank*.jsonl"))
+            if (killed / "progress").exists()
+            else 0
+        )
         if rows >= 12:
             break
         time.sleep(0.02)

@@ -22,8 +22,10 @@ DOC = ROOT / "docs" / "extending.md"
 def _files(prefix: str) -> dict[str, str]:
     """The page's code blocks introduced by **`PREFIX/NAME`**, by name."""
     text = DOC.read_text()
-    return {name: body + "\n" for name, body in
-            re.findall(rf"\*\*`{prefix}/([\w.]+)`\*\*\n\n```\w+\n(.*?)\n```", text, flags=re.S)}
+    return {
+        name: body + "\n"
+        for name, body in re.findall(rf"\*\*`{prefix}/([\w.]+)`\*\*\n\n```\w+\n(.*?)\n```", text, flags=re.S)
+    }
 
 
 def _console(index: int) -> tuple[list[str], list[str]]:
@@ -34,8 +36,9 @@ def _console(index: int) -> tuple[list[str], list[str]]:
 
 
 def _git_status() -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
 
 
 def test_the_toy_benchmark_of_the_docs_runs_end_to_end(tmp_path, monkeypatch, capsys):
@@ -55,13 +58,17 @@ def test_the_toy_benchmark_of_the_docs_runs_end_to_end(tmp_path, monkeypatch, ca
     # the table as the page shows it: same header, rule, n row and note; the dummy values may differ
     assert printed[:3] == shown[:3] and printed[-1] == shown[-1], out
     number = r"\d\.\d\d \[\d\.\d{3}, \d\.\d{3}\]"
-    assert re.fullmatch(rf"\| dummy \| {number} \| {number} \| {number} \| unofficial: the task declares no official "
-                        r"recipe \|", printed[3]), printed[3]
+    assert re.fullmatch(
+        rf"\| dummy \| {number} \| {number} \| {number} \| unofficial: the task declares no official "
+        r"recipe \|",
+        printed[3],
+    ), printed[3]
     assert _git_status() == before  # no file of ts-eval was touched
     assert (tmp_path / "runs" / "toy" / "summary.json").is_file()
     # the rest of the tool works on the run as on any other: the gate pairs prompts through the module's groups
-    code, out, err = cli("gate", "--baseline", "runs/toy", "--current", "runs/toy", "--tasks-dir", "my_tasks",
-                         capsys=capsys)
+    code, out, err = cli(
+        "gate", "--baseline", "runs/toy", "--current", "runs/toy", "--tasks-dir", "my_tasks", capsys=capsys
+    )
     assert code == 0 and "| score | color | 3 |" in out and "| score | all | 6 |" in out, out + err
 
 
@@ -82,16 +89,20 @@ def plugin_site(tmp_path) -> Path:
     info = site / f"my_plugin-{project['version']}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
-    (info / "entry_points.txt").write_text("".join(
-        f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in points.items()) + "\n"
-        for group, points in project["entry-points"].items()))
+    (info / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in points.items()) + "\n"
+            for group, points in project["entry-points"].items()
+        )
+    )
     return site
 
 
 def _run(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
-    return subprocess.run([sys.executable, "-m", "ts_eval", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ts_eval", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_a_plugin_package_registers_a_model_a_scorer_and_a_task(plugin_site, tmp_path):
@@ -114,14 +125,17 @@ def test_a_plugin_package_registers_a_model_a_scorer_and_a_task(plugin_site, tmp
 
 def test_a_plugin_cannot_take_a_builtin_name_and_a_broken_one_is_one_line(plugin_site, tmp_path):
     info = next(plugin_site.glob("*.dist-info"))
-    (info / "entry_points.txt").write_text("[ts_eval.models]\ndummy = my_plugin.solid:SolidGenerator\n"
-                                           "broken = my_plugin.missing:Nothing\n")
+    (info / "entry_points.txt").write_text(
+        "[ts_eval.models]\ndummy = my_plugin.solid:SolidGenerator\nbroken = my_plugin.missing:Nothing\n"
+    )
     done = _run(plugin_site, "models", "dummy", cwd=tmp_path)
     assert done.returncode == 0 and "dummy: Seeded colour fields" in done.stdout  # the built-in one
     done = _run(plugin_site, "models", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "broken (my-plugin 0.1)" in done.stdout and "options unknown: cannot be imported: ModuleNotFoundError" \
-        in done.stdout
+    assert (
+        "broken (my-plugin 0.1)" in done.stdout
+        and "options unknown: cannot be imported: ModuleNotFoundError" in done.stdout
+    )
     assert "ts-eval: warning: model 'dummy' from my-plugin 0.1 is ignored: the name is taken by ts-eval" in done.stderr
     done = _run(plugin_site, "run", "genai-bench", "--variant", "527", "--model", "broken", "-q", cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr  # -q: the error alone

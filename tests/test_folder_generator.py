@@ -10,8 +10,9 @@ from ts_eval.generators.folder import FolderGenerator
 from ts_eval.records import ImageRequest
 
 
-@pytest.mark.parametrize("relpath", ["images/00007/0001.png", "00007/samples/0001.png", "00007/1.jpg",
-                                     "00007/0001.jpeg"])
+@pytest.mark.parametrize(
+    "relpath", ["images/00007/0001.png", "00007/samples/0001.png", "00007/1.jpg", "00007/0001.jpeg"]
+)
 def test_each_layout_is_found(tmp_path, relpath):
     path = tmp_path / relpath
     path.parent.mkdir(parents=True)

@@ -68,6 +68,7 @@ def hard(tmp_path_factory) -> Path:
 
 # -- acceptance ------------------------------------------------------------------------------------
 
+
 def test_identical_run_passes(small, capsys):
     code, out, err = cli(capsys, "gate", "--baseline", small, "--current", small)
     assert code == 0, err
@@ -125,7 +126,9 @@ def test_bare_summary_baseline_fails_a_large_drop(hard, tmp_path, capsys):
     bare.parent.mkdir()
     shutil.copy(hard / "summary.json", bare)
     assert cli(capsys, "gate", "--baseline", bare, "--current", hard)[0] == 0
-    code, out, _ = cli(capsys, "gate", "--baseline", bare, "--current", edited(hard, tmp_path / "low", lambda v: v - 0.05))
+    code, out, _ = cli(
+        capsys, "gate", "--baseline", bare, "--current", edited(hard, tmp_path / "low", lambda v: v - 0.05)
+    )
     assert code == 1 and table_rows(out)["all"][-1] == "**FAIL**"
 
 
@@ -136,6 +139,7 @@ def test_summary_inside_a_run_is_paired(small, capsys):
 
 # -- mismatches and options ------------------------------------------------------------------------
 
+
 def test_mismatched_runs_are_a_usage_error(small, tmp_path, capsys):
     basic = dummy_run(tmp_path / "basic", split="basic", limit=32)
     fewer = dummy_run(tmp_path / "fewer", limit=16)
@@ -143,18 +147,24 @@ def test_mismatched_runs_are_a_usage_error(small, tmp_path, capsys):
     incomplete = tmp_path / "incomplete"
     shutil.copytree(small, incomplete, ignore=shutil.ignore_patterns("images"))
     write_jsonl(incomplete / "samples.jsonl", read_jsonl(incomplete / "samples.jsonl")[:-1])
-    for current, reason in [(basic, "split"), (fewer, "prompt sets differ"), (geneval, "task"),
-                            (incomplete, "samples.jsonl was changed")]:
+    for current, reason in [
+        (basic, "split"),
+        (fewer, "prompt sets differ"),
+        (geneval, "task"),
+        (incomplete, "samples.jsonl was changed"),
+    ]:
         code, out, err = cli(capsys, "gate", "--baseline", small, "--current", current)
         assert code == 2 and reason in err and len(err.strip().splitlines()) == 1, (current, err)
         assert out == ""
 
 
 def test_option_errors(small, capsys):
-    for extra, reason in [(["--groups", "colors"], "unknown group 'colors'"),
-                          (["--metric", "clipscore"], "--metric 'clipscore' is not scored"),
-                          (["--confidence", "1.5"], "--confidence must be between 0 and 1"),
-                          (["--max-drop", "-1"], "--max-drop must be non-negative")]:
+    for extra, reason in [
+        (["--groups", "colors"], "unknown group 'colors'"),
+        (["--metric", "clipscore"], "--metric 'clipscore' is not scored"),
+        (["--confidence", "1.5"], "--confidence must be between 0 and 1"),
+        (["--max-drop", "-1"], "--max-drop must be non-negative"),
+    ]:
         code, _, err = cli(capsys, "gate", "--baseline", small, "--current", small, *extra)
         assert code == 2 and reason in err
     code, _, err = cli(capsys, "gate", "--baseline", small / "nothing", "--current", small)
@@ -170,13 +180,16 @@ def test_step_summary_is_appended(small, tmp_path, capsys, monkeypatch):
     summary = tmp_path / "step-summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    code, out, _ = cli(capsys, "gate", "--baseline", small, "--current", edited(small, tmp_path / "low", lambda v: v - 0.05))
+    code, out, _ = cli(
+        capsys, "gate", "--baseline", small, "--current", edited(small, tmp_path / "low", lambda v: v - 0.05)
+    )
     assert code == 1
     text = summary.read_text()
     assert text.startswith("earlier step\n") and out.strip() in text and "— FAIL" in text
 
 
 # -- the committed baseline ------------------------------------------------------------------------
+
 
 def test_committed_baseline_is_reproduced_by_the_ci_subset(tmp_path, capsys):
     """What examples/ci-gate.yml runs: the dummy subset gates clean against results/baselines/."""

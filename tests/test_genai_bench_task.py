@@ -14,8 +14,21 @@ from ts_eval.store import read_jsonl, write_jsonl
 from ts_eval.tasks import load_task
 from ts_eval.tasks.data import resolve_data
 
-OFFICIAL_GROUPS = ["attribute", "scene", "spatial relation", "action relation", "part relation", "basic",
-                   "counting", "comparison", "differentiation", "negation", "universal", "advanced", "all"]
+OFFICIAL_GROUPS = [
+    "attribute",
+    "scene",
+    "spatial relation",
+    "action relation",
+    "part relation",
+    "basic",
+    "counting",
+    "comparison",
+    "differentiation",
+    "negation",
+    "universal",
+    "advanced",
+    "all",
+]
 
 
 def _prompts(split: str, data=None):
@@ -63,8 +76,26 @@ def _t2v_metrics_aggregation(skills: dict[str, list[int]], values: dict[tuple[st
 @pytest.mark.e2e
 def test_report_reproduces_t2v_metrics_aggregation_for_any_values(tmp_path, genai_527, capsys):
     out = tmp_path / "R"
-    code, _, _ = cli("run", "genai-bench", "--variant", "527", "--data", genai_527, "--split", "all", "--model", "dummy",
-                     "--scorer", "dummy", "--n-samples", "2", "--out", out, "--quiet", capsys=capsys)
+    code, _, _ = cli(
+        "run",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--data",
+        genai_527,
+        "--split",
+        "all",
+        "--model",
+        "dummy",
+        "--scorer",
+        "dummy",
+        "--n-samples",
+        "2",
+        "--out",
+        out,
+        "--quiet",
+        capsys=capsys,
+    )
     assert code == 0
     rows = read_jsonl(out / "samples.jsonl")
     assert len(rows) == 527 * 2
@@ -76,8 +107,10 @@ def test_report_reproduces_t2v_metrics_aggregation_for_any_values(tmp_path, gena
     code, printed, _ = cli("report", out, "--format", "json", capsys=capsys)
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    expected = _t2v_metrics_aggregation(json.loads((genai_527 / "genai_skills.json").read_text()),
-                                        {(r["prompt_id"], r["sample_index"]): r["value"] for r in rows})
+    expected = _t2v_metrics_aggregation(
+        json.loads((genai_527 / "genai_skills.json").read_text()),
+        {(r["prompt_id"], r["sample_index"]): r["value"] for r in rows},
+    )
     assert sorted(summary["groups"]) == sorted(OFFICIAL_GROUPS)
     for group in OFFICIAL_GROUPS:
         assert summary["groups"][group]["mean"] == pytest.approx(expected[group], abs=1e-6)
@@ -85,8 +118,15 @@ def test_report_reproduces_t2v_metrics_aggregation_for_any_values(tmp_path, gena
 
 
 def test_group_ci_brackets_the_mean_and_counts_prompts(tmp_path):
-    summary = run("genai-bench", variant="527", split="hard", model="dummy", scorer="dummy", out=str(tmp_path / "R"),
-                  progress=False)
+    summary = run(
+        "genai-bench",
+        variant="527",
+        split="hard",
+        model="dummy",
+        scorer="dummy",
+        out=str(tmp_path / "R"),
+        progress=False,
+    )
     groups = summary["groups"]
     assert groups["advanced"]["n"] == 313 and groups["counting"]["n"] == 97
     assert "basic" not in groups  # no basic prompt was run, so the group is absent rather than empty
@@ -96,8 +136,15 @@ def test_group_ci_brackets_the_mean_and_counts_prompts(tmp_path):
 
 
 def test_skill_option_selects_one_tag(tmp_path):
-    summary = run("genai-bench", variant="527", skill="negation", model="dummy", scorer="dummy",
-                  out=str(tmp_path / "R"), progress=False)
+    summary = run(
+        "genai-bench",
+        variant="527",
+        skill="negation",
+        model="dummy",
+        scorer="dummy",
+        out=str(tmp_path / "R"),
+        progress=False,
+    )
     prompts = read_jsonl(tmp_path / "R" / "prompts.jsonl")
     assert len(prompts) == 101 and all("negation" in p["tags"] for p in prompts)
     assert summary["groups"]["negation"]["n"] == 101
@@ -105,8 +152,17 @@ def test_skill_option_selects_one_tag(tmp_path):
 
 def test_report_puts_runs_side_by_side(tmp_path, capsys):
     for seed in (1, 2):
-        run("genai-bench", variant="527", split="hard", limit=20, seed=seed, model="dummy", scorer="dummy",
-            out=str(tmp_path / f"R{seed}"), progress=False)
+        run(
+            "genai-bench",
+            variant="527",
+            split="hard",
+            limit=20,
+            seed=seed,
+            model="dummy",
+            scorer="dummy",
+            out=str(tmp_path / f"R{seed}"),
+            progress=False,
+        )
     code, printed, _ = cli("report", tmp_path / "R1", tmp_path / "R2", "--format", "csv", capsys=capsys)
     assert code == 0
     lines = printed.strip().splitlines()

@@ -80,12 +80,14 @@ def check_instances(found, image):
 
 # -- mmdet ----------------------------------------------------------------------------------------------------
 
+
 def test_mmdet_detects_a_batch_from_files(tiny, images):
     need_mmdet(tiny)
     from ts_eval.geneval.mmdet_backend import MMDetDetector
 
-    detector = MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"],
-                             device="cpu")
+    detector = MMDetDetector(
+        config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"], device="cpu"
+    )
     batch = detector.detect(load(images), images)
     assert len(batch) == 3
     for found, image in zip(batch, load(images)):
@@ -96,7 +98,10 @@ def test_mmdet_detects_a_batch_from_files(tiny, images):
     described = detector.describe()
     assert described["checkpoint_sha256"] != "random" and described["checkpoint_layout"] == "mmdet3"
     assert (described["precision"], described["preprocess"]["pipeline"], described["preprocess"]["batch"]) == (
-        "fp32", "mmdet2", 1)
+        "fp32",
+        "mmdet2",
+        1,
+    )
 
 
 def test_mmdet_network_sees_the_mmdet2_preprocessing(tiny, images, tmp_path):
@@ -104,8 +109,9 @@ def test_mmdet_network_sees_the_mmdet2_preprocessing(tiny, images, tmp_path):
     from ts_eval.geneval.mmdet_backend import MMDetDetector
     from ts_eval.geneval.preprocess import normalize, pad_to_multiple, resize
 
-    detector = MMDetDetector(config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"],
-                             device="cpu")
+    detector = MMDetDetector(
+        config=tiny["mmdet"]["detector_config"], checkpoint=tiny["mmdet"]["checkpoint"], device="cpu"
+    )
     seen = []
     detector.model.backbone.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     wide = tmp_path / "wide.png"
@@ -211,6 +217,7 @@ def test_official_checkpoint_is_the_pinned_revisions_file_or_a_cached_v3(tmp_pat
 
 # -- hf -------------------------------------------------------------------------------------------------------
 
+
 def test_hf_detects_a_batch_of_mixed_sizes(tiny, images, tmp_path):
     from ts_eval.geneval.hf_backend import HFDetector
 
@@ -251,11 +258,13 @@ def test_hf_post_processing_equals_mmdetection(tiny):
 
 
 def test_hf_offline_and_clip_offline_are_one_line(tmp_path):
-    code = ("from ts_eval.errors import UsageError\n"
-            "from ts_eval.geneval.hf_backend import HFDetector\n"
-            "from ts_eval.geneval.color import CLIPColorClassifier\n"
-            "for build in (lambda: HFDetector(device='cpu'), lambda: CLIPColorClassifier(device='cpu')):\n"
-            "    try:\n        build()\n    except UsageError as exc:\n        print('ERR', exc)\n")
+    code = (
+        "from ts_eval.errors import UsageError\n"
+        "from ts_eval.geneval.hf_backend import HFDetector\n"
+        "from ts_eval.geneval.color import CLIPColorClassifier\n"
+        "for build in (lambda: HFDetector(device='cpu'), lambda: CLIPColorClassifier(device='cpu')):\n"
+        "    try:\n        build()\n    except UsageError as exc:\n        print('ERR', exc)\n"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TS_EVAL_CACHE_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300).stdout
     lines = [line for line in out.splitlines() if line.startswith("ERR")]
@@ -266,6 +275,7 @@ def test_hf_offline_and_clip_offline_are_one_line(tmp_path):
 
 
 # -- colour classifier ------------------------------------------------------------------------------------------
+
 
 def test_clip_colors_are_batch_independent(tiny):
     from ts_eval.geneval.color import CLIPColorClassifier
@@ -321,10 +331,15 @@ def test_every_geneval_clip_for_openai_weights_uses_quick_gelu(tiny, monkeypatch
     from ts_eval.geneval.color import CLIPColorClassifier
 
     # the default, clip_pretrained=openai: OpenAI's file (here the tiny one in its place) through OpenAI's loader
-    monkeypatch.setitem(registry._PRETRAINED["ViT-L-14"], "openai",
-                        {**registry._PRETRAINED["ViT-L-14"]["openai"], "file": tiny["clip"]["clip_pretrained"]})
-    for classifier in (CLIPColorClassifier(device="cpu"),
-                       CLIPColorClassifier(pretrained=tiny["clip"]["clip_pretrained"], device="cpu")):
+    monkeypatch.setitem(
+        registry._PRETRAINED["ViT-L-14"],
+        "openai",
+        {**registry._PRETRAINED["ViT-L-14"]["openai"], "file": tiny["clip"]["clip_pretrained"]},
+    )
+    for classifier in (
+        CLIPColorClassifier(device="cpu"),
+        CLIPColorClassifier(pretrained=tiny["clip"]["clip_pretrained"], device="cpu"),
+    ):
         blocks = [m for m in classifier.clip.model.modules() if isinstance(m, ResidualAttentionBlock)]
         assert len(blocks) == 4 and all(isinstance(b.mlp.gelu, QuickGELU) for b in blocks)
         assert classifier.describe()["quick_gelu"] is True
@@ -343,17 +358,36 @@ def test_clip_color_dtype_is_fp32_on_cpu_unless_asked(tiny):
 
     path = tiny["clip"]["clip_pretrained"]
     assert CLIPColorClassifier(pretrained=path, device="cpu").describe()["precision"] == "cpu:fp32"
-    assert CLIPColorClassifier(pretrained=path, device="cpu", dtype="bf16").describe()["precision"] == "cpu:bf16-autocast"
+    assert (
+        CLIPColorClassifier(pretrained=path, device="cpu", dtype="bf16").describe()["precision"] == "cpu:bf16-autocast"
+    )
     with pytest.raises(UsageError, match="dtype='half'"):
         CLIPColorClassifier(pretrained=path, device="cpu", dtype="half")
 
 
 # -- end to end ---------------------------------------------------------------------------------------------------
 
+
 def _end_to_end(tmp_path, scorer_args: dict[str, str]) -> Path:
     out = tmp_path / "R"
-    args = ["run", "geneval", "--model", "dummy", "--limit", "3", "--n-samples", "2", "--out", str(out), "--quiet",
-            "--no-cache", "--device", "cpu", "--batch-size", "3"]
+    args = [
+        "run",
+        "geneval",
+        "--model",
+        "dummy",
+        "--limit",
+        "3",
+        "--n-samples",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+        "--no-cache",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "3",
+    ]
     for key, value in scorer_args.items():
         args += ["--scorer-arg", f"{key}={value}"]
     assert main(args) == 0
@@ -388,9 +422,11 @@ def test_end_to_end_with_hf_and_clip(tiny, tmp_path):
 
 def test_mmdet_without_compiled_mmcv_is_one_line():
     pytest.importorskip("mmdet")
-    code = ("import sys\nsys.modules['mmcv._ext'] = None  # an mmcv without compiled ops, e.g. mmcv-lite\n"
-            "from ts_eval.errors import UsageError\nfrom ts_eval.geneval.mmdet_backend import resolve_config\n"
-            "try:\n    resolve_config('')\nexcept UsageError as exc:\n    print('ERR', exc)\n")
+    code = (
+        "import sys\nsys.modules['mmcv._ext'] = None  # an mmcv without compiled ops, e.g. mmcv-lite\n"
+        "from ts_eval.errors import UsageError\nfrom ts_eval.geneval.mmdet_backend import resolve_config\n"
+        "try:\n    resolve_config('')\nexcept UsageError as exc:\n    print('ERR', exc)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300).stdout
     assert out.startswith("ERR the mmdet detector needs mmdetection 3.3 with a compiled mmcv 2.1"), out
     assert "--detector hf" in out and len(out.strip().splitlines()) == 1

@@ -19,8 +19,26 @@ pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inn
 def run(tmp_path_factory) -> Path:
     """All 553 prompts (every tag), 2 images each; the tests only read it."""
     out = tmp_path_factory.mktemp("geneval") / "R"
-    assert main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--n-samples", "2", "--out", str(out),
-                 "--quiet", "--no-cache", "--no-view"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "geneval",
+                "--model",
+                "dummy",
+                "--detector",
+                "dummy",
+                "--n-samples",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-cache",
+                "--no-view",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -49,9 +67,30 @@ def test_exported_folder_scores_the_same_with_the_folder_model(run, tmp_path):
     out = tmp_path / "official"
     assert main(["geneval", "export", str(run), str(out), "--quiet"]) == 0
     again = tmp_path / "again"
-    assert main(["run", "geneval", "--model", "folder", "--model-arg", f"path={out}", "--detector", "dummy",
-                 "--n-samples", "2", "--out", str(again), "--quiet", "--no-cache"]) == 0
-    assert [r["sha256"] for r in read_jsonl(again / "images.jsonl")] == [r["sha256"] for r in read_jsonl(run / "images.jsonl")]
+    assert (
+        main(
+            [
+                "run",
+                "geneval",
+                "--model",
+                "folder",
+                "--model-arg",
+                f"path={out}",
+                "--detector",
+                "dummy",
+                "--n-samples",
+                "2",
+                "--out",
+                str(again),
+                "--quiet",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
+    assert [r["sha256"] for r in read_jsonl(again / "images.jsonl")] == [
+        r["sha256"] for r in read_jsonl(run / "images.jsonl")
+    ]
     assert (again / "detections.jsonl").read_bytes() == (run / "detections.jsonl").read_bytes()
     assert (again / "samples.jsonl").read_bytes() == (run / "samples.jsonl").read_bytes()
 
@@ -75,10 +114,17 @@ def official_results(run: Path, image_root: str = "/data/geneval_out") -> pd.Dat
         prompt = prompts[row["prompt_id"]]
         kept = kept_by_class(objects_from_row(row["detections"], "x"), prompt["metadata"]["tag"], JudgeSettings())
         sample = samples[(row["prompt_id"], row["sample_index"])]
-        rows.append({"filename": f"{image_root}/{row['prompt_id']}/samples/{row['sample_index']:04d}.png",
-                     "tag": prompt["metadata"]["tag"], "prompt": prompt["prompt"], "correct": bool(sample["value"]),
-                     "reason": sample.get("reason", ""), "metadata": json.dumps(prompt["metadata"]),
-                     "details": json.dumps({k: [[*o.box, float(f32(o.score))] for o in v] for k, v in kept.items()})})
+        rows.append(
+            {
+                "filename": f"{image_root}/{row['prompt_id']}/samples/{row['sample_index']:04d}.png",
+                "tag": prompt["metadata"]["tag"],
+                "prompt": prompt["prompt"],
+                "correct": bool(sample["value"]),
+                "reason": sample.get("reason", ""),
+                "metadata": json.dumps(prompt["metadata"]),
+                "details": json.dumps({k: [[*o.box, float(f32(o.score))] for o in v] for k, v in kept.items()}),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -92,7 +138,9 @@ def test_import_official_results_and_compare_side_by_side(run, tmp_path, capsys)
     theirs = json.loads((imported / "summary.json").read_text())["groups"]
     assert {k: v["mean"] for k, v in theirs.items()} == {k: v["mean"] for k, v in ours.items()}
     detections = read_jsonl(imported / "detections.jsonl")
-    assert len(detections) == 1106 and all(o["color"] is None for r in detections for v in r["detections"].values() for o in v)
+    assert len(detections) == 1106 and all(
+        o["color"] is None for r in detections for v in r["detections"].values() for o in v
+    )
     capsys.readouterr()
     assert main(["report", str(run), str(imported)]) == 2  # another scorer: not comparable unless asked
     assert "not comparable" in capsys.readouterr().err

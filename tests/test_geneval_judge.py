@@ -19,15 +19,26 @@ from ts_eval.geneval.rules import (
 )
 
 BENCH = {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"}
-TWO_CLOCKS = {"tag": "counting", "include": [{"class": "clock", "count": 2}], "exclude": [{"class": "clock", "count": 3}],
-              "prompt": "a photo of two clocks"}
+TWO_CLOCKS = {
+    "tag": "counting",
+    "include": [{"class": "clock", "count": 2}],
+    "exclude": [{"class": "clock", "count": 3}],
+    "prompt": "a photo of two clocks",
+}
 RED_CAR = {"tag": "colors", "include": [{"class": "car", "count": 1, "color": "red"}], "prompt": "a photo of a red car"}
-DOG_RIGHT_OF_BEAR = {"tag": "position", "prompt": "a photo of a dog right of a teddy bear",
-                     "include": [{"class": "teddy bear", "count": 1},
-                                 {"class": "dog", "count": 1, "position": ["right of", 0]}]}
-PURPLE_GLASS_BLACK_APPLE = {"tag": "color_attr", "prompt": "a photo of a purple wine glass and a black apple",
-                            "include": [{"class": "wine glass", "count": 1, "color": "purple"},
-                                        {"class": "apple", "count": 1, "color": "black"}]}
+DOG_RIGHT_OF_BEAR = {
+    "tag": "position",
+    "prompt": "a photo of a dog right of a teddy bear",
+    "include": [{"class": "teddy bear", "count": 1}, {"class": "dog", "count": 1, "position": ["right of", 0]}],
+}
+PURPLE_GLASS_BLACK_APPLE = {
+    "tag": "color_attr",
+    "prompt": "a photo of a purple wine glass and a black apple",
+    "include": [
+        {"class": "wine glass", "count": 1, "color": "purple"},
+        {"class": "apple", "count": 1, "color": "black"},
+    ],
+}
 
 
 def obj(score: float, box=(0, 0, 10, 10), color: str | None = None) -> DetectedObject:
@@ -40,6 +51,7 @@ def boxes_apart(x: float) -> tuple[tuple, tuple]:
 
 
 # -- thresholds ----------------------------------------------------------------------------------------
+
 
 def test_score_must_exceed_threshold_strictly():
     assert not judge(BENCH, {"bench": [obj(0.3)]}).correct
@@ -76,6 +88,7 @@ def test_custom_thresholds():
 
 # -- missing class, other classes ------------------------------------------------------------------------
 
+
 def test_missing_class():
     verdict = judge(BENCH, {})
     assert not verdict.correct and verdict.reason == "expected bench>=1, found 0"
@@ -89,6 +102,7 @@ def test_extra_objects_of_other_classes_do_not_matter_without_exclude():
 
 # -- the 16-object cap -----------------------------------------------------------------------------------
 
+
 def test_at_most_16_objects_per_class_are_kept():
     many = {"tag": "counting", "include": [{"class": "person", "count": 17}], "prompt": "seventeen people"}
     people = [obj(0.95 + i * 0.001, box=(i * 20, 0, i * 20 + 10, 10)) for i in range(20)]
@@ -98,8 +112,12 @@ def test_at_most_16_objects_per_class_are_kept():
 
 
 def test_cap_keeps_the_best_16_and_exclusion_sees_only_those():
-    crowd = {"tag": "single_object", "include": [{"class": "person", "count": 1}],
-             "exclude": [{"class": "person", "count": 17}], "prompt": "people"}
+    crowd = {
+        "tag": "single_object",
+        "include": [{"class": "person", "count": 1}],
+        "exclude": [{"class": "person", "count": 17}],
+        "prompt": "people",
+    }
     people = [obj(0.5, box=(i * 20, 0, i * 20 + 10, 10)) for i in range(30)]
     assert judge(crowd, {"person": people}).correct  # 30 detected, 16 kept: "< 17" holds
     kept = kept_objects([obj(0.31 + i / 100) for i in range(30)], 0.3, JudgeSettings())
@@ -107,6 +125,7 @@ def test_cap_keeps_the_best_16_and_exclusion_sees_only_those():
 
 
 # -- overlapping boxes -----------------------------------------------------------------------------------
+
 
 def test_overlapping_boxes_are_all_kept_by_default():
     same_place = [obj(0.95, box=(0, 0, 50, 50)), obj(0.94, box=(0, 0, 50, 50))]
@@ -131,6 +150,7 @@ def test_overlap_suppression_runs_after_the_cap():
 
 # -- colour ----------------------------------------------------------------------------------------------
 
+
 def test_wrong_colour():
     assert judge(RED_CAR, {"car": [obj(0.8, color="red")]}).correct
     verdict = judge(RED_CAR, {"car": [obj(0.8, color="blue")]})
@@ -144,11 +164,16 @@ def test_colour_is_checked_on_the_best_objects_only():
 
 
 def test_colour_attribution_reports_every_failed_clause():
-    verdict = judge(PURPLE_GLASS_BLACK_APPLE, {"wine glass": [obj(0.9, color="red")], "apple": [obj(0.9, color="green")]})
-    assert verdict.reason.split("\n") == ["expected purple wine glass>=1, found 0 purple; and 1 red",
-                                          "expected black apple>=1, found 0 black; and 1 green"]
-    assert judge(PURPLE_GLASS_BLACK_APPLE, {"wine glass": [obj(0.9, color="purple")],
-                                            "apple": [obj(0.9, color="black")]}).correct
+    verdict = judge(
+        PURPLE_GLASS_BLACK_APPLE, {"wine glass": [obj(0.9, color="red")], "apple": [obj(0.9, color="green")]}
+    )
+    assert verdict.reason.split("\n") == [
+        "expected purple wine glass>=1, found 0 purple; and 1 red",
+        "expected black apple>=1, found 0 black; and 1 green",
+    ]
+    assert judge(
+        PURPLE_GLASS_BLACK_APPLE, {"wine glass": [obj(0.9, color="purple")], "apple": [obj(0.9, color="black")]}
+    ).correct
 
 
 def test_colour_reason_lists_colours_in_geneval_order():
@@ -165,8 +190,10 @@ def test_missing_colour_is_an_error_not_a_verdict():
 
 # -- position and its 0.1 margin -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("x, expected", [(20, set()), (40, set()), (41, {"right of"}), (-41, {"left of"}),
-                                         (200, {"right of"})])
+
+@pytest.mark.parametrize(
+    "x, expected", [(20, set()), (40, set()), (41, {"right of"}), (-41, {"left of"}), (200, {"right of"})]
+)
 def test_position_margin_on_one_axis(x, expected):
     bear, dog = boxes_apart(x)
     # offset x, margin 0.1 * (100 + 100) = 20: "right of" needs (x - 20) / x > 0.5, i.e. x > 40.
@@ -202,17 +229,24 @@ def test_position_without_a_matched_target():
 
 
 def test_position_is_checked_against_every_target_object():
-    two_bears = {**DOG_RIGHT_OF_BEAR, "include": [{"class": "teddy bear", "count": 2},
-                                                  {"class": "dog", "count": 1, "position": ["right of", 0]}]}
+    two_bears = {
+        **DOG_RIGHT_OF_BEAR,
+        "include": [{"class": "teddy bear", "count": 2}, {"class": "dog", "count": 1, "position": ["right of", 0]}],
+    }
     bears = [obj(0.9, box=(0, 0, 100, 100)), obj(0.8, box=(1000, 0, 1100, 100))]
     assert not judge(two_bears, {"teddy bear": bears, "dog": [obj(0.9, box=(500, 0, 600, 100))]}).correct
     assert judge(two_bears, {"teddy bear": bears, "dog": [obj(0.9, box=(1500, 0, 1600, 100))]}).correct
 
 
 def test_failed_colour_skips_the_position_check():
-    metadata = {"tag": "position", "prompt": "a red dog right of a teddy bear",
-                "include": [{"class": "teddy bear", "count": 1},
-                            {"class": "dog", "count": 1, "color": "red", "position": ["right of", 0]}]}
+    metadata = {
+        "tag": "position",
+        "prompt": "a red dog right of a teddy bear",
+        "include": [
+            {"class": "teddy bear", "count": 1},
+            {"class": "dog", "count": 1, "color": "red", "position": ["right of", 0]},
+        ],
+    }
     objects = {"teddy bear": [obj(0.9, box=(0, 0, 100, 100))], "dog": [obj(0.9, box=(20, 0, 120, 100), color="blue")]}
     assert judge(metadata, objects).reason == "expected red dog>=1, found 0 red; and 1 blue"
 
@@ -227,8 +261,11 @@ def test_position_is_computed_in_float32():
 
 # -- reading and checking input --------------------------------------------------------------------------
 
+
 def test_objects_from_row_validates():
-    assert objects_from_row({"car": [{"box": [0, 0, 1, 1], "score": 0.5, "color": "red"}]}, "x")["car"][0].color == "red"
+    assert (
+        objects_from_row({"car": [{"box": [0, 0, 1, 1], "score": 0.5, "color": "red"}]}, "x")["car"][0].color == "red"
+    )
     with pytest.raises(UsageError, match="box of 4"):
         objects_from_row({"car": [{"box": [0, 0, 1], "score": 0.5}]}, "x")
     with pytest.raises(UsageError, match="colour 'teal'"):
@@ -243,7 +280,8 @@ def test_check_metadata_rejects_unknown_class_and_bad_position():
     with pytest.raises(UsageError, match="unknown class 'unicorn'"):
         check_metadata({**BENCH, "include": [{"class": "unicorn", "count": 1}]}, names, "x")
     with pytest.raises(UsageError, match="position"):
-        check_metadata({**DOG_RIGHT_OF_BEAR, "include": [{"class": "dog", "count": 1, "position": ["right of", 0]}]},
-                       names, "x")
+        check_metadata(
+            {**DOG_RIGHT_OF_BEAR, "include": [{"class": "dog", "count": 1, "position": ["right of", 0]}]}, names, "x"
+        )
     with pytest.raises(UsageError, match="unknown colour"):
         check_metadata({**BENCH, "include": [{"class": "bench", "count": 1, "color": "teal"}]}, names, "x")

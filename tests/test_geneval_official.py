@@ -20,8 +20,12 @@ open_clip = pytest.importorskip("open_clip")
 pytest.importorskip("mmdet")
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = {"task": {"name": "geneval", "variant": "official", "split": "all", "skill": None, "limit": None},
-       "n_samples": 4, "image_format": "png", "prompt_rewrites": None}
+RUN = {
+    "task": {"name": "geneval", "variant": "official", "split": "all", "skill": None, "limit": None},
+    "n_samples": 4,
+    "image_format": "png",
+    "prompt_rewrites": None,
+}
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 
@@ -52,7 +56,8 @@ def tasks_dir(weights, tmp_path_factory) -> str:
     scorer = spec["official"]["scorer"]
     scorer["detector"]["checkpoint_sha256"] = {"sha256_prefix": [sha256_file(Path(weights["checkpoint"]))[:8]]}
     scorer["color_classifier"]["weights_sha256"] = {
-        "one_of": [sha256_file(Path(weights["clip_pretrained"])), sha256_file(Path(weights["clip_state"]))]}
+        "one_of": [sha256_file(Path(weights["clip_pretrained"])), sha256_file(Path(weights["clip_state"]))]
+    }
     (folder / "geneval.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return str(folder)
 
@@ -64,8 +69,11 @@ def judged(tasks_dir: str, args: dict[str, str]):
 
 
 def tiny_args(weights) -> dict[str, str]:
-    return {"detector_config": weights["detector_config"], "checkpoint": weights["checkpoint"],
-            "clip_pretrained": weights["clip_pretrained"]}
+    return {
+        "detector_config": weights["detector_config"],
+        "checkpoint": weights["checkpoint"],
+        "clip_pretrained": weights["clip_pretrained"],
+    }
 
 
 def test_default_settings_with_the_pinned_weights_are_official(weights, tasks_dir):
@@ -78,8 +86,9 @@ def test_the_shipped_recipe_pins_the_real_files_not_these(weights):
     found = judged(str(ROOT / "tasks"), tiny_args(weights))
     assert found.differences[0].startswith("scorer.detector.checkpoint_sha256=")
     assert "(official: 743b7d99... or c9d0c4f2...)" in found.differences[0]
-    assert any(d.startswith("scorer.color_classifier.weights_sha256=") and "b8cca3fd41ae0c99" in d
-               for d in found.differences)
+    assert any(
+        d.startswith("scorer.color_classifier.weights_sha256=") and "b8cca3fd41ae0c99" in d for d in found.differences
+    )
 
 
 def test_dummy_detector_is_unofficial_and_named(weights, tasks_dir):
@@ -95,11 +104,14 @@ def test_a_gelu_clip_is_unofficial_and_named(weights, tasks_dir):
     assert judged(tasks_dir, {**gelu, "clip_quick_gelu": "true"}).official  # the same weights, QuickGELU
 
 
-@pytest.mark.parametrize("setting, value, difference", [
-    ("color_batch_size", "8", "scorer.color_classifier.batch_size=8 (official: 1)"),
-    ("dtype", "bf16", "scorer.color_classifier.precision=cpu:bf16-autocast"),
-    ("threshold", "0.5", "scorer.judge.threshold=0.5 (official: 0.3)"),
-])
+@pytest.mark.parametrize(
+    "setting, value, difference",
+    [
+        ("color_batch_size", "8", "scorer.color_classifier.batch_size=8 (official: 1)"),
+        ("dtype", "bf16", "scorer.color_classifier.precision=cpu:bf16-autocast"),
+        ("threshold", "0.5", "scorer.judge.threshold=0.5 (official: 0.3)"),
+    ],
+)
 def test_other_settings_that_change_numbers_are_named(weights, tasks_dir, setting, value, difference):
     found = judged(tasks_dir, {**tiny_args(weights), setting: value})
     assert not found.official and found.first_difference.startswith(difference)

@@ -88,7 +88,9 @@ def test_normalize_flips_bgr_to_rgb_then_standardises():
     rgb = bgr[..., ::-1].astype(np.float64)
     np.testing.assert_allclose(out, (rgb - np.array(MEAN)) / np.array(STD), rtol=0, atol=2e-6)
     blue = normalize(np.array([[[255, 0, 0]]], np.uint8))[0, 0]  # BGR blue
-    assert blue[2] == pytest.approx((255 - 103.53) / 57.375, abs=1e-5) and blue[0] == pytest.approx(-123.675 / 58.395, abs=1e-5)
+    assert blue[2] == pytest.approx((255 - 103.53) / 57.375, abs=1e-5) and blue[0] == pytest.approx(
+        -123.675 / 58.395, abs=1e-5
+    )
 
 
 def test_prepare_runs_the_steps_in_mmdet2_order():

@@ -17,8 +17,17 @@ from ts_eval.store import read_jsonl
 
 pytestmark = pytest.mark.e2e  # a whole GenEval run (553 x 4 images) built once per module
 
-GROUPS = {"single_object", "two_object", "counting", "colors", "position", "color_attr", "overall",
-          "correct_images", "correct_prompts"}
+GROUPS = {
+    "single_object",
+    "two_object",
+    "counting",
+    "colors",
+    "position",
+    "color_attr",
+    "overall",
+    "correct_images",
+    "correct_prompts",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +38,25 @@ def dummy_run(tmp_path_factory) -> Path:
     if shared is None:
         pytest.skip("benchmark data not found: set TS_EVAL_SHARED_DATA to the shared data folder")
     out = tmp_path_factory.mktemp("geneval") / "R"
-    code = main(["run", "geneval", "--data", str(shared / "geneval"), "--model", "dummy", "--detector", "dummy",
-                 "--n-samples", "4", "--out", str(out), "--quiet", "--no-cache", "--no-view"])
+    code = main(
+        [
+            "run",
+            "geneval",
+            "--data",
+            str(shared / "geneval"),
+            "--model",
+            "dummy",
+            "--detector",
+            "dummy",
+            "--n-samples",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-cache",
+            "--no-view",
+        ]
+    )
     assert code == 0
     return out
 
@@ -52,8 +78,10 @@ def write_rows(path: Path, items: list[dict]) -> None:
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
-    return {name: (run / name).read_bytes() for name in ("samples.jsonl", "summary.json", "detections.jsonl",
-                                                         "manifest.json")}
+    return {
+        name: (run / name).read_bytes()
+        for name in ("samples.jsonl", "summary.json", "detections.jsonl", "manifest.json")
+    }
 
 
 def rescore(run: Path, *extra: str) -> int:
@@ -68,10 +96,13 @@ def one_line_error(capsys) -> str:
 
 # -- the dummy run -----------------------------------------------------------------------------------------
 
+
 def test_dummy_run_writes_every_detection_of_every_image(dummy_run):
     detections = rows(dummy_run / "detections.jsonl")
     assert len(detections) == 2212
-    assert [(r["prompt_id"], r["sample_index"]) for r in detections[:5]] == [("00000", k) for k in range(4)] + [("00001", 0)]
+    assert [(r["prompt_id"], r["sample_index"]) for r in detections[:5]] == [("00000", k) for k in range(4)] + [
+        ("00001", 0)
+    ]
     n_objects = 0
     for row in detections:
         for objects in row["detections"].values():
@@ -100,6 +131,7 @@ def test_rescore_of_an_untouched_run_reproduces_the_scores(run):
 
 # -- hand-built detections -----------------------------------------------------------------------------------
 
+
 def det(score: float, box=(10, 10, 50, 50), color: str | None = None) -> dict:
     return {"box": list(box), "score": score, "color": color}
 
@@ -127,41 +159,67 @@ def hand_built_cases(prompts: list[dict]) -> dict[tuple[str, int], tuple[dict, i
             cases[(first[tag]["prompt_id"], k)] = item
 
     (a,) = first["single_object"]["metadata"]["include"]
-    put("single_object", [({a["class"]: [det(0.3)]}, 0),                      # threshold is strict
-                          ({a["class"]: [det(0.31)]}, 1),
-                          ({}, 0),                                             # missing class
-                          ({a["class"]: [det(0.9)], "person": [det(0.99)]}, 1)])
+    put(
+        "single_object",
+        [
+            ({a["class"]: [det(0.3)]}, 0),  # threshold is strict
+            ({a["class"]: [det(0.31)]}, 1),
+            ({}, 0),  # missing class
+            ({a["class"]: [det(0.9)], "person": [det(0.99)]}, 1),
+        ],
+    )
     a, b = first["two_object"]["metadata"]["include"]
-    put("two_object", [({a["class"]: [det(0.8)], b["class"]: [det(0.7)]}, 1),
-                       ({a["class"]: [det(0.8)]}, 0),
-                       ({a["class"]: [det(0.8)], b["class"]: [det(0.3)]}, 0),
-                       ({a["class"]: [det(0.8)], b["class"]: [det(0.8)]}, 1)])  # same box: overlaps are kept
+    put(
+        "two_object",
+        [
+            ({a["class"]: [det(0.8)], b["class"]: [det(0.7)]}, 1),
+            ({a["class"]: [det(0.8)]}, 0),
+            ({a["class"]: [det(0.8)], b["class"]: [det(0.3)]}, 0),
+            ({a["class"]: [det(0.8)], b["class"]: [det(0.8)]}, 1),
+        ],
+    )  # same box: overlaps are kept
     (a,) = first["counting"]["metadata"]["include"]
     n = a["count"]
     spread = [det(0.95, box=(60 * i, 0, 60 * i + 50, 50)) for i in range(n + 1)]
-    put("counting", [({a["class"]: spread[:n]}, 1),
-                     ({a["class"]: spread[:n - 1] + [det(0.9)]}, 0),            # 0.9 is not above 0.9
-                     ({a["class"]: spread}, 0),                                 # one too many
-                     ({a["class"]: spread[:n] + [det(0.85)]}, 1)])              # the extra one is below 0.9
+    put(
+        "counting",
+        [
+            ({a["class"]: spread[:n]}, 1),
+            ({a["class"]: spread[: n - 1] + [det(0.9)]}, 0),  # 0.9 is not above 0.9
+            ({a["class"]: spread}, 0),  # one too many
+            ({a["class"]: spread[:n] + [det(0.85)]}, 1),
+        ],
+    )  # the extra one is below 0.9
     (a,) = first["colors"]["metadata"]["include"]
     other = "black" if a["color"] != "black" else "white"
-    put("colors", [({a["class"]: [det(0.5, color=a["color"])]}, 1),
-                   ({a["class"]: [det(0.5, color=other)]}, 0),                  # wrong colour
-                   ({a["class"]: [det(0.29)]}, 0),                              # below threshold, never coloured
-                   ({a["class"]: [det(0.9, color=other), det(0.8, color=a["color"])]}, 0)])  # best one decides
+    put(
+        "colors",
+        [
+            ({a["class"]: [det(0.5, color=a["color"])]}, 1),
+            ({a["class"]: [det(0.5, color=other)]}, 0),  # wrong colour
+            ({a["class"]: [det(0.29)]}, 0),  # below threshold, never coloured
+            ({a["class"]: [det(0.9, color=other), det(0.8, color=a["color"])]}, 0),
+        ],
+    )  # best one decides
     target, obj = first["position"]["metadata"]["include"]
     relation = obj["position"][0]
     for factor, correct in ((2.0, 1), (0.4, 0), (0.41, 1)):  # 0.1 margin: needs more than 0.4 x size
         t_box, o_box = placed(relation, factor)
-        cases.setdefault("position", []).append(({target["class"]: [det(0.9, t_box)],
-                                                  obj["class"]: [det(0.9, o_box)]}, correct))
+        cases.setdefault("position", []).append(
+            ({target["class"]: [det(0.9, t_box)], obj["class"]: [det(0.9, o_box)]}, correct)
+        )
     put("position", cases.pop("position") + [({obj["class"]: [det(0.9)]}, 0)])  # no target
     a, b = first["color_attr"]["metadata"]["include"]
     wrong = "black" if a["color"] != "black" else "white"
-    put("color_attr", [({a["class"]: [det(0.9, color=a["color"])], b["class"]: [det(0.9, color=b["color"])]}, 1),
-                       ({a["class"]: [det(0.9, color=wrong)], b["class"]: [det(0.9, color=b["color"])]}, 0),
-                       ({a["class"]: [det(0.9, color=a["color"])]}, 0),
-                       ({a["class"]: [det(0.9, color=a["color"])], b["class"]: [det(0.2)]}, 0)])
+    put(
+        "color_attr",
+        [
+            ({a["class"]: [det(0.9, color=a["color"])], b["class"]: [det(0.9, color=b["color"])]}, 1),
+            ({a["class"]: [det(0.9, color=wrong)], b["class"]: [det(0.9, color=b["color"])]}, 0),
+            ({a["class"]: [det(0.9, color=a["color"])]}, 0),
+            ({a["class"]: [det(0.9, color=a["color"])], b["class"]: [det(0.2)]}, 0),
+        ],
+    )
     return cases
 
 
@@ -169,9 +227,14 @@ def test_rescore_judges_hand_built_detections_and_summary_follows(run):
     prompts = rows(run / "prompts.jsonl")
     cases = hand_built_cases(prompts)
     assert len(cases) == 24
-    write_rows(run / "detections.jsonl",
-               [{"prompt_id": p["prompt_id"], "sample_index": k,
-                 "detections": cases.get((p["prompt_id"], k), ({}, 0))[0]} for p in prompts for k in range(4)])
+    write_rows(
+        run / "detections.jsonl",
+        [
+            {"prompt_id": p["prompt_id"], "sample_index": k, "detections": cases.get((p["prompt_id"], k), ({}, 0))[0]}
+            for p in prompts
+            for k in range(4)
+        ],
+    )
     assert rescore(run) == 0
     got = {(s["prompt_id"], s["sample_index"]): s["value"] for s in rows(run / "samples.jsonl")}
     assert len(got) == 2212
@@ -205,19 +268,23 @@ def test_rescore_with_another_threshold_is_recorded(run):
 
 # -- bad input: one line, exit 2, nothing overwritten --------------------------------------------------------
 
+
 def _edit_detections(run: Path, edit) -> None:
     table = rows(run / "detections.jsonl")
     edit(table)
     write_rows(run / "detections.jsonl", table)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t: t[5].update(prompt_id="99999"), "belong to another run"),
-    (lambda t: t[5].update(sample_index=7), "belong to another run"),
-    (lambda t: t.pop(), "no detections for image 00552/0003"),
-    (lambda t: t.append(dict(t[0])), "repeats image 00000/0000"),
-    (lambda t: t[0].update(detections={"bench": [{"box": [1, 2, 3], "score": 0.5}]}), "box of 4"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t[5].update(prompt_id="99999"), "belong to another run"),
+        (lambda t: t[5].update(sample_index=7), "belong to another run"),
+        (lambda t: t.pop(), "no detections for image 00552/0003"),
+        (lambda t: t.append(dict(t[0])), "repeats image 00000/0000"),
+        (lambda t: t[0].update(detections={"bench": [{"box": [1, 2, 3], "score": 0.5}]}), "box of 4"),
+    ],
+)
 def test_bad_detections_are_one_line_and_change_nothing(run, capsys, edit, message):
     _edit_detections(run, edit)
     before = snapshot(run)
@@ -229,8 +296,25 @@ def test_bad_detections_are_one_line_and_change_nothing(run, capsys, edit, messa
 
 def test_detections_of_another_run(run, tmp_path, capsys):
     other = tmp_path / "other"
-    assert main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--limit", "3", "--out", str(other),
-                 "--quiet", "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "geneval",
+                "--model",
+                "dummy",
+                "--detector",
+                "dummy",
+                "--limit",
+                "3",
+                "--out",
+                str(other),
+                "--quiet",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     shutil.copy(other / "detections.jsonl", run / "detections.jsonl")
     before = snapshot(run)
     capsys.readouterr()
@@ -292,8 +376,27 @@ def test_failed_summary_write_keeps_the_previous_summary(run, monkeypatch):
 
 def test_rescore_refuses_other_tasks(tmp_path, capsys):
     out = tmp_path / "genai"
-    assert main(["run", "genai-bench", "--variant", "527", "--model", "dummy", "--scorer", "dummy", "--limit", "2",
-                 "--out", str(out), "--quiet", "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "genai-bench",
+                "--variant",
+                "527",
+                "--model",
+                "dummy",
+                "--scorer",
+                "dummy",
+                "--limit",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert rescore(out) == 2
     assert "GenEval runs only" in one_line_error(capsys)

@@ -29,8 +29,8 @@ def test_color_crop_paints_outside_the_mask_grey_then_cuts_the_box():
     mask[5:15, 5:12] = True
     crop = np.asarray(color_crop(Image.fromarray(pixels), [5, 5, 20, 15], mask))
     assert crop.shape == (10, 15, 3)
-    assert (crop[:, :7] == (255, 0, 0)).all()             # inside the mask: the image
-    assert (crop[:, 7:] == (153, 153, 153)).all()         # outside: #999, the blue never shows
+    assert (crop[:, :7] == (255, 0, 0)).all()  # inside the mask: the image
+    assert (crop[:, 7:] == (153, 153, 153)).all()  # outside: #999, the blue never shows
     assert np.asarray(Image.new("RGB", (1, 1), BACKGROUND))[0, 0].tolist() == [153, 153, 153]
 
 
@@ -46,8 +46,11 @@ def test_color_crop_rejects_a_mask_of_another_size():
 
 
 def test_official_templates():
-    assert color_prompts("fire hydrant", "red") == ["a photo of a red fire hydrant", "a photo of a red-colored fire hydrant",
-                                                    "a photo of a red object"]
+    assert color_prompts("fire hydrant", "red") == [
+        "a photo of a red fire hydrant",
+        "a photo of a red-colored fire hydrant",
+        "a photo of a red object",
+    ]
 
 
 def test_dummy_color_classifier_is_the_nearest_reference():
@@ -64,6 +67,7 @@ def test_dummy_detector_is_deterministic_and_pixel_seeded():
 
 
 # -- which objects get a colour, in which order --------------------------------------------------------------
+
 
 class StubDetector:
     """Returns fixed instances, to test the scorer's bookkeeping around any detector."""
@@ -104,8 +108,11 @@ def request(tmp_path, metadata: dict, k: int = 0) -> ScoreRequest:
 def test_colour_only_for_the_16_best_objects_above_the_lower_threshold(scorer, tmp_path):
     scores = np.array([0.5 + i / 100 for i in range(20)] + [0.3, 0.2], np.float32)
     n = len(scores)
-    scorer.detector = StubDetector(Instances(boxes=np.tile(np.float32([0, 0, 10, 10]), (n, 1)), scores=scores,
-                                             labels=np.full(n, 2, np.int64), masks=None))  # label 2 = car
+    scorer.detector = StubDetector(
+        Instances(
+            boxes=np.tile(np.float32([0, 0, 10, 10]), (n, 1)), scores=scores, labels=np.full(n, 2, np.int64), masks=None
+        )
+    )  # label 2 = car
     scorer.colors = RecordingColors()
     metadata = {"tag": "colors", "include": [{"class": "car", "count": 1, "color": "red"}], "prompt": "a red car"}
     (scored,) = scorer.score([request(tmp_path, metadata)])
@@ -118,8 +125,9 @@ def test_colour_only_for_the_16_best_objects_above_the_lower_threshold(scorer, t
 
 def test_ties_keep_the_official_argsort_order(scorer, tmp_path):
     boxes = np.float32([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]])
-    scorer.detector = StubDetector(Instances(boxes=boxes, scores=np.float32([0.5, 0.5, 0.5]),
-                                             labels=np.array([2, 2, 2]), masks=None))
+    scorer.detector = StubDetector(
+        Instances(boxes=boxes, scores=np.float32([0.5, 0.5, 0.5]), labels=np.array([2, 2, 2]), masks=None)
+    )
     metadata = {"tag": "single_object", "include": [{"class": "car", "count": 1}], "prompt": "a car"}
     (scored,) = scorer.score([request(tmp_path, metadata)])
     expected = np.argsort(np.float32([0.5, 0.5, 0.5]))[::-1]
@@ -138,11 +146,31 @@ def test_scorer_rejects_unknown_options_and_backends():
 
 # -- bad images: one line, exit 2 ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def small_run(tmp_path):
     out = tmp_path / "R"
-    assert main(["run", "geneval", "--model", "dummy", "--detector", "dummy", "--limit", "2", "--n-samples", "2",
-                 "--out", str(out), "--quiet", "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "geneval",
+                "--model",
+                "dummy",
+                "--detector",
+                "dummy",
+                "--limit",
+                "2",
+                "--n-samples",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -180,8 +208,26 @@ def test_corrupt_image_in_an_official_layout_folder(small_run, tmp_path, capsys)
     assert main(["geneval", "export", str(small_run), str(folder), "--quiet"]) == 0
     (folder / "00001" / "samples" / "0000.png").write_bytes(b"\x89PNG broken")
     capsys.readouterr()
-    code = main(["run", "geneval", "--model", "folder", "--model-arg", f"path={folder}", "--detector", "dummy",
-                 "--limit", "2", "--n-samples", "2", "--out", str(tmp_path / "F"), "--quiet", "--no-cache"])
+    code = main(
+        [
+            "run",
+            "geneval",
+            "--model",
+            "folder",
+            "--model-arg",
+            f"path={folder}",
+            "--detector",
+            "dummy",
+            "--limit",
+            "2",
+            "--n-samples",
+            "2",
+            "--out",
+            str(tmp_path / "F"),
+            "--quiet",
+            "--no-cache",
+        ]
+    )
     assert code == 2
     assert "not a readable image" in _one_line(capsys)
 

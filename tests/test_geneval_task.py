@@ -57,8 +57,10 @@ def test_split_by_tag(spec):
 def test_unknown_class_in_metadata_is_one_clear_error(tmp_path):
     names = read_class_names(BUNDLED / "object_names.txt")
     path = tmp_path / "evaluation_metadata.jsonl"
-    path.write_text('{"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a bench"}\n'
-                    '{"tag": "single_object", "include": [{"class": "unicorn", "count": 1}], "prompt": "a unicorn"}\n')
+    path.write_text(
+        '{"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a bench"}\n'
+        '{"tag": "single_object", "include": [{"class": "unicorn", "count": 1}], "prompt": "a unicorn"}\n'
+    )
     with pytest.raises(UsageError, match=r"line 2: unknown class 'unicorn'"):
         read_metadata(path, names)
 
@@ -72,14 +74,20 @@ def test_class_names_must_be_80(tmp_path):
 
 # -- summary ---------------------------------------------------------------------------------------------
 
+
 def _prompts(tags: list[str]) -> list[Prompt]:
-    return [Prompt(f"{i:05d}", f"p{i}", (tag,), {"tag": tag, "prompt": f"p{i}", "include": []})
-            for i, tag in enumerate(tags)]
+    return [
+        Prompt(f"{i:05d}", f"p{i}", (tag,), {"tag": tag, "prompt": f"p{i}", "include": []})
+        for i, tag in enumerate(tags)
+    ]
 
 
 def _samples(values: dict[str, list[int]]) -> pd.DataFrame:
-    rows = [{"prompt_id": pid, "sample_index": k, "metric": "correct", "value": float(v)}
-            for pid, vs in values.items() for k, v in enumerate(vs)]
+    rows = [
+        {"prompt_id": pid, "sample_index": k, "metric": "correct", "value": float(v)}
+        for pid, vs in values.items()
+        for k, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 

@@ -30,7 +30,11 @@ def test_smoke_run_fills_every_section(suite, tmp_path):
     for name in ("environment", "decode", "profile", "vqascore", "geneval", "projection"):
         assert "error" not in report[name], (name, report[name].get("error"), report[name].get("traceback"))
     rows = report["decode"]["rows"]
-    assert {(r["window"], r["batch_size"], r["mode"]) for r in rows} == {(2, 1, "compiled"), (2, 1, "eager"), (2, 2, "eager")}
+    assert {(r["window"], r["batch_size"], r["mode"]) for r in rows} == {
+        (2, 1, "compiled"),
+        (2, 1, "eager"),
+        (2, 2, "eager"),
+    }
     for row in rows:
         assert row["decode_step_ms"] > 0 and row["ms_per_image"] > row["vq_decode_ms_per_image"] > 0
         assert row["weight_bytes_per_step"] > 0 and row["fraction_of_measured_read"] > 0
@@ -67,15 +71,31 @@ def test_sections_run_alone_and_the_markdown_shows_only_those(suite, tmp_path):
 
 def test_profile_markdown_splits_a_step_into_kernels_and_gaps(suite):
     """Known answer: 2 GB read in a 2 ms step whose kernels take 1.6 ms -> 0.4 ms of gaps, 1250 GB/s over the kernels."""
-    report = {"device": "GPU", "smoke": False, "budget_s": 1, "elapsed_s": 1,
-              "environment": {"device": "GPU", "peak_hbm_bytes_per_s": 2.5e12},
-              "profile": {"window": 2, "step_wall_ms": 2.0, "kernel_ms_per_step": 1.6, "kernels_per_step": 3,
-                          "gap_ms_per_step": 0.4, "bytes_per_step": 2e9, "ms_by_kind": {"matmul": 1.2, "attention": 0.4},
-                          "top_kernels": [{"name": "gemv", "kind": "matmul", "calls_per_step": 2, "us_per_step": 1200.0},
-                                          {"name": "flash", "kind": "attention", "calls_per_step": 1, "us_per_step": 400.0}]}}
+    report = {
+        "device": "GPU",
+        "smoke": False,
+        "budget_s": 1,
+        "elapsed_s": 1,
+        "environment": {"device": "GPU", "peak_hbm_bytes_per_s": 2.5e12},
+        "profile": {
+            "window": 2,
+            "step_wall_ms": 2.0,
+            "kernel_ms_per_step": 1.6,
+            "kernels_per_step": 3,
+            "gap_ms_per_step": 0.4,
+            "bytes_per_step": 2e9,
+            "ms_by_kind": {"matmul": 1.2, "attention": 0.4},
+            "top_kernels": [
+                {"name": "gemv", "kind": "matmul", "calls_per_step": 2, "us_per_step": 1200.0},
+                {"name": "flash", "kind": "attention", "calls_per_step": 1, "us_per_step": 400.0},
+            ],
+        },
+    }
     text = suite.markdown(report)
     assert "kernels 1.6 ms (3 per step), so 0.4 ms between kernels" in text
     assert "reads 1250 GB/s (50% of peak HBM)" in text and "By kind: matmul 1.2 ms, attention 0.4 ms." in text
     assert "| gemv | matmul | 2 | 1200 |" in text
-    assert [suite._kernel_kind(n) for n in ("nvjet_sm90_tst_64x8", "cudnn_sdpa_flash_fprop", "triton_poi_fused_mul", "gatherTopK")] \
-        == ["matmul", "attention", "fused (inductor)", "other"]
+    assert [
+        suite._kernel_kind(n)
+        for n in ("nvjet_sm90_tst_64x8", "cudnn_sdpa_flash_fprop", "triton_poi_fused_mul", "gatherTopK")
+    ] == ["matmul", "attention", "fused (inductor)", "other"]

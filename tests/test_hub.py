@@ -38,7 +38,8 @@ def test_fetch_command_names_files_type_revision_and_folder():
     data = hub.HubRepo("BaiqiL/GenAI-Bench-1600", "e51e8a8", repo_type="dataset")
     assert data.fetch_command(["genai_image.json", "genai_skills.json"]) == (
         "hf download BaiqiL/GenAI-Bench-1600 genai_image.json genai_skills.json --repo-type dataset "
-        "--revision e51e8a8 --local-dir DIR")
+        "--revision e51e8a8 --local-dir DIR"
+    )
     assert REPO.fetch_command() == f"hf download some-org/some-model --revision {REPO.revision} --local-dir DIR"
 
 
@@ -84,8 +85,10 @@ def test_cached_files_are_used_without_any_network(tmp_path, empty_cache, monkey
     snapshot = add_to_hf_cache(empty_cache, REPO.repo, REPO.revision, folder)
     monkeypatch.setattr(urllib.request, "urlopen", _no_network)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    assert hub.fetch(REPO, ["config.json", "spiece.model"]) == {"config.json": snapshot / "config.json",
-                                                                "spiece.model": snapshot / "spiece.model"}
+    assert hub.fetch(REPO, ["config.json", "spiece.model"]) == {
+        "config.json": snapshot / "config.json",
+        "spiece.model": snapshot / "spiece.model",
+    }
     assert hub.require_local_or_reachable(REPO, ["config.json"]) == snapshot
     assert hub.require_local_or_reachable(REPO, ["model.safetensors", "spiece.model"], any_of=True) == snapshot
     assert hub.list_files(REPO) == ["config.json", "spiece.model"]
@@ -97,8 +100,10 @@ def test_missing_files_and_no_hub_is_one_line_with_the_command_and_the_flag(empt
         hub.fetch(REPO, ["config.json", "model.safetensors"], what="scorer 'x'")
     text = str(caught.value)
     assert text.startswith("scorer 'x': config.json, model.safetensors of some-org/some-model")
-    assert text.endswith(f"`hf download some-org/some-model config.json model.safetensors --revision {REPO.revision} "
-                         "--local-dir DIR` and pass --scorer-arg x=DIR")
+    assert text.endswith(
+        f"`hf download some-org/some-model config.json model.safetensors --revision {REPO.revision} "
+        "--local-dir DIR` and pass --scorer-arg x=DIR"
+    )
     assert "HF_HUB_OFFLINE is set" in text and "\n" not in text
 
 
@@ -106,10 +111,13 @@ def test_one_of_several_files_missing_offline_names_the_first_choice(empty_cache
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     clip = hub.HubRepo("timm/vit_large_patch14_clip_224.openai", flag="--scorer-arg pretrained=FILE")
     with pytest.raises(UsageError) as caught:
-        hub.require_local_or_reachable(clip, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"],
-                                       any_of=True, what="scorer 'clipscore'")
-    assert ("`hf download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors --revision main "
-            "--local-dir DIR` and pass --scorer-arg pretrained=FILE") in str(caught.value)
+        hub.require_local_or_reachable(
+            clip, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"], any_of=True, what="scorer 'clipscore'"
+        )
+    assert (
+        "`hf download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors --revision main "
+        "--local-dir DIR` and pass --scorer-arg pretrained=FILE"
+    ) in str(caught.value)
 
 
 def test_missing_files_with_a_reachable_hub_let_the_library_download(empty_cache, monkeypatch):
@@ -133,25 +141,54 @@ def test_third_party_retries_collapse_to_one_line_each():
         assert sum(isinstance(f, hub._FirstLineOnce) for f in handler.filters) == 1
         for attempt in range(1, 6):
             log.warning(f"'(MaxRetryError(...))' thrown while requesting HEAD http://x/{attempt}\nsecond line")
-            log.warning(f"Retrying in {2 ** attempt}s [Retry {attempt}/5].")
+            log.warning(f"Retrying in {2**attempt}s [Retry {attempt}/5].")
     finally:
         library.removeHandler(handler)
     assert shown.getvalue().splitlines() == [
-        "'(MaxRetryError(...))' thrown while requesting HEAD http://x/1 second line", "Retrying in 2s [Retry 1/5]."]
+        "'(MaxRetryError(...))' thrown while requesting HEAD http://x/1 second line",
+        "Retrying in 2s [Retry 1/5].",
+    ]
 
 
-@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}],
-                         ids=["HF_HUB_OFFLINE", "unreachable-endpoint"])
+@pytest.mark.parametrize(
+    "env",
+    [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}],
+    ids=["HF_HUB_OFFLINE", "unreachable-endpoint"],
+)
 def test_genai_bench_1600_without_network_is_one_line_naming_the_command(tmp_path, env):
-    full_env = {"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"), "TS_EVAL_CACHE_DIR": str(tmp_path / "c"), **env}
+    full_env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HOME": str(tmp_path / "hf"),
+        "TS_EVAL_CACHE_DIR": str(tmp_path / "c"),
+        **env,
+    }
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "ts_eval", "run", "genai-bench", "--scorer", "dummy", "--limit", "1",
-                           "--out", str(tmp_path / "R")], cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ts_eval",
+            "run",
+            "genai-bench",
+            "--scorer",
+            "dummy",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "R"),
+        ],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     wall = time.perf_counter() - start
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
-    assert ("`hf download BaiqiL/GenAI-Bench-1600 genai_image.json genai_skills.json --repo-type dataset --revision "
-            "e51e8a8070fadfbfe1f160436bf14e7664e87247 --local-dir DIR` and pass --data DIR") in done.stderr
+    assert (
+        "`hf download BaiqiL/GenAI-Bench-1600 genai_image.json genai_skills.json --repo-type dataset --revision "
+        "e51e8a8070fadfbfe1f160436bf14e7664e87247 --local-dir DIR` and pass --data DIR"
+    ) in done.stderr
     assert wall < 30  # the process, imports included; the lookup itself is timed in-process below
     assert not (tmp_path / "R").exists()
 

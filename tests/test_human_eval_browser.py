@@ -24,8 +24,13 @@ from ts_eval.human_eval.unblind import import_sheets
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium and chromedriver not found; "
-                                "install them with `apt-get install -y chromium chromium-driver`")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER),
+        reason="Chromium and chromedriver not found; install them with `apt-get install -y chromium chromium-driver`",
+    ),
+]
 
 
 @pytest.fixture
@@ -34,14 +39,24 @@ def browser(tmp_path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.downloads = downloads
@@ -134,11 +149,15 @@ def test_a_long_unbroken_prompt_wraps_inside_the_page(browser, tmp_path):
     out = tmp_path / "study"
     export_study(run_a, run_b, out, ExportOptions(raters=1, seed=0, formats=("html",)))
     browser.get((out / "sheets" / "rater-01.html").as_uri())
-    element = next(e for e in browser.find_elements(By.CSS_SELECTOR, "p.prompt")
-                   if e.get_attribute("textContent") == long_prompt)
-    box = browser.execute_script("""const p = arguments[0], r = p.getBoundingClientRect();
+    element = next(
+        e for e in browser.find_elements(By.CSS_SELECTOR, "p.prompt") if e.get_attribute("textContent") == long_prompt
+    )
+    box = browser.execute_script(
+        """const p = arguments[0], r = p.getBoundingClientRect();
         return {right: r.right, height: r.height, scroll: p.scrollWidth, client: p.clientWidth,
-                page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth};""", element)
+                page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth};""",
+        element,
+    )
     assert box["scroll"] <= box["client"], box  # nothing overflows the prompt box
     assert box["right"] <= box["view"] and box["page"] <= box["view"], box  # no horizontal scrolling
     assert box["height"] > 100, box  # it did wrap onto many lines

@@ -34,20 +34,29 @@ PROMPTS_TEXT = [
     "a red cube on a table",
     'a sign that says "<script>window.__pwned = 1</script>" & more',
     "l'été à Zürich, 東京の夜景 — ünïcödé",
-    "=HYPERLINK(\"http://example.com\") a formula-looking prompt",
+    '=HYPERLINK("http://example.com") a formula-looking prompt',
     "an <img src=x onerror=\"window.__pwned = 2\"> tag, 'single' quotes",
     "five stones by the river",
 ]
 SAMPLES = 2
 
 
-def make_run(path: Path, run: str, prompts: list[str] = PROMPTS_TEXT, samples: int = SAMPLES,
-             task: str = "genai-bench") -> Path:
+def make_run(
+    path: Path, run: str, prompts: list[str] = PROMPTS_TEXT, samples: int = SAMPLES, task: str = "genai-bench"
+) -> Path:
     """A run directory by hand: A red, B blue; green = 20 * prompt index + sample index."""
     rundir = RunDir(path)
-    rundir.write_manifest({"settings": {"task": {"name": task, "version": 1, "variant": "527", "split": "all"},
-                                        "generator": {"name": f"hand-made-{run}"}, "n_samples": samples,
-                                        "seed": None, "image_format": "png"}})
+    rundir.write_manifest(
+        {
+            "settings": {
+                "task": {"name": task, "version": 1, "variant": "527", "split": "all"},
+                "generator": {"name": f"hand-made-{run}"},
+                "n_samples": samples,
+                "seed": None,
+                "image_format": "png",
+            }
+        }
+    )
     rundir.write_rows(PROMPTS, [Prompt(f"{i:05d}", text).to_row() for i, text in enumerate(prompts)])
     rows = []
     for i in range(len(prompts)):
@@ -272,8 +281,9 @@ def test_assignment_is_balanced_seeded_and_keeps_the_key_apart(runs, tmp_path):
         assert (out / name).read_bytes().replace(b"/s1/", b"/s2/") == (again / name).read_bytes()
     # The page is the same but for its script nonce, which is random per export.
     pages = [(folder / "sheets/rater-02.html").read_text(encoding="utf-8") for folder in (out, again)]
-    nonces = [re.findall(r"nonce-([A-Za-z0-9_-]+)'", page) + re.findall(r'nonce="([A-Za-z0-9_-]+)"', page)
-              for page in pages]
+    nonces = [
+        re.findall(r"nonce-([A-Za-z0-9_-]+)'", page) + re.findall(r'nonce="([A-Za-z0-9_-]+)"', page) for page in pages
+    ]
     assert all(len(found) == 2 and found[0] == found[1] and len(found[0]) >= 22 for found in nonces)
     assert nonces[0][0] != nonces[1][0], "a nonce anyone can recompute from the study id protects nothing"
     assert pages[0].replace(nonces[0][0], "N") == pages[1].replace(nonces[1][0], "N")
@@ -330,8 +340,11 @@ def test_prompts_with_markup_quotes_and_non_ascii_render_as_text(runs, tmp_path)
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_malformed_sheets_and_wrong_keys_fail_in_one_line_and_overwrite_nothing(runs, tmp_path, capsys):
@@ -399,8 +412,24 @@ def test_export_refuses_to_replace_a_study_and_rejects_bad_options(runs, tmp_pat
     assert "differs between" in capsys.readouterr().err
     other_task = make_run(tmp_path / "run-d", "b", task="geneval")
     assert main(["human-eval", "export", str(runs[0]), str(other_task), "--out", str(tmp_path / "x")]) == 2
-    assert main(["human-eval", "export", str(runs[0]), str(runs[1]), "--out", str(out), "--overwrite",
-                 "--raters", "2", "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "human-eval",
+                "export",
+                str(runs[0]),
+                str(runs[1]),
+                "--out",
+                str(out),
+                "--overwrite",
+                "--raters",
+                "2",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (out / "sheets").glob("*.csv")) == ["rater-01.csv", "rater-02.csv"]
 
 
@@ -428,8 +457,20 @@ def test_report_numbers_are_integers_and_agreement_is_computed(runs, tmp_path, c
             row["text_alignment"] = a_side
             row["visual_flaws"] = "right" if a_side == "left" else "left"
         write_csv_rows(sheet, rows)
-    assert main(["human-eval", "import", *map(str, (out / "sheets").glob("rater-*.csv")), "--key",
-                 str(out / "key.json"), "--out", str(tmp_path / "d")]) == 0
+    assert (
+        main(
+            [
+                "human-eval",
+                "import",
+                *map(str, (out / "sheets").glob("rater-*.csv")),
+                "--key",
+                str(out / "key.json"),
+                "--out",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["human-eval", "report", str(tmp_path / "d"), "--format", "json", "--resamples", "200"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -450,13 +491,41 @@ def test_cli_round_trip_on_two_dummy_runs(genai_527, tmp_path, capsys):
     from ts_eval import run
 
     for name, seed in (("dummy-a", 0), ("dummy-b", 1)):
-        run("genai-bench", variant="527", data=str(genai_527), model="dummy", scorer="dummy", limit=5, seed=seed,
-            out=str(tmp_path / name), progress=False)
+        run(
+            "genai-bench",
+            variant="527",
+            data=str(genai_527),
+            model="dummy",
+            scorer="dummy",
+            limit=5,
+            seed=seed,
+            out=str(tmp_path / name),
+            progress=False,
+        )
     a_images = {row["sha256"] for row in RunDir(tmp_path / "dummy-a").read_rows(IMAGES)}
     prompt_ids = {row["prompt"]: row["prompt_id"] for row in RunDir(tmp_path / "dummy-a").read_rows(PROMPTS)}
     out = tmp_path / "study"
-    assert main(["human-eval", "export", str(tmp_path / "dummy-a"), str(tmp_path / "dummy-b"), "--out", str(out),
-                 "--raters", "2", "--per-rater", "4", "--seed", "3", "--format", "csv"]) == 0
+    assert (
+        main(
+            [
+                "human-eval",
+                "export",
+                str(tmp_path / "dummy-a"),
+                str(tmp_path / "dummy-b"),
+                "--out",
+                str(out),
+                "--raters",
+                "2",
+                "--per-rater",
+                "4",
+                "--seed",
+                "3",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
     expected: Counter = Counter()
     swapped = Counter()
     sheets = sorted((out / "sheets").glob("rater-*.csv"))

@@ -53,7 +53,9 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
         else:
             continue
@@ -72,9 +74,15 @@ def graph() -> dict[str, set[str]]:
 
 def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
     table = layers()
-    upward = sorted((a, b) for a, targets in graph().items() for b in targets
-                    if layer_of(b, table) > layer_of(a, table) and (a, b) not in FACADE)
-    assert not upward, "imports upward (move the code down, or the import up): " + ", ".join(f"{a} -> {b}" for a, b in upward)
+    upward = sorted(
+        (a, b)
+        for a, targets in graph().items()
+        for b in targets
+        if layer_of(b, table) > layer_of(a, table) and (a, b) not in FACADE
+    )
+    assert not upward, "imports upward (move the code down, or the import up): " + ", ".join(
+        f"{a} -> {b}" for a, b in upward
+    )
 
 
 def test_no_import_circles():

@@ -31,8 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def dummy_run(out: Path, **options) -> Path:
-    evaluate_run("genai-bench", variant="527", split="hard", model="dummy", scorer="dummy", out=str(out),
-                 progress=False, cache=False, **options)
+    evaluate_run(
+        "genai-bench",
+        variant="527",
+        split="hard",
+        model="dummy",
+        scorer="dummy",
+        out=str(out),
+        progress=False,
+        cache=False,
+        **options,
+    )
     return out
 
 
@@ -57,8 +66,10 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def subs(runs, tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("subs")
-    return {"seed0": write_submission(runs["seed0"], base / "seed0.zip", include_images=True).path,
-            "seed1": write_submission(runs["seed1"], base / "seed1.zip").path}
+    return {
+        "seed0": write_submission(runs["seed0"], base / "seed0.zip", include_images=True).path,
+        "seed1": write_submission(runs["seed1"], base / "seed1.zip").path,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +81,30 @@ def candidate(subs, official_tasks) -> Candidate:
 @pytest.fixture(scope="module")
 def show_json(official_tasks):
     def show(capsys, board: Path, *extra) -> list[dict]:
-        code, out, err = cli(capsys, "leaderboard", "show", "--db", board, "--task", "genai-bench", "--split", "hard",
-                             "--format", "json", "--tasks-dir", official_tasks, *extra)
+        code, out, err = cli(
+            capsys,
+            "leaderboard",
+            "show",
+            "--db",
+            board,
+            "--task",
+            "genai-bench",
+            "--split",
+            "hard",
+            "--format",
+            "json",
+            "--tasks-dir",
+            official_tasks,
+            *extra,
+        )
         assert code == 0, err
         return json.loads(out)["rows"]
+
     return show
 
 
 # -- schema ----------------------------------------------------------------------------------------
+
 
 def test_schema_created_with_version(tmp_path):
     conn = db.connect(tmp_path / "board.sqlite")
@@ -144,22 +171,52 @@ def test_board_from_newer_ts_eval_is_refused(tmp_path, capsys, official_tasks):
     db.connect(path).execute("UPDATE schema_version SET version = 99")
     with pytest.raises(UsageError, match="newer than this ts-eval"):
         db.connect(path)
-    code, _, err = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", path, "--task",
-                       "genai-bench", "--split", "hard")
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        path,
+        "--task",
+        "genai-bench",
+        "--split",
+        "hard",
+    )
     assert code == 2 and "upgrade ts-eval" in err
 
 
 def test_not_a_board(tmp_path, capsys, official_tasks):
     (tmp_path / "notes.sqlite").write_text("just some text, not SQLite")
-    code, _, err = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db",
-                       tmp_path / "notes.sqlite", "--task", "genai-bench")
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        tmp_path / "notes.sqlite",
+        "--task",
+        "genai-bench",
+    )
     assert code == 2 and "is not a ts-eval board" in err
-    code, _, err = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db",
-                       tmp_path / "missing.sqlite", "--task", "genai-bench")
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        tmp_path / "missing.sqlite",
+        "--task",
+        "genai-bench",
+    )
     assert code == 2 and "no such board" in err and not (tmp_path / "missing.sqlite").exists()
 
 
 # -- concurrency -----------------------------------------------------------------------------------
+
 
 def _add_many(path: str, base: Candidate, tag: str, n: int, barrier, results) -> None:
     barrier.wait()  # both processes open the fresh file (and race to create its schema) at once
@@ -206,10 +263,27 @@ def test_two_processes_adding_at_once(tmp_path, candidate):
 def test_two_add_commands_at_once(tmp_path, subs, official_tasks):
     """End to end: two `ts-eval leaderboard add` processes on one new board both land."""
     board = tmp_path / "board.sqlite"
-    procs = [subprocess.Popen([sys.executable, "-m", "ts_eval", "leaderboard", "add", str(subs[k]), "--db", str(board),
-                               "--tasks-dir", str(official_tasks)],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for k in ("seed0", "seed1")]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ts_eval",
+                "leaderboard",
+                "add",
+                str(subs[k]),
+                "--db",
+                str(board),
+                "--tasks-dir",
+                str(official_tasks),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in ("seed0", "seed1")
+    ]
     outcomes = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
     assert all(code == 0 for _, _, code in outcomes), outcomes
     conn = sqlite3.connect(board)
@@ -218,6 +292,7 @@ def test_two_add_commands_at_once(tmp_path, subs, official_tasks):
 
 
 # -- show ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def board_template(subs, tmp_path_factory, official_tasks) -> Path:
@@ -247,17 +322,40 @@ def test_show_ranks_by_overall_score(board, runs, capsys, show_json):
 
 def test_show_markdown_and_csv(board, capsys, official_tasks, show_json):
     rows = show_json(capsys, board)
-    code, md, _ = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", board, "--task",
-                      "genai-bench", "--split", "hard")
+    code, md, _ = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--task",
+        "genai-bench",
+        "--split",
+        "hard",
+    )
     lines = md.strip().splitlines()
     assert code == 0 and len(lines) == 2 + len(rows)
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert "All" in header and "Count" in header and "Attribute" not in header  # hard prompts have no basic skills
     assert all(line.count("|") - line.count("\\|") == len(header) + 1 for line in lines), "a | in a name is escaped"
     assert "pipe\\|name" in md
-    code, text, _ = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", board, "--task",
-                        "genai-bench", "--split", "hard",
-                        "--format", "csv")
+    code, text, _ = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--task",
+        "genai-bench",
+        "--split",
+        "hard",
+        "--format",
+        "csv",
+    )
     table = list(csv.DictReader(io.StringIO(text)))
     assert [t["name"] for t in table] == [r["name"] for r in rows]
     assert [float(t["All"]) for t in table] == pytest.approx([r["groups"]["all"] for r in rows], abs=1e-6)
@@ -265,9 +363,23 @@ def test_show_markdown_and_csv(board, capsys, official_tasks, show_json):
 
 def test_show_html_escapes_and_charts(board, tmp_path, capsys, official_tasks):
     out = tmp_path / "board.html"
-    code, _, _ = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", board, "--task",
-                     "genai-bench", "--split", "hard",
-                     "--format", "html", "--out", out)
+    code, _, _ = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--task",
+        "genai-bench",
+        "--split",
+        "hard",
+        "--format",
+        "html",
+        "--out",
+        out,
+    )
     page = out.read_text()
     assert code == 0 and page.startswith("<!DOCTYPE html>")
     assert "<script>alert(1)</script>" not in page
@@ -279,20 +391,54 @@ def test_show_html_escapes_and_charts(board, tmp_path, capsys, official_tasks):
 def test_show_needs_variant_when_mixed(board, candidate, capsys, official_tasks, show_json):
     conn = db.connect(board)
     db.add_submission(conn, dataclasses.replace(candidate, variant="1600", content_sha256="other"), name="big")
-    code, _, err = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", board, "--task",
-                       "genai-bench", "--split", "hard")
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--task",
+        "genai-bench",
+        "--split",
+        "hard",
+    )
     assert code == 2 and "variants 1600, 527" in err
     assert [r["name"] for r in show_json(capsys, board, "--variant", "1600")] == ["big"]
     assert len(show_json(capsys, board, "--variant", "527")) == 2
 
 
 def test_show_empty_and_bad_format(tmp_path, board, capsys, official_tasks):
-    code, out, _ = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", board, "--task",
-                       "genai-bench", "--split", "basic",
-                       "--format", "json")
+    code, out, _ = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--task",
+        "genai-bench",
+        "--split",
+        "basic",
+        "--format",
+        "json",
+    )
     assert code == 0 and json.loads(out) == {"rows": []}
-    code, _, err = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", board, "--task",
-                       "genai-bench", "--format", "pdf")
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--task",
+        "genai-bench",
+        "--format",
+        "pdf",
+    )
     assert code == 2 and "unknown --format" in err
 
 
@@ -310,6 +456,7 @@ def test_remove(board, capsys, show_json):
 
 # -- verify and the trust model ------------------------------------------------------------------------
 
+
 def hypergeometric_catch(images: int, checked: int, fraction: float) -> float:
     """P(at least one of ceil(f*N) forged images among K drawn without replacement), by the product formula."""
     forged = math.ceil(fraction * images)
@@ -319,11 +466,24 @@ def hypergeometric_catch(images: int, checked: int, fraction: float) -> float:
     return 1.0 - miss
 
 
-def test_verify_k_records_and_prints_the_chance_of_catching_a_forgery(subs, tmp_path, capsys, official_tasks,
-                                                                        show_json):
+def test_verify_k_records_and_prints_the_chance_of_catching_a_forgery(
+    subs, tmp_path, capsys, official_tasks, show_json
+):
     board = tmp_path / "board.sqlite"
-    code, out, err = cli(capsys, "leaderboard", "add", subs["seed0"], "--tasks-dir", official_tasks, "--db", board,
-                         "--verify", 5, "--verify-seed", 3)
+    code, out, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        subs["seed0"],
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--verify",
+        5,
+        "--verify-seed",
+        3,
+    )
     assert code == 0, err
     p = hypergeometric_catch(313, 5, 0.05)
     assert round(p, 3) == 0.232  # 16 of 313 images forged, 5 drawn
@@ -333,12 +493,32 @@ def test_verify_k_records_and_prints_the_chance_of_catching_a_forgery(subs, tmp_
     assert hypergeometric_catch(313, 52, 0.05) < 0.95 <= hypergeometric_catch(313, 53, 0.05)
     [row] = show_json(capsys, board)
     assert row["verified_images"] == 5
-    assert row["trust"] == {"level": "verified", "images": 313, "rescored": 5, "seed": 3, "forged_fraction": 0.05,
-                            "detection_probability": pytest.approx(p, abs=1e-12),
-                            "label": "verified: 5 of 313 images re-scored, P(catch 5% forged) = 0.23"}
+    assert row["trust"] == {
+        "level": "verified",
+        "images": 313,
+        "rescored": 5,
+        "seed": 3,
+        "forged_fraction": 0.05,
+        "detection_probability": pytest.approx(p, abs=1e-12),
+        "label": "verified: 5 of 313 images re-scored, P(catch 5% forged) = 0.23",
+    }
     other = tmp_path / "other.sqlite"  # the fraction the probability is stated for is the maintainer's choice
-    code, out, _ = cli(capsys, "leaderboard", "add", subs["seed0"], "--tasks-dir", official_tasks, "--db", other,
-                       "--verify", 5, "--verify-seed", 3, "--forged-fraction", 0.2)
+    code, out, _ = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        subs["seed0"],
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        other,
+        "--verify",
+        5,
+        "--verify-seed",
+        3,
+        "--forged-fraction",
+        0.2,
+    )
     p20 = hypergeometric_catch(313, 5, 0.2)  # 63 of 313 forged
     assert code == 0 and f"20% of its images forged is caught with probability {p20:.3f}" in out
     assert show_json(capsys, other)[0]["trust"]["label"].endswith("P(catch 20% forged) = 0.68")
@@ -346,8 +526,9 @@ def test_verify_k_records_and_prints_the_chance_of_catching_a_forgery(subs, tmp_
 
 def test_verify_all_rescored_every_image(subs, tmp_path, capsys, official_tasks, show_json):
     board = tmp_path / "board.sqlite"
-    code, out, err = cli(capsys, "leaderboard", "add", subs["seed0"], "--tasks-dir", official_tasks, "--db", board,
-                         "--verify", "all")
+    code, out, err = cli(
+        capsys, "leaderboard", "add", subs["seed0"], "--tasks-dir", official_tasks, "--db", board, "--verify", "all"
+    )
     assert code == 0, err
     assert "verified: all 313 images re-scored and within tolerance" in out
     [row] = show_json(capsys, board)
@@ -371,18 +552,30 @@ def test_verify_all_catches_a_single_forged_score_that_a_sample_misses(runs, tmp
     run = _forged_run(runs, tmp_path, 1)
     sub = write_submission(run, tmp_path / "forged.zip", include_images=True).path
     board = tmp_path / "board.sqlite"
-    code, _, err = cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", board,
-                       "--verify", "all")
+    code, _, err = cli(
+        capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", board, "--verify", "all"
+    )
     assert code == 1 and "re-scored image" in err and err.count("\n") == 1 and not board.exists()
-    code, out, _ = cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", board,
-                       "--verify", 3, "--verify-seed", 0)
+    code, out, _ = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        sub,
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--verify",
+        3,
+        "--verify-seed",
+        0,
+    )
     assert code == 0 and "3 of 313 images re-scored" in out, "a sample of 3 misses one forged image in 313"
 
 
 @pytest.mark.reliability
 @pytest.mark.e2e
-def test_the_printed_probability_is_the_rate_at_which_sampled_checks_catch_forgeries(runs, tmp_path,
-                                                                                       official_tasks):
+def test_the_printed_probability_is_the_rate_at_which_sampled_checks_catch_forgeries(runs, tmp_path, official_tasks):
     """Forge 5% of the scores (16 of 313) and run --verify 8 with 1000 seeds: the share of seeds that catch it
     matches the hypergeometric probability the board prints (within 3 standard errors)."""
     from ts_eval.leaderboard.archive import Rejected
@@ -408,35 +601,94 @@ def test_the_printed_probability_is_the_rate_at_which_sampled_checks_catch_forge
     assert 0.25 < p < 0.45  # far from sure: why a sampled entry says how far
 
 
-@pytest.mark.parametrize("option", [("--verify", "0"), ("--verify", "some"), ("--verify", "-3"),
-                                    ("--forged-fraction", "0"), ("--forged-fraction", "1.5"),
-                                    ("--forged-fraction", "nan")])
+@pytest.mark.parametrize(
+    "option",
+    [
+        ("--verify", "0"),
+        ("--verify", "some"),
+        ("--verify", "-3"),
+        ("--forged-fraction", "0"),
+        ("--forged-fraction", "1.5"),
+        ("--forged-fraction", "nan"),
+    ],
+)
 def test_verify_options_are_checked_before_the_archive_is_opened(option, subs, tmp_path, capsys, official_tasks):
-    code, _, err = cli(capsys, "leaderboard", "add", subs["seed0"], "--tasks-dir", official_tasks,
-                       "--db", tmp_path / "board.sqlite", *option)
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        subs["seed0"],
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        tmp_path / "board.sqlite",
+        *option,
+    )
     assert code == 2 and err.count("\n") == 1 and option[0] in err and not (tmp_path / "board.sqlite").exists()
 
 
 def test_every_format_shows_verdict_and_trust(subs, tmp_path, capsys, official_tasks):
     board = tmp_path / "board.sqlite"
-    assert cli(capsys, "leaderboard", "add", subs["seed0"], "--tasks-dir", official_tasks, "--db", board,
-               "--verify", 4, "--verify-seed", 1)[0] == 0
+    assert (
+        cli(
+            capsys,
+            "leaderboard",
+            "add",
+            subs["seed0"],
+            "--tasks-dir",
+            official_tasks,
+            "--db",
+            board,
+            "--verify",
+            4,
+            "--verify-seed",
+            1,
+        )[0]
+        == 0
+    )
     unofficial = make_official_tasks(tmp_path / "other", scorer={"name": "vqascore"})
-    assert cli(capsys, "leaderboard", "add", subs["seed1"], "--tasks-dir", unofficial, "--db", board,
-               "--allow-unofficial")[0] == 0
+    assert (
+        cli(
+            capsys, "leaderboard", "add", subs["seed1"], "--tasks-dir", unofficial, "--db", board, "--allow-unofficial"
+        )[0]
+        == 0
+    )
     verified = "verified: 4 of 313 images re-scored, P(catch 5% forged) = 0.19"
-    show = ["leaderboard", "show", "--tasks-dir", official_tasks, "--db", board, "--task", "genai-bench",
-            "--split", "hard"]
+    show = [
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--task",
+        "genai-bench",
+        "--split",
+        "hard",
+    ]
     rows = json.loads(cli(capsys, *show, "--format", "json")[1])["rows"]
     assert [(r["rank"], r["verdict"]["label"], r["trust"]["label"]) for r in rows] == [
-        (1, "official", verified), (None, "unofficial: scorer.name=dummy", "self-reported")]
+        (1, "official", verified),
+        (None, "unofficial: scorer.name=dummy", "self-reported"),
+    ]
     table = list(csv.DictReader(io.StringIO(cli(capsys, *show, "--format", "csv")[1])))
     assert [(t["#"], t["verdict"], t["trust"]) for t in table] == [
-        ("1", "official", verified), ("-", "unofficial: scorer.name=dummy", "self-reported")]
+        ("1", "official", verified),
+        ("-", "unofficial: scorer.name=dummy", "self-reported"),
+    ]
     md = cli(capsys, *show)[1].splitlines()
-    assert [c.strip() for c in md[0].strip("|").split("|")][:7] == ["#", "id", "name", "model", "scorer", "verdict",
-                                                                       "trust"]
-    assert f"| dummy | official | {verified} |" in md[2] and "| unofficial: scorer.name=dummy | self-reported |" in md[3]
+    assert [c.strip() for c in md[0].strip("|").split("|")][:7] == [
+        "#",
+        "id",
+        "name",
+        "model",
+        "scorer",
+        "verdict",
+        "trust",
+    ]
+    assert (
+        f"| dummy | official | {verified} |" in md[2] and "| unofficial: scorer.name=dummy | self-reported |" in md[3]
+    )
     page = cli(capsys, *show, "--format", "html")[1]
     assert "<th>verdict</th><th>trust</th>" in page
     assert f"<td>official</td><td>{verified}</td>" in page
@@ -448,10 +700,12 @@ def test_entries_from_a_board_without_verdicts_stay_listed_unranked(candidate, t
     path = tmp_path / "board.sqlite"
     old = db.connect(path, migrations=db.MIGRATIONS[:1])
     old.execute("INSERT INTO boards (task, task_version) VALUES ('genai-bench', 1)")
-    old.execute("INSERT INTO submissions (name, task, task_version, variant, split, metric, model, scorer, "
-                "official_scorer, n_samples, n_prompts, summary, manifest, content_sha256, submitted, verified_images,"
-                " verify_seed) VALUES ('old', 'genai-bench', 1, '527', 'hard', 'vqascore', 'dummy', 'dummy', 1, 1, "
-                "313, '{}', '{}', 'x', '2026-01-01', 3, 9)")
+    old.execute(
+        "INSERT INTO submissions (name, task, task_version, variant, split, metric, model, scorer, "
+        "official_scorer, n_samples, n_prompts, summary, manifest, content_sha256, submitted, verified_images,"
+        " verify_seed) VALUES ('old', 'genai-bench', 1, '527', 'hard', 'vqascore', 'dummy', 'dummy', 1, 1, "
+        "313, '{}', '{}', 'x', '2026-01-01', 3, 9)"
+    )
     old.close()
     conn = db.connect(path)
     assert db.schema_version(conn) == len(db.MIGRATIONS) == 2
@@ -459,7 +713,8 @@ def test_entries_from_a_board_without_verdicts_stay_listed_unranked(candidate, t
     rows = show_json(capsys, path)
     assert [(r["name"], r["rank"], r["verdict"]["label"], r["trust"]["label"]) for r in rows] == [
         ("new", 1, "official", "self-reported"),
-        ("old", None, "not recorded (added before verdicts)", "verified: 3 of 313 images re-scored")]
+        ("old", None, "not recorded (added before verdicts)", "verified: 3 of 313 images re-scored"),
+    ]
 
 
 def test_verify_catches_consistent_but_invented_scores(runs, tmp_path, capsys, official_tasks):
@@ -473,17 +728,40 @@ def test_verify_catches_consistent_but_invented_scores(runs, tmp_path, capsys, o
     summarize_run(RunDir(run))
     sub = write_submission(run, tmp_path / "invented.zip", include_images=True).path
     board = tmp_path / "board.sqlite"
-    code, _, err = cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", board,
-                       "--verify", 3, "--verify-seed", 0)
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        sub,
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        board,
+        "--verify",
+        3,
+        "--verify-seed",
+        0,
+    )
     assert code == 1 and "re-scored image" in err and "tolerance 0.01" in err
     assert not board.exists()
-    assert cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", board)[0] == 0, \
+    assert cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", board)[0] == 0, (
         "without --verify it looks fine"
+    )
 
 
 def test_verify_needs_images(subs, tmp_path, capsys, official_tasks):
-    code, _, err = cli(capsys, "leaderboard", "add", subs["seed1"], "--tasks-dir", official_tasks,
-                       "--db", tmp_path / "b.sqlite", "--verify", 2)
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        subs["seed1"],
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        tmp_path / "b.sqlite",
+        "--verify",
+        2,
+    )
     assert code == 1 and "--include-images" in err
     assert not (tmp_path / "b.sqlite").exists()
 

@@ -2,15 +2,22 @@
 
 from ts_eval.official import Verdict, verdict
 
-RECIPE = {"n_samples": 1, "image_format": "jpeg", "prompt_rewrites": False,
-          "scorer": {"name": "vqascore", "model": "clip-flant5-xxl",
-                     "weights_sha256": {"one_of": ["a" * 64, "b" * 64]}}}
+RECIPE = {
+    "n_samples": 1,
+    "image_format": "jpeg",
+    "prompt_rewrites": False,
+    "scorer": {"name": "vqascore", "model": "clip-flant5-xxl", "weights_sha256": {"one_of": ["a" * 64, "b" * 64]}},
+}
 SCORER = {"name": "vqascore", "model": "clip-flant5-xxl", "weights_sha256": "b" * 64, "batch_size": 8}
 
 
 def settings(**task):
-    return {"task": {"name": "genai-bench", "variant": "527", "split": "all", "skill": None, "limit": None, **task},
-            "n_samples": 1, "image_format": "jpeg", "prompt_rewrites": None}
+    return {
+        "task": {"name": "genai-bench", "variant": "527", "split": "all", "skill": None, "limit": None, **task},
+        "n_samples": 1,
+        "image_format": "jpeg",
+        "prompt_rewrites": None,
+    }
 
 
 def test_every_recipe_setting_equal_is_official_and_extra_settings_are_ignored():
@@ -39,7 +46,8 @@ def test_generator_side_settings_and_missing_scorer_fields():
     assert verdict(RECIPE, rewritten, SCORER, default_split="all").first_difference.startswith("prompt_rewrites=true")
     no_weights = {k: v for k, v in SCORER.items() if k != "weights_sha256"}
     assert verdict(RECIPE, settings(), no_weights, default_split="all").first_difference.startswith(
-        "scorer.weights_sha256=missing")
+        "scorer.weights_sha256=missing"
+    )
     assert not verdict(RECIPE, settings(), None, default_split="all").official  # not scored yet
 
 
@@ -63,7 +71,9 @@ def test_sha256_prefix_accepts_a_digest_starting_with_a_listed_prefix_only():
     assert verdict(recipe, settings(), geneval, default_split="all").official
     for wrong in ("0" * 64, "743b7d9", None):  # another file, a shorter string, no checkpoint
         found = verdict(recipe, settings(), {**geneval, "checkpoint_sha256": wrong}, default_split="all")
-        assert found.differences == (f"scorer.checkpoint_sha256={_shown(wrong)} (official: 743b7d99... or c9d0c4f2...)",)
+        assert found.differences == (
+            f"scorer.checkpoint_sha256={_shown(wrong)} (official: 743b7d99... or c9d0c4f2...)",
+        )
     missing = verdict(recipe, settings(), {"name": "geneval"}, default_split="all")
     assert missing.first_difference.startswith("scorer.checkpoint_sha256=missing")
 

@@ -26,8 +26,20 @@ from tests.test_vqascore_official import hf_cache, offline_cache, recipe_for, ti
 
 pytestmark = pytest.mark.e2e
 
-HARD = ["run", "genai-bench", "--variant", "527", "--split", "hard", "--model", "dummy", "--device", "cpu",
-        "--quiet", "--no-view"]
+HARD = [
+    "run",
+    "genai-bench",
+    "--variant",
+    "527",
+    "--split",
+    "hard",
+    "--model",
+    "dummy",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--no-view",
+]
 
 
 @pytest.fixture
@@ -57,8 +69,9 @@ def board_add(capsys, tmp_path: Path, run: Path, tasks: Path, *extra: str) -> tu
     sub = tmp_path / f"{run.name}.zip"
     code, _, err = cli("submit", run, "--out", sub, "--tasks-dir", tasks, "--allow-unofficial", capsys=capsys)
     assert code == 0, err
-    code, _, err = cli("leaderboard", "add", sub, "--db", tmp_path / "board.sqlite", "--tasks-dir", tasks, *extra,
-                       capsys=capsys)
+    code, _, err = cli(
+        "leaderboard", "add", sub, "--db", tmp_path / "board.sqlite", "--tasks-dir", tasks, *extra, capsys=capsys
+    )
     return code, err
 
 

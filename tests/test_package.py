@@ -41,9 +41,11 @@ def test_plugins_declared_core_import_without_any_extra():
     from tests.test_core_install import EXTRAS_MODULES
 
     core = sorted({p.target for t in (GENERATORS, SCORERS) for p in t.values() if p.needs is None})
-    probe = (f"import importlib, sys\nfor name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"
-             f"for target in {core!r}:\n    module, _, attr = target.partition(':')\n"
-             "    getattr(importlib.import_module(module), attr)\nprint('ok')")
+    probe = (
+        f"import importlib, sys\nfor name in {EXTRAS_MODULES!r}:\n    sys.modules[name] = None\n"
+        f"for target in {core!r}:\n    module, _, attr = target.partition(':')\n"
+        "    getattr(importlib.import_module(module), attr)\nprint('ok')"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
     assert "ts_eval.geneval.scorer:GenEvalScorer" in core and "ts_eval.scorers.dummy:DummyScorer" in core
@@ -55,10 +57,16 @@ def test_each_extra_named_by_the_registry_exists_in_pyproject():
     from ts_eval.registry import FEATURES
 
     extras = tomllib.loads((Path(ts_eval.__file__).parent.parent / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     named = {p.needs.extra for t in (GENERATORS, SCORERS) for p in t.values() if p.needs}
-    named |= {r.extra for t in (GENERATORS, SCORERS) for p in t.values() for c in p.needs_by_option.values()
-              for r in c.values()}
+    named |= {
+        r.extra
+        for t in (GENERATORS, SCORERS)
+        for p in t.values()
+        for c in p.needs_by_option.values()
+        for r in c.values()
+    }
     named |= {r.extra for r in FEATURES.values()}
     assert named <= set(extras), named - set(extras)
 

@@ -19,18 +19,36 @@ from ts_eval.store.files import read_jsonl, sha256_file
 from ts_eval.tasks.prompts import parse_source
 
 LABEL = "custom prompts (no official recipe)"
-PROMPTS = ["a red cube on top of a blue sphere", "three cats sleeping on a sofa", 'a street sign that says "open"',
-           "five apples in a bowl"]
-JSONL = [{"id": "color-1", "prompt": PROMPTS[0], "category": "Colors", "challenge": "Basic"},
-         {"id": "count-1", "prompt": PROMPTS[1], "category": "Counting", "challenge": "Basic"},
-         {"id": "text-1", "prompt": PROMPTS[2], "category": "Text", "challenge": ["Writing", "Fine-grained Detail"]},
-         {"id": "count-2", "prompt": PROMPTS[3], "category": "Counting"}]
+PROMPTS = [
+    "a red cube on top of a blue sphere",
+    "three cats sleeping on a sofa",
+    'a street sign that says "open"',
+    "five apples in a bowl",
+]
+JSONL = [
+    {"id": "color-1", "prompt": PROMPTS[0], "category": "Colors", "challenge": "Basic"},
+    {"id": "count-1", "prompt": PROMPTS[1], "category": "Counting", "challenge": "Basic"},
+    {"id": "text-1", "prompt": PROMPTS[2], "category": "Text", "challenge": ["Writing", "Fine-grained Detail"]},
+    {"id": "count-2", "prompt": PROMPTS[3], "category": "Counting"},
+]
 needs_datasets = pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="needs the [data] extra")
 
 
 def _run(capsys, source, out, *extra):
-    code, printed, err = cli("run", "prompts", "--prompts", source, "--scorer", "dummy", "--out", out, "--quiet",
-                             "--no-view", *extra, capsys=capsys)
+    code, printed, err = cli(
+        "run",
+        "prompts",
+        "--prompts",
+        source,
+        "--scorer",
+        "dummy",
+        "--out",
+        out,
+        "--quiet",
+        "--no-view",
+        *extra,
+        capsys=capsys,
+    )
     return code, printed, err
 
 
@@ -50,7 +68,8 @@ def test_a_text_file_one_prompt_a_line(tmp_path, capsys):
     assert code == 0, err
     prompts = read_jsonl(tmp_path / "R" / "prompts.jsonl")
     assert [(p["prompt_id"], p["prompt"], p["tags"]) for p in prompts] == [
-        (f"{i:05d}", text, []) for i, text in enumerate(PROMPTS, start=1)]
+        (f"{i:05d}", text, []) for i, text in enumerate(PROMPTS, start=1)
+    ]
     summary = _summary(tmp_path / "R")
     assert list(summary["groups"]) == ["all"] and summary["groups"]["all"]["n"] == 4
     assert summary["verdict"]["label"] == LABEL and not summary["verdict"]["official"]
@@ -73,7 +92,14 @@ def test_a_jsonl_file_with_tag_columns(tmp_path, capsys):
     # every tag is a group, column by column, then all; n counts prompts
     assert list(summary["groups"]) == ["Colors", "Counting", "Text", "Basic", "Writing", "Fine-grained Detail", "all"]
     assert {g: s["n"] for g, s in summary["groups"].items()} == {
-        "Colors": 1, "Counting": 2, "Text": 1, "Basic": 2, "Writing": 1, "Fine-grained Detail": 1, "all": 4}
+        "Colors": 1,
+        "Counting": 2,
+        "Text": 1,
+        "Basic": 2,
+        "Writing": 1,
+        "Fine-grained Detail": 1,
+        "all": 4,
+    }
     samples = read_jsonl(tmp_path / "R" / "samples.jsonl")
     by_prompt = {}
     for row in samples:
@@ -92,8 +118,10 @@ def test_a_jsonl_file_with_tag_columns(tmp_path, capsys):
 
 def test_a_tsv_file_names_its_prompt_column(tmp_path, capsys):
     source = tmp_path / "parti.tsv"
-    source.write_text("Prompt\tCategory\tChallenge\nan owl in a tuxedo\tAnimals\tImagination\n"
-                      "a bowl of soup\tFood & Beverage\tBasic\n")
+    source.write_text(
+        "Prompt\tCategory\tChallenge\nan owl in a tuxedo\tAnimals\tImagination\n"
+        "a bowl of soup\tFood & Beverage\tBasic\n"
+    )
     code, _, err = _run(capsys, f"{source}#Prompt", tmp_path / "R")
     assert code == 0, err
     assert list(_summary(tmp_path / "R")["groups"]) == ["Animals", "Food & Beverage", "Imagination", "Basic", "all"]
@@ -104,15 +132,21 @@ def test_a_dataset_saved_to_disk_runs_offline(tmp_path, capsys, monkeypatch):
     import datasets
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    splits = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"Prompt": PROMPTS[:3], "Category": ["Colors", "Counting", "Text"]}),
-        "test": datasets.Dataset.from_dict({"Prompt": PROMPTS[3:], "Category": ["Counting"]})})
+    splits = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"Prompt": PROMPTS[:3], "Category": ["Colors", "Counting", "Text"]}),
+            "test": datasets.Dataset.from_dict({"Prompt": PROMPTS[3:], "Category": ["Counting"]}),
+        }
+    )
     splits.save_to_disk(tmp_path / "parti")
     code, _, err = _run(capsys, f"{tmp_path / 'parti'}:train#Prompt", tmp_path / "R")
     assert code == 0, err
     prompts = read_jsonl(tmp_path / "R" / "prompts.jsonl")
     assert [p["prompt"] for p in prompts] == PROMPTS[:3] and [p["tags"] for p in prompts] == [
-        ["Colors"], ["Counting"], ["Text"]]
+        ["Colors"],
+        ["Counting"],
+        ["Text"],
+    ]
     data = json.loads((tmp_path / "R" / "manifest.json").read_text())["settings"]["data"]
     assert data["dataset_folder"] == "parti" and data["split"] == "train"
     assert data["fingerprint"] == datasets.load_from_disk(tmp_path / "parti")["train"]._fingerprint
@@ -142,7 +176,11 @@ def test_a_hub_dataset_is_loaded_at_its_revision_and_recorded(tmp_path, capsys, 
     assert calls == [("someone/my-prompts", "abc123")]
     data = json.loads((tmp_path / "R" / "manifest.json").read_text())["settings"]["data"]
     assert (data["hf_dataset"], data["revision"], data["split"], data["prompt_column"]) == (
-        "someone/my-prompts", "abc123", "test", "text")
+        "someone/my-prompts",
+        "abc123",
+        "test",
+        "text",
+    )
 
 
 @needs_datasets
@@ -187,9 +225,25 @@ def _bad_sources(tmp_path: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["empty file", "blank prompt", "non-string prompt", "duplicate ids", "missing column",
-                                  "wrong column named", "unsafe id", "tag named all", "numeric tag", "ragged csv",
-                                  "unknown file kind", "no such file", "column of a txt", "bad hub name"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty file",
+        "blank prompt",
+        "non-string prompt",
+        "duplicate ids",
+        "missing column",
+        "wrong column named",
+        "unsafe id",
+        "tag named all",
+        "numeric tag",
+        "ragged csv",
+        "unknown file kind",
+        "no such file",
+        "column of a txt",
+        "bad hub name",
+    ],
+)
 def test_bad_sources_are_one_line(tmp_path, capsys, case):
     source, message = _bad_sources(tmp_path)[case]
     code, out, err = _run(capsys, source, tmp_path / "R")
@@ -206,12 +260,15 @@ def test_unknown_split_of_a_dataset_folder(tmp_path, capsys):
     assert code == 2 and "unknown split 'validation'; choose one of: train" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "prompts", "--scorer", "dummy"], "the prompts task needs --prompts SOURCE"),
-    (["run", "genai-bench", "--variant", "527", "--prompts", "x.txt"], "--prompts and --prompt-tags are for"),
-    (["run", "prompts", "--prompts", "PROMPTS", "--data", "."], "--data is for a benchmark's own files"),
-    (["run", "prompts", "--prompts", "PROMPTS", "--prompt-tags", "nope"], "has no tag column 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "prompts", "--scorer", "dummy"], "the prompts task needs --prompts SOURCE"),
+        (["run", "genai-bench", "--variant", "527", "--prompts", "x.txt"], "--prompts and --prompt-tags are for"),
+        (["run", "prompts", "--prompts", "PROMPTS", "--data", "."], "--data is for a benchmark's own files"),
+        (["run", "prompts", "--prompts", "PROMPTS", "--prompt-tags", "nope"], "has no tag column 'nope'"),
+    ],
+)
 def test_options_that_do_not_fit_the_task(tmp_path, capsys, args, message):
     source = _write_jsonl(tmp_path / "p.jsonl", JSONL)
     args = [str(source) if a == "PROMPTS" else a for a in args]
@@ -238,9 +295,23 @@ def test_scored_with_clipscore_end_to_end(tmp_path, capsys):
 
     model = build_tiny_open_clip(tmp_path / "clip").args["model"]
     source = _write_jsonl(tmp_path / "p.jsonl", JSONL)
-    code, _, err = cli("run", "prompts", "--prompts", source, "--scorer", "clipscore", "--scorer-arg",
-                         f"model={model}", "--device", "cpu", "--out", tmp_path / "R", "--quiet", "--no-view",
-                         capsys=capsys)
+    code, _, err = cli(
+        "run",
+        "prompts",
+        "--prompts",
+        source,
+        "--scorer",
+        "clipscore",
+        "--scorer-arg",
+        f"model={model}",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "R",
+        "--quiet",
+        "--no-view",
+        capsys=capsys,
+    )
     assert code == 0, err
     summary = _summary(tmp_path / "R")
     assert summary["metric"] == "clipscore" and summary["groups"]["all"]["n"] == 4
@@ -252,8 +323,21 @@ def test_scored_with_vqascore_end_to_end(tmp_path, capsys):
         pytest.skip("VQAScore needs the [genai] extra and t2v-metrics")
     source = tmp_path / "mine.txt"
     source.write_text("\n".join(PROMPTS[:2]) + "\n")
-    code, _, err = cli("run", "prompts", "--prompts", source, "--scorer-arg", "model=tiny-random", "--device", "cpu",
-                         "--out", tmp_path / "R", "--quiet", "--no-view", capsys=capsys)
+    code, _, err = cli(
+        "run",
+        "prompts",
+        "--prompts",
+        source,
+        "--scorer-arg",
+        "model=tiny-random",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "R",
+        "--quiet",
+        "--no-view",
+        capsys=capsys,
+    )
     assert code == 0, err
     summary = _summary(tmp_path / "R")
     assert summary["metric"] == "vqascore" and summary["random_weights"] == ["generator dummy", "scorer vqascore"]
@@ -264,8 +348,9 @@ def test_the_gate_gates_each_tag_group(tmp_path, capsys):
     source = _write_jsonl(tmp_path / "p.jsonl", JSONL)
     for seed in ("1", "2"):
         assert _run(capsys, source, tmp_path / f"R{seed}", "--seed", seed)[0] == 0
-    code, out, _ = cli("gate", "--baseline", tmp_path / "R1", "--current", tmp_path / "R2", "--max-drop", "1",
-                       capsys=capsys)
+    code, out, _ = cli(
+        "gate", "--baseline", tmp_path / "R1", "--current", tmp_path / "R2", "--max-drop", "1", capsys=capsys
+    )
     groups = [line.split("|")[2].strip() for line in out.splitlines() if line.startswith("| vqascore |")]
     assert code == 0 and groups == ["Colors", "Counting", "Text", "Basic", "Writing", "Fine-grained Detail", "all"]
 
@@ -281,8 +366,16 @@ def test_the_documented_examples_give_the_documented_groups(tmp_path, capsys):
     expected = {
         ("drawbench_style.csv#Prompts",): ["Colors", "Counting", "Text", "all"],
         ("parti_style.tsv#Prompt", "--prompt-tags", "Category,Challenge"): [
-            "Animals", "Food & Beverage", "Artifacts", "Outdoor Scenes", "Imagination", "Fine-grained Detail",
-            "Quantity", "Basic", "all"],
+            "Animals",
+            "Food & Beverage",
+            "Artifacts",
+            "Outdoor Scenes",
+            "Imagination",
+            "Fine-grained Detail",
+            "Quantity",
+            "Basic",
+            "all",
+        ],
         ("mine.jsonl",): ["spatial", "color", "counting", "all"],
     }
     for n, ((source, *extra), groups) in enumerate(expected.items()):

@@ -21,8 +21,13 @@ from tests.support import ROOT, cli
 from ts_eval.errors import UsageError
 from ts_eval.store.files import read_jsonl
 
-PROMPTS = ["a red cube on top of a blue sphere", "three cats sleeping on a sofa", "a street sign that says open",
-           "five apples in a bowl", "a lighthouse at dusk"]
+PROMPTS = [
+    "a red cube on top of a blue sphere",
+    "three cats sleeping on a sofa",
+    "a street sign that says open",
+    "five apples in a bowl",
+    "a lighthouse at dusk",
+]
 GENERATOR_SOURCE = textwrap.dedent('''
     import random
 
@@ -39,9 +44,10 @@ GENERATOR_SOURCE = textwrap.dedent('''
             images.append(image)
         return images
 ''')
-needs_vqascore = pytest.mark.skipif(importlib.util.find_spec("t2v_metrics") is None
-                                    or importlib.util.find_spec("torch") is None,
-                                    reason="VQAScore needs the [genai] extra and t2v-metrics")
+needs_vqascore = pytest.mark.skipif(
+    importlib.util.find_spec("t2v_metrics") is None or importlib.util.find_spec("torch") is None,
+    reason="VQAScore needs the [genai] extra and t2v-metrics",
+)
 
 
 @pytest.fixture
@@ -60,8 +66,9 @@ def my_model(tmp_path, monkeypatch):
 @pytest.fixture
 def prompt_file(tmp_path) -> Path:
     path = tmp_path / "prompts.jsonl"
-    path.write_text("".join(json.dumps({"prompt": p, "kind": "colour" if i % 2 else "scene"}) + "\n"
-                            for i, p in enumerate(PROMPTS)))
+    path.write_text(
+        "".join(json.dumps({"prompt": p, "kind": "colour" if i % 2 else "scene"}) + "\n" for i, p in enumerate(PROMPTS))
+    )
     return path
 
 
@@ -78,37 +85,82 @@ def _cli_run(capsys, *args) -> Path:
 
 # -- the same summary as the CLI ------------------------------------------------------------------------
 
+
 def test_a_function_gives_the_summary_of_model_python(tmp_path, capsys, my_model, prompt_file):
     path, generate = my_model
     options = dict(prompts=str(prompt_file), n_samples=2, scorer="dummy", progress=False, view=False)
     results = ts_eval.evaluate("prompts", model=generate, out=str(tmp_path / "api"), **options)
-    cli_dir = _cli_run(capsys, "prompts", "--prompts", prompt_file, "--n-samples", "2", "--scorer", "dummy",
-                       "--model", "python", "--model-arg", f"entry={path}:generate", "--out", tmp_path / "cli")
+    cli_dir = _cli_run(
+        capsys,
+        "prompts",
+        "--prompts",
+        prompt_file,
+        "--n-samples",
+        "2",
+        "--scorer",
+        "dummy",
+        "--model",
+        "python",
+        "--model-arg",
+        f"entry={path}:generate",
+        "--out",
+        tmp_path / "cli",
+    )
     assert results.summary == _summary(cli_dir) == _summary(results.run_dir)
-    assert [r["sha256"] for r in read_jsonl(results.run_dir / "images.jsonl")] == \
-        [r["sha256"] for r in read_jsonl(cli_dir / "images.jsonl")]
+    assert [r["sha256"] for r in read_jsonl(results.run_dir / "images.jsonl")] == [
+        r["sha256"] for r in read_jsonl(cli_dir / "images.jsonl")
+    ]
     assert set(results.summary["groups"]) == {"scene", "colour", "all"}
 
 
 def test_a_folder_gives_the_summary_of_model_folder(tmp_path, capsys, my_model):
     _, generate = my_model
-    made = ts_eval.evaluate("genai-bench", model=generate, variant="527", split="hard", limit=6, scorer="dummy",
-                            out=str(tmp_path / "made"), progress=False, view=False)
+    made = ts_eval.evaluate(
+        "genai-bench",
+        model=generate,
+        variant="527",
+        split="hard",
+        limit=6,
+        scorer="dummy",
+        out=str(tmp_path / "made"),
+        progress=False,
+        view=False,
+    )
     options = dict(variant="527", split="hard", limit=6, scorer="dummy", progress=False, view=False)
     from_path = ts_eval.evaluate("genai-bench", model=made.run_dir, out=str(tmp_path / "api"), **options)
     from_text = ts_eval.evaluate("genai-bench", model=str(made.run_dir), out=str(tmp_path / "api-text"), **options)
-    cli_dir = _cli_run(capsys, "genai-bench", "--variant", "527", "--split", "hard", "--limit", "6", "--scorer",
-                       "dummy", "--model", "folder", "--model-arg", f"path={made.run_dir}", "--out", tmp_path / "cli")
+    cli_dir = _cli_run(
+        capsys,
+        "genai-bench",
+        "--variant",
+        "527",
+        "--split",
+        "hard",
+        "--limit",
+        "6",
+        "--scorer",
+        "dummy",
+        "--model",
+        "folder",
+        "--model-arg",
+        f"path={made.run_dir}",
+        "--out",
+        tmp_path / "cli",
+    )
     assert from_path.summary == from_text.summary == _summary(cli_dir)
     assert from_path.summary["model"] == "folder"
 
 
-@pytest.mark.parametrize("scorer, args", [
-    ("dummy", {}),
-    pytest.param("vqascore", {"model": "tiny-random"}, marks=needs_vqascore),
-])
-def test_score_of_in_memory_images_equals_the_run_of_the_same_images(tmp_path, capsys, my_model, prompt_file,
-                                                                      scorer, args):
+@pytest.mark.parametrize(
+    "scorer, args",
+    [
+        ("dummy", {}),
+        pytest.param("vqascore", {"model": "tiny-random"}, marks=needs_vqascore),
+    ],
+)
+def test_score_of_in_memory_images_equals_the_run_of_the_same_images(
+    tmp_path, capsys, my_model, prompt_file, scorer, args
+):
     _, generate = my_model
     images = generate(PROMPTS, list(range(100, 100 + len(PROMPTS))))
     folder = tmp_path / "images"
@@ -117,23 +169,50 @@ def test_score_of_in_memory_images_equals_the_run_of_the_same_images(tmp_path, c
         image.save(folder / f"{i:05d}.png")
     (tmp_path / "p.txt").write_text("\n".join(PROMPTS) + "\n")
     scorer_args = [a for k, v in args.items() for a in ("--scorer-arg", f"{k}={v}")]
-    cli_dir = _cli_run(capsys, "prompts", "--prompts", tmp_path / "p.txt", "--model", "folder", "--model-arg",
-                       f"path={folder}", "--scorer", scorer, *scorer_args, "--device", "cpu", "--out", tmp_path / "cli")
+    cli_dir = _cli_run(
+        capsys,
+        "prompts",
+        "--prompts",
+        tmp_path / "p.txt",
+        "--model",
+        "folder",
+        "--model-arg",
+        f"path={folder}",
+        "--scorer",
+        scorer,
+        *scorer_args,
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "cli",
+    )
     from_run = [r["value"] for r in read_jsonl(cli_dir / "samples.jsonl")]
     # in memory, and by path, and without the cache: every value computed again equals the run's
-    assert ts_eval.score(images, PROMPTS, scorer, scorer_args=args, device="cpu", cache=False,
-                         progress=False) == from_run
+    assert (
+        ts_eval.score(images, PROMPTS, scorer, scorer_args=args, device="cpu", cache=False, progress=False) == from_run
+    )
     paths = [str(folder / f"{i:05d}.png") for i in range(1, len(PROMPTS) + 1)]
-    assert ts_eval.score(paths, PROMPTS, scorer, scorer_args=args, device="cpu", batch_size=2,
-                         progress=False) == from_run
+    assert (
+        ts_eval.score(paths, PROMPTS, scorer, scorer_args=args, device="cpu", batch_size=2, progress=False) == from_run
+    )
 
 
 # -- Results ------------------------------------------------------------------------------------------
 
+
 def test_results_table_frame_verdict_and_load(tmp_path, capsys, my_model, prompt_file):
     _, generate = my_model
-    results = ts_eval.evaluate("prompts", model=generate, model_name="my-model", prompts=str(prompt_file),
-                               scorer="dummy", limit=4, out=str(tmp_path / "R"), progress=False, view=False)
+    results = ts_eval.evaluate(
+        "prompts",
+        model=generate,
+        model_name="my-model",
+        prompts=str(prompt_file),
+        scorer="dummy",
+        limit=4,
+        out=str(tmp_path / "R"),
+        progress=False,
+        view=False,
+    )
     assert results.run_dir == (tmp_path / "R").resolve()
     assert results.verdict.label == "custom prompts (no official recipe); subset: limit=4"
     assert not results.verdict.official
@@ -141,10 +220,24 @@ def test_results_table_frame_verdict_and_load(tmp_path, capsys, my_model, prompt
     assert code == 0 and results.table() + "\n" == printed  # the CLI's own table
     assert "[" not in results.table(ci=False) and results.table(fmt="latex").startswith("\\begin{tabular}")
     frame = results.to_pandas()
-    assert list(frame.columns) == ["prompt_id", "sample_index", "prompt", "tags", "metric", "value", "reason",
-                                   "image_path", "seed", "image_sha256"]
-    assert list(frame["prompt"]) == PROMPTS[:4] and list(frame["tags"]) == [["scene"], ["colour"], ["scene"],
-                                                                            ["colour"]]
+    assert list(frame.columns) == [
+        "prompt_id",
+        "sample_index",
+        "prompt",
+        "tags",
+        "metric",
+        "value",
+        "reason",
+        "image_path",
+        "seed",
+        "image_sha256",
+    ]
+    assert list(frame["prompt"]) == PROMPTS[:4] and list(frame["tags"]) == [
+        ["scene"],
+        ["colour"],
+        ["scene"],
+        ["colour"],
+    ]
     for row in frame.itertuples():
         assert hashlib.sha256(Path(row.image_path).read_bytes()).hexdigest() == row.image_sha256
     assert frame["value"].mean() == pytest.approx(results.summary["groups"]["all"]["mean"])
@@ -153,6 +246,7 @@ def test_results_table_frame_verdict_and_load(tmp_path, capsys, my_model, prompt
 
 
 # -- provenance, resume, lock --------------------------------------------------------------------------
+
 
 def test_a_function_is_described_resumed_and_renamed(tmp_path, my_model, prompt_file):
     _, generate = my_model
@@ -166,7 +260,10 @@ def test_a_function_is_described_resumed_and_renamed(tmp_path, my_model, prompt_
     first = ts_eval.evaluate("prompts", model=counted, **options)
     described = json.loads((tmp_path / "R" / "manifest.json").read_text())["settings"]["generator"]
     assert described["name"] == "python" and described["checkpoint_sha256"] is None
-    assert described["config"]["callable"] == f"{__name__}:test_a_function_is_described_resumed_and_renamed.<locals>.counted"
+    assert (
+        described["config"]["callable"]
+        == f"{__name__}:test_a_function_is_described_resumed_and_renamed.<locals>.counted"
+    )
     assert described["config"]["source_sha256"] == hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     assert sum(calls) == len(PROMPTS)
     again = ts_eval.evaluate("prompts", model=counted, **options)  # resumes: nothing made again
@@ -183,14 +280,22 @@ def test_a_locked_run_directory_is_refused(tmp_path, my_model, prompt_file):
     _, generate = my_model
     options = dict(prompts=str(prompt_file), scorer="dummy", out=str(tmp_path / "R"), progress=False, view=False)
     ts_eval.evaluate("prompts", model=generate, **options)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f'''
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from ts_eval.store import RunDir
         with RunDir({str(tmp_path / "R")!r}).lock():
             print("locked", flush=True)
             time.sleep(60)
-    ''')], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(UsageError, match=r"in use|locked|another"):
@@ -211,10 +316,13 @@ def test_bad_generators_are_one_line(tmp_path, prompt_file):
     for model, message in cases:
         with pytest.raises(UsageError, match=re_escape(message)):
             ts_eval.evaluate("prompts", model=model, overwrite=True, **options)
-    for kwargs, message in [({"model": 42}, "got int"), ({"model": "no-such-model"}, "neither a registered model"),
-                            ({"model": "dummy", "model_name": "x"}, "model_name names an in-memory model"),
-                            ({"model": print, "model_args": {"steps": 2}}, "takes only model_args batch_size"),
-                            ({"model": "dummy", "limitt": 3}, "unknown option(s) limitt")]:
+    for kwargs, message in [
+        ({"model": 42}, "got int"),
+        ({"model": "no-such-model"}, "neither a registered model"),
+        ({"model": "dummy", "model_name": "x"}, "model_name names an in-memory model"),
+        ({"model": print, "model_args": {"steps": 2}}, "takes only model_args batch_size"),
+        ({"model": "dummy", "limitt": 3}, "unknown option(s) limitt"),
+    ]:
         with pytest.raises(UsageError, match=re_escape(message)):
             ts_eval.evaluate("prompts", **{**options, **kwargs})
 
@@ -226,6 +334,7 @@ def re_escape(text: str) -> str:
 
 
 # -- a diffusers pipeline object -----------------------------------------------------------------------
+
 
 class _Scheduler:
     config: ClassVar[dict] = {"num_train_timesteps": 10}
@@ -245,13 +354,23 @@ class ShapedLikeAPipeline:
     def set_progress_bar_config(self, **kwargs):
         pass
 
-    def __call__(self, prompt, generator=None, output_type="pil", num_inference_steps=30, guidance_scale=7.0,
-                 negative_prompt=None, height=None, width=None):
+    def __call__(
+        self,
+        prompt,
+        generator=None,
+        output_type="pil",
+        num_inference_steps=30,
+        guidance_scale=7.0,
+        negative_prompt=None,
+        height=None,
+        width=None,
+    ):
         import torch
 
         self.calls.append({"n": len(prompt), "steps": num_inference_steps, "guidance": guidance_scale})
-        images = [Image.fromarray((torch.rand((16, 16, 3), generator=g) * 255).to(torch.uint8).numpy())
-                  for g in generator]
+        images = [
+            Image.fromarray((torch.rand((16, 16, 3), generator=g) * 255).to(torch.uint8).numpy()) for g in generator
+        ]
         return SimpleNamespace(images=images)
 
 
@@ -260,8 +379,9 @@ def test_a_pipeline_object_is_seeded_per_image_and_described(tmp_path, prompt_fi
     pipe = ShapedLikeAPipeline()
     options = dict(prompts=str(prompt_file), scorer="dummy", progress=False, view=False)
     one = ts_eval.evaluate("prompts", model=pipe, model_args={"steps": 3}, out=str(tmp_path / "b1"), **options)
-    three = ts_eval.evaluate("prompts", model=pipe, model_args={"steps": 3, "batch_size": 3},
-                             out=str(tmp_path / "b3"), **options)
+    three = ts_eval.evaluate(
+        "prompts", model=pipe, model_args={"steps": 3, "batch_size": 3}, out=str(tmp_path / "b3"), **options
+    )
     assert [c["n"] for c in pipe.calls] == [1] * 5 + [3, 2] and {c["steps"] for c in pipe.calls} == {3}
     assert {c["guidance"] for c in pipe.calls} == {7.0}  # the pipeline's own default, recorded
     hashes = [[r["sha256"] for r in read_jsonl(run / "images.jsonl")] for run in (one.run_dir, three.run_dir)]
@@ -282,22 +402,49 @@ def test_a_real_diffusers_pipeline_makes_the_images_of_model_diffusers(tmp_path,
 
     folder = build_tiny_diffusers(tmp_path / "tiny-sd").args["path"]
     pipe = AutoPipelineForText2Image.from_pretrained(folder)
-    results = ts_eval.evaluate("prompts", model=pipe, model_args={"steps": 2}, prompts=str(prompt_file),
-                               scorer="dummy", out=str(tmp_path / "api"), progress=False, view=False, device="cpu")
-    cli_dir = _cli_run(capsys, "prompts", "--prompts", prompt_file, "--model", "diffusers", "--model-arg",
-                       f"path={folder}", "--model-arg", "steps=2", "--scorer", "dummy", "--device", "cpu",
-                       "--out", tmp_path / "cli")
-    assert [r["sha256"] for r in read_jsonl(results.run_dir / "images.jsonl")] == \
-        [r["sha256"] for r in read_jsonl(cli_dir / "images.jsonl")]
+    results = ts_eval.evaluate(
+        "prompts",
+        model=pipe,
+        model_args={"steps": 2},
+        prompts=str(prompt_file),
+        scorer="dummy",
+        out=str(tmp_path / "api"),
+        progress=False,
+        view=False,
+        device="cpu",
+    )
+    cli_dir = _cli_run(
+        capsys,
+        "prompts",
+        "--prompts",
+        prompt_file,
+        "--model",
+        "diffusers",
+        "--model-arg",
+        f"path={folder}",
+        "--model-arg",
+        "steps=2",
+        "--scorer",
+        "dummy",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "cli",
+    )
+    assert [r["sha256"] for r in read_jsonl(results.run_dir / "images.jsonl")] == [
+        r["sha256"] for r in read_jsonl(cli_dir / "images.jsonl")
+    ]
     assert results.summary["groups"] == _summary(cli_dir)["groups"]
     described = json.loads((results.run_dir / "manifest.json").read_text())["settings"]["generator"]
     cli_described = json.loads((cli_dir / "manifest.json").read_text())["settings"]["generator"]
     assert described["checkpoint_sha256"] == cli_described["checkpoint_sha256"] is not None  # the same folder
-    assert described["config"]["pipeline"] == ("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion:"
-                                               "StableDiffusionPipeline")
+    assert described["config"]["pipeline"] == (
+        "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion:StableDiffusionPipeline"
+    )
 
 
 # -- score's input checks ------------------------------------------------------------------------------
+
 
 def test_score_input_errors_are_one_line(tmp_path):
     red = Image.new("RGB", (8, 8), "red")
@@ -341,6 +488,7 @@ def test_score_uses_the_cache_and_batches(tmp_path, monkeypatch):
 
 
 # -- the package -----------------------------------------------------------------------------------------
+
 
 def test_the_facade_names_are_the_api_functions_and_import_nothing_heavy():
     import ts_eval.api as api

@@ -13,8 +13,24 @@ from ts_eval.scorers.dummy import DummyScorer
 from ts_eval.store.files import read_jsonl
 from ts_eval.store.reader import RunDamaged, read_run
 
-RUN = ("run", "genai-bench", "--variant", "527", "--split", "hard", "--limit", "3", "--n-samples", "2",
-       "--model", "dummy", "--scorer", "dummy", "--quiet", "--no-view")
+RUN = (
+    "run",
+    "genai-bench",
+    "--variant",
+    "527",
+    "--split",
+    "hard",
+    "--limit",
+    "3",
+    "--n-samples",
+    "2",
+    "--model",
+    "dummy",
+    "--scorer",
+    "dummy",
+    "--quiet",
+    "--no-view",
+)
 
 
 def _rows(path, name):
@@ -59,10 +75,13 @@ def _edit_first_row(run, change) -> None:
     record_edit(run)
 
 
-@pytest.mark.parametrize("change, problem", [
-    (lambda row: row.update(prompt=row["prompt"] + " (edited)"), "another text than prompts.jsonl"),
-    (lambda row: row.update(path="images/99999/0000.png"), "the path 'images/99999/0000.png'"),
-])
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda row: row.update(prompt=row["prompt"] + " (edited)"), "another text than prompts.jsonl"),
+        (lambda row: row.update(path="images/99999/0000.png"), "the path 'images/99999/0000.png'"),
+    ],
+)
 def test_readers_refuse_rows_whose_prompt_or_path_disagree(tmp_path, change, problem, capsys):
     run = tmp_path / "R"
     assert cli(*RUN, "--out", run, capsys=capsys)[0] == 0

@@ -54,18 +54,54 @@ sys.exit(main(sys.argv[3:]))
 """
 
 SCENARIOS = {
-    "genai-bench": ["run", "genai-bench", "--variant", "527", "--split", "hard", "--limit", "3", "--model", "dummy",
-                    "--model-arg", "batch_size=2", "--scorer", "dummy", "--batch-size", "2", "--quiet"],
-    "geneval": ["run", "geneval", "--limit", "1", "--model", "dummy", "--model-arg", "batch_size=3",
-                "--scorer-arg", "detector=dummy", "--batch-size", "3", "--quiet"],
+    "genai-bench": [
+        "run",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--split",
+        "hard",
+        "--limit",
+        "3",
+        "--model",
+        "dummy",
+        "--model-arg",
+        "batch_size=2",
+        "--scorer",
+        "dummy",
+        "--batch-size",
+        "2",
+        "--quiet",
+    ],
+    "geneval": [
+        "run",
+        "geneval",
+        "--limit",
+        "1",
+        "--model",
+        "dummy",
+        "--model-arg",
+        "batch_size=3",
+        "--scorer-arg",
+        "detector=dummy",
+        "--batch-size",
+        "3",
+        "--quiet",
+    ],
 }
 VOLATILE = {"created", "updated", "timings", "environment"}  # manifest fields that say when and where, not what
 
 
 def child(target: int, root: Path, args: list[str], cache: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TS_EVAL_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-c", CHILD, str(target), str(root), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, str(target), str(root), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def snapshot(run: Path) -> dict[str, bytes]:
@@ -100,10 +136,17 @@ def test_killed_at_every_write_point_a_resume_is_byte_identical(scenario, tmp_pa
         got = snapshot(root / "R")
         differ = sorted(name for name in set(got) | set(expected) if got.get(name) != expected.get(name))
         temporaries = [str(p.relative_to(root)) for p in (root / "R").rglob("*.tmp")]
-        same = resumed.returncode == 0 and not differ and not leftovers and not temporaries \
+        same = (
+            resumed.returncode == 0
+            and not differ
+            and not leftovers
+            and not temporaries
             and not (root / "R" / "progress").exists()
-        why = (f"exit {resumed.returncode}, differing files {differ[:5]}, leftovers {leftovers}, "
-               f"temporaries {temporaries[:3]}, stderr: {resumed.stderr[-400:]}")
+        )
+        why = (
+            f"exit {resumed.returncode}, differing files {differ[:5]}, leftovers {leftovers}, "
+            f"temporaries {temporaries[:3]}, stderr: {resumed.stderr[-400:]}"
+        )
         return point, killed.returncode == -signal.SIGKILL, "" if same else why
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -119,18 +162,45 @@ def test_two_runs_racing_on_one_out_never_mix(tmp_path):
     """Two commands with different seeds into one --out: one wins, the other is refused in one line, and the
     run holds only the winner's images (measured before the lock: 40 of 60 images came from the other seed)."""
     slow = tmp_path / "slow.py"
-    slow.write_text("import time\nfrom PIL import Image\n"
-                    "def make(prompts, seeds):\n    time.sleep(0.05)\n"
-                    "    return [Image.new('RGB', (8, 8), (s % 256, s // 256 % 256, 0)) for s in seeds]\n")
+    slow.write_text(
+        "import time\nfrom PIL import Image\n"
+        "def make(prompts, seeds):\n    time.sleep(0.05)\n"
+        "    return [Image.new('RGB', (8, 8), (s % 256, s // 256 % 256, 0)) for s in seeds]\n"
+    )
     out = tmp_path / "R"
 
     def command(seed: int) -> list[str]:
-        return [sys.executable, "-m", "ts_eval", "run", "genai-bench", "--variant", "527", "--split", "hard",
-                "--limit", "20", "--model", "python", "--model-arg", f"entry={slow}:make", "--model-arg",
-                "batch_size=1", "--scorer", "dummy", "--seed", str(seed), "--out", str(out), "--quiet"]
+        return [
+            sys.executable,
+            "-m",
+            "ts_eval",
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--split",
+            "hard",
+            "--limit",
+            "20",
+            "--model",
+            "python",
+            "--model-arg",
+            f"entry={slow}:make",
+            "--model-arg",
+            "batch_size=1",
+            "--scorer",
+            "dummy",
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
 
-    processes = [subprocess.Popen(command(seed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for seed in (0, 1)]
+    processes = [
+        subprocess.Popen(command(seed), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for seed in (0, 1)
+    ]
     results = [(p.wait(timeout=600), p.stderr.read()) for p in processes]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 2], results

@@ -17,8 +17,20 @@ from tests.support import ROOT, cli, record_edit
 from ts_eval.errors import UsageError
 from ts_eval.store import RunDir, RunLock, read_jsonl, write_jsonl
 
-RUN = ["genai-bench", "--variant", "527", "--split", "hard", "--limit", "6", "--model", "dummy", "--scorer",
-       "dummy", "--quiet"]
+RUN = [
+    "genai-bench",
+    "--variant",
+    "527",
+    "--split",
+    "hard",
+    "--limit",
+    "6",
+    "--model",
+    "dummy",
+    "--scorer",
+    "dummy",
+    "--quiet",
+]
 
 
 def make_run(out: Path, *extra: str) -> Path:
@@ -43,10 +55,13 @@ def one_line(capsys) -> str:
 
 # -- the lock ----------------------------------------------------------------------------------------
 
+
 def _holder(path: Path) -> subprocess.Popen:
     """Another process holding the run's lock until killed."""
-    code = ("import sys, time; from ts_eval.store import RunLock; RunLock(sys.argv[1]).acquire(); "
-            "print('held', flush=True); time.sleep(600)")
+    code = (
+        "import sys, time; from ts_eval.store import RunLock; RunLock(sys.argv[1]).acquire(); "
+        "print('held', flush=True); time.sleep(600)"
+    )
     process = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "held"
     return process
@@ -57,8 +72,7 @@ def test_a_second_writer_gets_one_line_naming_the_holder(clean, tmp_path, capsys
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     holder = _holder(run)
     try:
-        for command in (["run", *RUN, "--out", run], ["score", run, "--scorer", "dummy", "--quiet"],
-                        ["report", run]):
+        for command in (["run", *RUN, "--out", run], ["score", run, "--scorer", "dummy", "--quiet"], ["report", run]):
             capsys.readouterr()
             assert cli(*command)[0] == 2
             line = one_line(capsys)
@@ -79,6 +93,7 @@ def test_lock_is_exclusive_within_a_process_too(tmp_path):
 
 
 # -- creation --------------------------------------------------------------------------------------
+
 
 def test_a_kill_during_creation_leaves_no_half_made_directory(tmp_path, monkeypatch, capsys):
     import ts_eval.store.rundir as rundir
@@ -134,6 +149,7 @@ def test_resume_remakes_an_image_recorded_with_another_seed(clean, tmp_path):
 
 
 # -- every reader refuses a damaged run ------------------------------------------------------------
+
 
 def _dup_samples(run):
     rows = read_jsonl(run / "samples.jsonl")
@@ -215,8 +231,14 @@ READERS = {
 @pytest.mark.parametrize("reader", READERS)
 def test_every_reader_refuses_a_damaged_run(clean, tmp_path, capsys, damage, reader):
     edit, reason = DAMAGE[damage]
-    if reader == "score" and damage in ("duplicated rows", "half the rows deleted", "extra sample_index",
-                                        "edited score", "metric changed in the manifest", "image rows forged"):
+    if reader == "score" and damage in (
+        "duplicated rows",
+        "half the rows deleted",
+        "extra sample_index",
+        "edited score",
+        "metric changed in the manifest",
+        "image rows forged",
+    ):
         pytest.skip("score repairs damaged scores (tested below)")
     run = copy(clean, tmp_path)
     edit(run)
@@ -235,8 +257,10 @@ def test_score_rebuilds_damaged_scores_from_the_images(clean, tmp_path, damage):
     DAMAGE[damage][0](run)
     assert cli("score", run, "--scorer", "dummy", "--quiet")[0] == 0
     assert (run / "samples.jsonl").read_bytes() == (clean / "samples.jsonl").read_bytes()
-    assert json.loads((run / "summary.json").read_text())["groups"] == \
-        json.loads((clean / "summary.json").read_text())["groups"]
+    assert (
+        json.loads((run / "summary.json").read_text())["groups"]
+        == json.loads((clean / "summary.json").read_text())["groups"]
+    )
 
 
 def test_a_resume_never_keeps_an_edited_score(clean, tmp_path):
@@ -270,11 +294,29 @@ def test_kill_mid_batch_keeps_every_image_already_written(tmp_path):
         "    calls.append(1)\n"
         "    if len(calls) == 2:\n"
         "        import time; time.sleep(1.0); os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return [Image.new('RGB', (8, 8), (s % 256, 0, 0)) for s in seeds]\n")
+        "    return [Image.new('RGB', (8, 8), (s % 256, 0, 0)) for s in seeds]\n"
+    )
     out = tmp_path / "R"
-    args = [sys.executable, "-m", "ts_eval", "generate", "genai-bench", "--variant", "527", "--limit", "8",
-            "--model", "python", "--model-arg", f"entry={module}:make", "--model-arg", "batch_size=4",
-            "--out", str(out), "--quiet"]
+    args = [
+        sys.executable,
+        "-m",
+        "ts_eval",
+        "generate",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--limit",
+        "8",
+        "--model",
+        "python",
+        "--model-arg",
+        f"entry={module}:make",
+        "--model-arg",
+        "batch_size=4",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL
     rows = [r for p in (out / "progress").glob("images-rank*.jsonl") for r in read_jsonl(p)]
@@ -289,9 +331,26 @@ def test_an_image_keeps_its_batch_companions_on_resume(tmp_path):
         "from PIL import Image\n"
         "def make(prompts, seeds):\n"
         "    mix = sum(seeds) % 251\n"
-        "    return [Image.new('RGB', (8, 8), (s % 256, mix, len(prompts))) for s in seeds]\n")
-    args = ["run", "genai-bench", "--variant", "527", "--limit", "10", "--model", "python", "--model-arg",
-            f"entry={module}:make", "--model-arg", "batch_size=4", "--scorer", "dummy", "--quiet", "--no-view"]
+        "    return [Image.new('RGB', (8, 8), (s % 256, mix, len(prompts))) for s in seeds]\n"
+    )
+    args = [
+        "run",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--limit",
+        "10",
+        "--model",
+        "python",
+        "--model-arg",
+        f"entry={module}:make",
+        "--model-arg",
+        "batch_size=4",
+        "--scorer",
+        "dummy",
+        "--quiet",
+        "--no-view",
+    ]
     clean, resumed = tmp_path / "clean", tmp_path / "resumed"
     assert cli(*args, "--out", clean)[0] == 0
     shutil.copytree(clean, resumed)

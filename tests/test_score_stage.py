@@ -24,16 +24,41 @@ def _count_scored(monkeypatch) -> list[int]:
 
 def test_scores_are_cached_by_content_across_run_directories(tmp_path, monkeypatch):
     calls = _count_scored(monkeypatch)
-    first = run("genai-bench", variant="527", split="hard", limit=6, model="dummy", scorer="dummy",
-                out=str(tmp_path / "A"), progress=False)
+    first = run(
+        "genai-bench",
+        variant="527",
+        split="hard",
+        limit=6,
+        model="dummy",
+        scorer="dummy",
+        out=str(tmp_path / "A"),
+        progress=False,
+    )
     assert sum(calls) == 6
-    second = run("genai-bench", variant="527", split="hard", limit=6, model="dummy", scorer="dummy",
-                 out=str(tmp_path / "B"), progress=False)
+    second = run(
+        "genai-bench",
+        variant="527",
+        split="hard",
+        limit=6,
+        model="dummy",
+        scorer="dummy",
+        out=str(tmp_path / "B"),
+        progress=False,
+    )
     assert sum(calls) == 6  # same images, same prompts, same scorer settings: nothing scored again
     assert first["groups"] == second["groups"]
     assert (tmp_path / "A" / "samples.jsonl").read_bytes() == (tmp_path / "B" / "samples.jsonl").read_bytes()
-    run("genai-bench", variant="527", split="hard", limit=6, model="dummy", scorer="dummy", cache=False,
-        out=str(tmp_path / "C"), progress=False)
+    run(
+        "genai-bench",
+        variant="527",
+        split="hard",
+        limit=6,
+        model="dummy",
+        scorer="dummy",
+        cache=False,
+        out=str(tmp_path / "C"),
+        progress=False,
+    )
     assert sum(calls) == 12
 
 
@@ -70,13 +95,26 @@ def test_rewrites_reach_the_generator_and_the_scorer_judges_the_original(tmp_pat
     rewrites.write_text(json.dumps({"prompt_id": "00002", "prompt": "A long, detailed rewritten caption."}) + "\n")
     seen_by_generator, seen_by_scorer = [], []
     from ts_eval.generators.dummy import DummyGenerator
+
     gen, scr = DummyGenerator.generate, DummyScorer.score
-    monkeypatch.setattr(DummyGenerator, "generate",
-                        lambda self, reqs: seen_by_generator.extend(r.prompt for r in reqs) or gen(self, reqs))
-    monkeypatch.setattr(DummyScorer, "score",
-                        lambda self, reqs: seen_by_scorer.extend(r.prompt.prompt for r in reqs) or scr(self, reqs))
-    run("genai-bench", variant="527", limit=3, model="dummy", scorer="dummy", prompt_rewrites=str(rewrites),
-        out=str(tmp_path / "R"), progress=False)
+    monkeypatch.setattr(
+        DummyGenerator,
+        "generate",
+        lambda self, reqs: seen_by_generator.extend(r.prompt for r in reqs) or gen(self, reqs),
+    )
+    monkeypatch.setattr(
+        DummyScorer, "score", lambda self, reqs: seen_by_scorer.extend(r.prompt.prompt for r in reqs) or scr(self, reqs)
+    )
+    run(
+        "genai-bench",
+        variant="527",
+        limit=3,
+        model="dummy",
+        scorer="dummy",
+        prompt_rewrites=str(rewrites),
+        out=str(tmp_path / "R"),
+        progress=False,
+    )
     prompts = read_jsonl(tmp_path / "R" / "prompts.jsonl")
     assert seen_by_generator[1] == "A long, detailed rewritten caption."
     assert seen_by_scorer[1] == prompts[1]["prompt"] != seen_by_generator[1]

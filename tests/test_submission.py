@@ -28,8 +28,15 @@ RUN_FILES = ("manifest.json", "prompts.jsonl", "samples.jsonl", "summary.json", 
 
 
 def dummy_run(out: Path, **options) -> Path:
-    evaluate_run("genai-bench", **{"variant": "527", "split": "hard", **options}, model="dummy", scorer="dummy",
-                 out=str(out), progress=False, cache=False)
+    evaluate_run(
+        "genai-bench",
+        **{"variant": "527", "split": "hard", **options},
+        model="dummy",
+        scorer="dummy",
+        out=str(out),
+        progress=False,
+        cache=False,
+    )
     return out
 
 
@@ -48,8 +55,12 @@ def make_official_tasks(folder: Path, scorer: dict | None = None) -> Path:
 
     spec = load_task("genai-bench")
     raw = yaml.safe_load(spec.path.read_text())
-    raw["official"] = {"n_samples": 1, "image_format": {"one_of": ["png", "jpeg"]}, "prompt_rewrites": False,
-                       "scorer": scorer or DummyScorer({}, task=spec).describe()}
+    raw["official"] = {
+        "n_samples": 1,
+        "image_format": {"one_of": ["png", "jpeg"]},
+        "prompt_rewrites": False,
+        "scorer": scorer or DummyScorer({}, task=spec).describe(),
+    }
     for variant in raw["variants"].values():
         if variant.get("bundled"):
             variant["bundled"] = str(bundled_tasks_dir() / variant["bundled"])
@@ -101,11 +112,20 @@ def resummarized(members: dict[str, bytes]) -> dict[str, bytes]:
         return {**members, **{n: (Path(tmp) / n).read_bytes() for n in ("summary.json", "manifest.json")}}
 
 
-def pack(path: Path, members: dict[str, bytes], *, extra: list[tuple[zipfile.ZipInfo, bytes]] = (),
-         checksums: dict[str, str] | None = None, compression: int = zipfile.ZIP_DEFLATED) -> Path:
+def pack(
+    path: Path,
+    members: dict[str, bytes],
+    *,
+    extra: list[tuple[zipfile.ZipInfo, bytes]] = (),
+    checksums: dict[str, str] | None = None,
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> Path:
     """A hand-made submission: members, extra raw entries, and a checksums file (correct unless given)."""
-    digests = checksums if checksums is not None else {
-        **{n: sha(d) for n, d in members.items()}, **{i.filename: sha(d) for i, d in extra}}
+    digests = (
+        checksums
+        if checksums is not None
+        else {**{n: sha(d) for n, d in members.items()}, **{i.filename: sha(d) for i, d in extra}}
+    )
     with zipfile.ZipFile(path, "w", compression) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
@@ -127,6 +147,7 @@ def db_state(db: Path) -> bytes | None:
 
 
 # -- submit ------------------------------------------------------------------------------------------
+
 
 def test_submit_packs_run_files_with_checksums(hard_run, tmp_path, capsys):
     code, out, _ = cli(capsys, "submit", hard_run, "--out", tmp_path / "sub.zip")
@@ -200,15 +221,30 @@ def test_submit_needs_a_run_directory(tmp_path, capsys):
 
 # -- official or labelled: the verdict is recomputed from the manifest -----------------------------
 
+
 def show_rows(capsys, db: Path, tasks: Path, split: str = "hard") -> list[dict]:
-    code, out, err = cli(capsys, "leaderboard", "show", "--db", db, "--tasks-dir", tasks, "--task", "genai-bench",
-                         "--split", split, "--format", "json")
+    code, out, err = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--db",
+        db,
+        "--tasks-dir",
+        tasks,
+        "--task",
+        "genai-bench",
+        "--split",
+        split,
+        "--format",
+        "json",
+    )
     assert code == 0, err
     return json.loads(out)["rows"]
 
 
 def test_dummy_scored_run_is_unofficial_rejected_by_default_and_listed_labelled_when_allowed(
-        hard_run, tmp_path, capsys, official_tasks):
+    hard_run, tmp_path, capsys, official_tasks
+):
     vqascore = make_official_tasks(tmp_path / "vqascore-tasks", scorer={"name": "vqascore", "model": "clip-flant5-xxl"})
     db = tmp_path / "board.sqlite"
     sub = tmp_path / "sub.zip"
@@ -224,12 +260,28 @@ def test_dummy_scored_run_is_unofficial_rejected_by_default_and_listed_labelled_
     assert "unofficial: scorer.name=dummy" in out
     rows = show_rows(capsys, db, vqascore)
     assert [(r["rank"], r["official"], r["verdict"]["label"]) for r in rows] == [
-        (None, False, "unofficial: scorer.name=dummy")]
-    assert rows[0]["verdict"]["differences"] == ["scorer.name=dummy (official: vqascore)",
-                                                 "scorer.model=missing (official: clip-flant5-xxl)"]
+        (None, False, "unofficial: scorer.name=dummy")
+    ]
+    assert rows[0]["verdict"]["differences"] == [
+        "scorer.name=dummy (official: vqascore)",
+        "scorer.model=missing (official: clip-flant5-xxl)",
+    ]
     for fmt in ("md", "csv", "html"):
-        code, text, _ = cli(capsys, "leaderboard", "show", "--db", db, "--tasks-dir", vqascore, "--task",
-                            "genai-bench", "--split", "hard", "--format", fmt)
+        code, text, _ = cli(
+            capsys,
+            "leaderboard",
+            "show",
+            "--db",
+            db,
+            "--tasks-dir",
+            vqascore,
+            "--task",
+            "genai-bench",
+            "--split",
+            "hard",
+            "--format",
+            fmt,
+        )
         assert code == 0 and "unofficial: scorer.name=dummy" in text and "self-reported" in text
 
 
@@ -248,8 +300,9 @@ def test_a_verdict_or_flag_stored_in_the_manifest_is_never_trusted(hard_run, tmp
     assert cli(capsys, "leaderboard", "add", archive, "--db", db, "--tasks-dir", tasks, "--allow-unofficial")[0] == 0
     [row] = show_rows(capsys, db, tasks)
     assert row["verdict"]["label"] == "unofficial: scorer.model=tiny-random" and row["rank"] is None
-    code, md, _ = cli(capsys, "leaderboard", "show", "--db", db, "--tasks-dir", tasks, "--task", "genai-bench",
-                      "--split", "hard")
+    code, md, _ = cli(
+        capsys, "leaderboard", "show", "--db", db, "--tasks-dir", tasks, "--task", "genai-bench", "--split", "hard"
+    )
     assert "| vqascore | unofficial: scorer.model=tiny-random | self-reported |" in md
 
 
@@ -263,14 +316,26 @@ def test_subset_runs_refused_by_submit_and_add_unless_allowed(option, label, off
     code, out, _ = cli(capsys, "submit", run, "--out", sub, "--allow-unofficial", "--tasks-dir", official_tasks)
     assert code == 0 and f"verdict: official; subset: {label}" in out
     db = tmp_path / "board.sqlite"
-    assert cli(capsys, "leaderboard", "add", pack(tmp_path / "full.zip", members_of(dummy_run(tmp_path / "full"))),
-               "--db", db, "--tasks-dir", official_tasks)[0] == 0
+    assert (
+        cli(
+            capsys,
+            "leaderboard",
+            "add",
+            pack(tmp_path / "full.zip", members_of(dummy_run(tmp_path / "full"))),
+            "--db",
+            db,
+            "--tasks-dir",
+            official_tasks,
+        )[0]
+        == 0
+    )
     before = db_state(db)
     code, _, err = cli(capsys, "leaderboard", "add", sub, "--db", db, "--tasks-dir", official_tasks)
     assert code == 1 and err.count("\n") == 1 and f"official; subset: {label}; the board lists only" in err
     assert db_state(db) == before
-    code, _, err = cli(capsys, "leaderboard", "add", sub, "--db", db, "--tasks-dir", official_tasks,
-                       "--allow-unofficial")
+    code, _, err = cli(
+        capsys, "leaderboard", "add", sub, "--db", db, "--tasks-dir", official_tasks, "--allow-unofficial"
+    )
     assert code == 0, err
     rows = show_rows(capsys, db, official_tasks)
     assert [(r["rank"], r["verdict"]["label"]) for r in rows] == [(1, "official"), (None, f"official; subset: {label}")]
@@ -287,13 +352,31 @@ def test_a_subset_must_hold_exactly_the_prompts_its_selection_picks(tmp_path, ca
     assert code == 1 and "missing prompts: 293 of the 313" in err
     manifest["settings"]["task"]["limit"] = 10  # claims fewer than it holds
     archive = pack(tmp_path / "b.zip", {**members, "manifest.json": json.dumps(manifest).encode()})
-    code, _, err = cli(capsys, "leaderboard", "add", archive, "--db", tmp_path / "db", "--tasks-dir", official_tasks,
-                       "--allow-unofficial")
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        archive,
+        "--db",
+        tmp_path / "db",
+        "--tasks-dir",
+        official_tasks,
+        "--allow-unofficial",
+    )
     assert code == 1 and "which is not in the official genai-bench 527 hard (limit=10) set" in err
     manifest["settings"]["task"]["limit"] = "20"
     archive = pack(tmp_path / "c.zip", {**members, "manifest.json": json.dumps(manifest).encode()})
-    code, _, err = cli(capsys, "leaderboard", "add", archive, "--db", tmp_path / "db", "--tasks-dir", official_tasks,
-                       "--allow-unofficial")
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        archive,
+        "--db",
+        tmp_path / "db",
+        "--tasks-dir",
+        official_tasks,
+        "--allow-unofficial",
+    )
     assert code == 1 and err.count("\n") == 1
     assert not (tmp_path / "db").exists()
 
@@ -302,8 +385,19 @@ def test_a_declared_split_is_a_board_of_its_own(hard_run, tmp_path, capsys, offi
     db = tmp_path / "board.sqlite"
     whole = dummy_run(tmp_path / "all", split="all")
     for run in (hard_run, whole):
-        assert cli(capsys, "leaderboard", "add", pack(tmp_path / f"{run.name}.zip", members_of(run)), "--db", db,
-                   "--tasks-dir", official_tasks)[0] == 0
+        assert (
+            cli(
+                capsys,
+                "leaderboard",
+                "add",
+                pack(tmp_path / f"{run.name}.zip", members_of(run)),
+                "--db",
+                db,
+                "--tasks-dir",
+                official_tasks,
+            )[0]
+            == 0
+        )
     hard, everything = show_rows(capsys, db, official_tasks, "hard"), show_rows(capsys, db, official_tasks, "all")
     assert [(r["rank"], r["n_prompts"], r["verdict"]["split"]) for r in hard] == [(1, 313, "hard")]
     assert [(r["rank"], r["n_prompts"], r["verdict"]["split"]) for r in everything] == [(1, 527, None)]
@@ -311,24 +405,43 @@ def test_a_declared_split_is_a_board_of_its_own(hard_run, tmp_path, capsys, offi
 
 # -- acceptance: submit -> add -> show; tampered archives rejected, the board unchanged -------------
 
+
 def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch, official_tasks):
     db = tmp_path / "board.sqlite"
     sub = tmp_path / "sub.zip"
     assert cli(capsys, "submit", hard_run, "--out", sub)[0] == 0
-    code, out, err = cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", db,
-                         "--name", "dummy-hard")
+    code, out, err = cli(
+        capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", db, "--name", "dummy-hard"
+    )
     assert code == 0, err
     assert "; official; self-reported: no image was re-scored" in out
-    code, out, _ = cli(capsys, "leaderboard", "show", "--tasks-dir", official_tasks, "--db", db, "--task",
-                       "genai-bench",
-                       "--split", "hard", "--format", "json")
+    code, out, _ = cli(
+        capsys,
+        "leaderboard",
+        "show",
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        db,
+        "--task",
+        "genai-bench",
+        "--split",
+        "hard",
+        "--format",
+        "json",
+    )
     shown = json.loads(out)["rows"]
     summary = json.loads((hard_run / "summary.json").read_text())
     assert len(shown) == 1
     assert shown[0]["name"] == "dummy-hard" and shown[0]["model"] == "dummy" and shown[0]["rank"] == 1
     # `hard` is a declared split, a board of its own: official, not a subset.
-    assert shown[0]["verdict"] == {"official": True, "label": "official", "differences": [], "subset": None,
-                                   "split": "hard"}
+    assert shown[0]["verdict"] == {
+        "official": True,
+        "label": "official",
+        "differences": [],
+        "subset": None,
+        "split": "hard",
+    }
     assert shown[0]["trust"]["label"] == "self-reported" and shown[0]["trust"]["images"] == 313
     assert shown[0]["score"] == summary["groups"]["all"]["mean"]
     assert shown[0]["ci95"] == summary["groups"]["all"]["ci95"]
@@ -339,8 +452,11 @@ def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch,
     samples = rows(members["samples.jsonl"])
     samples[5]["value"] = round(1.0 - samples[5]["value"], 6)
     before = db_state(db)
-    as_is = pack(tmp_path / "as-is.zip", {**members, "samples.jsonl": jsonl(samples)},
-                 checksums={n: sha(d) for n, d in members.items()})
+    as_is = pack(
+        tmp_path / "as-is.zip",
+        {**members, "samples.jsonl": jsonl(samples)},
+        checksums={n: sha(d) for n, d in members.items()},
+    )
     code, _, err = cli(capsys, "leaderboard", "add", as_is, "--tasks-dir", official_tasks, "--db", db)
     assert code == 1 and "checksum mismatch for 'samples.jsonl'" in err
     tampered = pack(tmp_path / "tampered.zip", {**members, "samples.jsonl": jsonl(samples)})
@@ -348,8 +464,10 @@ def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch,
     assert code == 1 and "samples.jsonl was changed" in err and len(err.strip().splitlines()) == 1
     manifest = json.loads(members["manifest.json"])
     manifest["files"]["samples.jsonl"] = sha(jsonl(samples))  # a forger redoes the manifest's record too
-    forged = pack(tmp_path / "forged.zip", {**members, "samples.jsonl": jsonl(samples),
-                                            "manifest.json": json.dumps(manifest).encode()})
+    forged = pack(
+        tmp_path / "forged.zip",
+        {**members, "samples.jsonl": jsonl(samples), "manifest.json": json.dumps(manifest).encode()},
+    )
     code, _, err = cli(capsys, "leaderboard", "add", forged, "--tasks-dir", official_tasks, "--db", db)
     assert code == 1 and "summary.json does not equal" in err and len(err.strip().splitlines()) == 1
     assert db_state(db) == before
@@ -368,6 +486,7 @@ def test_submit_add_show_and_rejections(hard_run, tmp_path, capsys, monkeypatch,
 
 
 # -- one hand-made archive per rejection reason ------------------------------------------------------
+
 
 def _edit_samples(members, edit) -> dict[str, bytes]:
     samples = rows(members["samples.jsonl"])
@@ -408,10 +527,14 @@ def _archive(case: str, members: dict[str, bytes], path: Path) -> Path:
     if case == "prompt tags not official":
         return pack(path, _edit_prompts(members, lambda p: _set(p[3], "tags", ["advanced"])))
     if case == "prompt not in the official set":
+
         def add(prompts):
             prompts.append({"prompt_id": "99999", "prompt": "an extra prompt", "tags": ["advanced"], "metadata": {}})
+
         edited = _edit_prompts(members, add)
-        samples = rows(edited["samples.jsonl"]) + [{"prompt_id": "99999", "sample_index": 0, "metric": "vqascore", "value": 1.0}]
+        samples = rows(edited["samples.jsonl"]) + [
+            {"prompt_id": "99999", "sample_index": 0, "metric": "vqascore", "value": 1.0}
+        ]
         return pack(path, resummarized({**edited, "samples.jsonl": jsonl(samples)}))
     if case == "missing prompts":
         first = rows(members["prompts.jsonl"])[0]["prompt_id"]
@@ -447,14 +570,23 @@ def _archive(case: str, members: dict[str, bytes], path: Path) -> Path:
     if case == "drive letter":
         return pack(path, members, extra=[(zipfile.ZipInfo("C:/evil"), b"x")])
     if case == "symbolic link":
-        return pack(path, {k: v for k, v in members.items() if k != "images.jsonl"},
-                    extra=[(unix_entry("images.jsonl", stat.S_IFLNK | 0o777), b"/etc/passwd")])
+        return pack(
+            path,
+            {k: v for k, v in members.items() if k != "images.jsonl"},
+            extra=[(unix_entry("images.jsonl", stat.S_IFLNK | 0o777), b"/etc/passwd")],
+        )
     if case == "device":
-        return pack(path, {k: v for k, v in members.items() if k != "images.jsonl"},
-                    extra=[(unix_entry("images.jsonl", stat.S_IFCHR | 0o666), b"")])
+        return pack(
+            path,
+            {k: v for k, v in members.items() if k != "images.jsonl"},
+            extra=[(unix_entry("images.jsonl", stat.S_IFCHR | 0o666), b"")],
+        )
     if case == "fifo":
-        return pack(path, {k: v for k, v in members.items() if k != "images.jsonl"},
-                    extra=[(unix_entry("images.jsonl", stat.S_IFIFO | 0o666), b"")])
+        return pack(
+            path,
+            {k: v for k, v in members.items() if k != "images.jsonl"},
+            extra=[(unix_entry("images.jsonl", stat.S_IFIFO | 0o666), b"")],
+        )
     if case == "zip bomb":
         return pack(path, {**members, "detections.jsonl": b"\0" * (8 << 20)})
     if case == "unexpected member":
@@ -474,7 +606,7 @@ def _archive(case: str, members: dict[str, bytes], path: Path) -> Path:
         pack(path, {**members, "detections.jsonl": b"{}\n"})
         data = bytearray(path.read_bytes())
         header = data.index(b"PK\x01\x02")  # first central directory entry
-        while data[header + 46:header + 46 + len(b"detections.jsonl")] != b"detections.jsonl":
+        while data[header + 46 : header + 46 + len(b"detections.jsonl")] != b"detections.jsonl":
             header = data.index(b"PK\x01\x02", header + 4)
         data[header + 8] |= 0x1
         path.write_bytes(bytes(data))
@@ -488,8 +620,11 @@ def _archive(case: str, members: dict[str, bytes], path: Path) -> Path:
         return pack(path, members, extra=[(zipfile.ZipInfo(rows(members["images.jsonl"])[1]["path"]), b"\x89PNG")])
     if case == "image bytes differ":
         image_row = rows(members["images.jsonl"])[0]
-        return pack(path, {**members, "images.jsonl": jsonl([image_row])},
-                    extra=[(zipfile.ZipInfo(image_row["path"]), b"\x89PNG not the scored image")])
+        return pack(
+            path,
+            {**members, "images.jsonl": jsonl([image_row])},
+            extra=[(zipfile.ZipInfo(image_row["path"]), b"\x89PNG not the scored image")],
+        )
     raise AssertionError(case)
 
 
@@ -554,18 +689,40 @@ def test_add_rejects(case, honest_members, tmp_path, capsys, monkeypatch, offici
 def test_honest_archive_passes_the_same_checks(honest_members, tmp_path, capsys, official_tasks):
     """The hand-made packer itself is not what the cases above reject."""
     archive = pack(tmp_path / "sub.zip", honest_members)
-    assert cli(capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks,
-               "--db", tmp_path / "board.sqlite")[0] == 0
+    assert (
+        cli(capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks, "--db", tmp_path / "board.sqlite")[0]
+        == 0
+    )
 
 
 def test_member_and_size_limits(honest_members, tmp_path, capsys, official_tasks):
     archive = pack(tmp_path / "sub.zip", honest_members)
     total = sum(len(d) for d in honest_members.values())
-    code, _, err = cli(capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks, "--db", tmp_path / "db",
-                       "--max-members", 5)
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        archive,
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        tmp_path / "db",
+        "--max-members",
+        5,
+    )
     assert code == 1 and "6 members exceed the limit of 5" in err
-    code, _, err = cli(capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks, "--db", tmp_path / "db",
-                       "--max-size-mb", (total - 1000) / (1 << 20))
+    code, _, err = cli(
+        capsys,
+        "leaderboard",
+        "add",
+        archive,
+        "--tasks-dir",
+        official_tasks,
+        "--db",
+        tmp_path / "db",
+        "--max-size-mb",
+        (total - 1000) / (1 << 20),
+    )
     assert code == 1 and "more than the limit" in err
     assert not (tmp_path / "db").exists()
 
@@ -577,8 +734,9 @@ def test_stored_png_is_not_a_bomb(hard_run, tmp_path, capsys, official_tasks):
     with zipfile.ZipFile(sub) as zf:
         worst = max(i.file_size / max(i.compress_size, 1) for i in zf.infolist())
     assert worst < 20
-    assert cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db",
-               tmp_path / "board.sqlite")[0] == 0
+    assert (
+        cli(capsys, "leaderboard", "add", sub, "--tasks-dir", official_tasks, "--db", tmp_path / "board.sqlite")[0] == 0
+    )
 
 
 def test_board_version_differs_from_submission(honest_members, tmp_path, capsys, official_tasks):
@@ -590,8 +748,9 @@ def test_board_version_differs_from_submission(honest_members, tmp_path, capsys,
         conn.execute("UPDATE boards SET task_version = 7")
     other = _edit_samples(honest_members, lambda s: _set(s[0], "value", 0.5))  # different scores, not a duplicate
     before = db_state(db)
-    code, _, err = cli(capsys, "leaderboard", "add", pack(tmp_path / "b.zip", other), "--tasks-dir", official_tasks,
-                       "--db", db)
+    code, _, err = cli(
+        capsys, "leaderboard", "add", pack(tmp_path / "b.zip", other), "--tasks-dir", official_tasks, "--db", db
+    )
     assert code == 1 and "is not the board's version 7" in err
     assert db_state(db) == before
 
@@ -608,6 +767,7 @@ def test_checksums_file_is_sha256sum_format(hard_run, tmp_path, capsys):
 
 # -- hostile archives: what reaches the disk before the rejection ------------------------------------
 
+
 class MeasuredTemporaryDirectory(tempfile.TemporaryDirectory):
     """Records how many bytes the extraction folder holds when it is removed: everything written to it."""
 
@@ -616,23 +776,25 @@ class MeasuredTemporaryDirectory(tempfile.TemporaryDirectory):
     def cleanup(self):
         if Path(self.name).name.startswith("ts-eval-submission-"):
             MeasuredTemporaryDirectory.written.append(
-                sum(p.stat().st_size for p in Path(self.name).rglob("*") if p.is_file() and not p.is_symlink()))
+                sum(p.stat().st_size for p in Path(self.name).rglob("*") if p.is_file() and not p.is_symlink())
+            )
         super().cleanup()
 
 
-def patch_sizes(path: Path, names: str | set[str], *, compressed: int | None = None,
-                uncompressed: int | None = None) -> Path:
+def patch_sizes(
+    path: Path, names: str | set[str], *, compressed: int | None = None, uncompressed: int | None = None
+) -> Path:
     """Make the central directory lie about members' sizes (zipfile reads sizes from there)."""
     names = {names} if isinstance(names, str) else names
     data = bytearray(path.read_bytes())
     offset = data.find(b"PK\x01\x02")
     while offset >= 0:
-        length = int.from_bytes(data[offset + 28:offset + 30], "little")
-        if data[offset + 46:offset + 46 + length].decode() in names:
+        length = int.from_bytes(data[offset + 28 : offset + 30], "little")
+        if data[offset + 46 : offset + 46 + length].decode() in names:
             if compressed is not None:
-                data[offset + 20:offset + 24] = compressed.to_bytes(4, "little")
+                data[offset + 20 : offset + 24] = compressed.to_bytes(4, "little")
             if uncompressed is not None:
-                data[offset + 24:offset + 28] = uncompressed.to_bytes(4, "little")
+                data[offset + 24 : offset + 28] = uncompressed.to_bytes(4, "little")
         offset = data.find(b"PK\x01\x02", offset + 46 + length)
     path.write_bytes(bytes(data))
     return path
@@ -670,9 +832,16 @@ def _hostile(case: str, members: dict[str, bytes], path: Path) -> tuple[Path, li
                 zf.writestr(info, data)
             for name, data in members.items():
                 zf.writestr(name, data)
-            zf.writestr("checksums", checksums_text({**{n: sha(d) for n, d in members.items()},
-                                                     **{i.filename: sha(d) for i, d in after},
-                                                     "detections.jsonl": digest.hexdigest()}))
+            zf.writestr(
+                "checksums",
+                checksums_text(
+                    {
+                        **{n: sha(d) for n, d in members.items()},
+                        **{i.filename: sha(d) for i, d in after},
+                        "detections.jsonl": digest.hexdigest(),
+                    }
+                ),
+            )
         return patch_sizes(path, "detections.jsonl", compressed=size), [], 0
     if case == "lying uncompressed size":
         pack(path, {**members, "detections.jsonl": b"{}\n" * MIB})
@@ -701,8 +870,11 @@ def _hostile(case: str, members: dict[str, bytes], path: Path) -> tuple[Path, li
         pack(path, members, extra=extra)
         return patch_sizes(path, {i.filename for i, _ in extra}, uncompressed=10), ["--max-size-mb", 1], None
     if case == "one huge member":
-        return pack(path, members, extra=[(zipfile.ZipInfo("images/00103/0000.png"), noise(3 * MIB))]), \
-            ["--max-size-mb", 1], None
+        return (
+            pack(path, members, extra=[(zipfile.ZipInfo("images/00103/0000.png"), noise(3 * MIB))]),
+            ["--max-size-mb", 1],
+            None,
+        )
     if case == "nested path":
         return pack(path, members, extra=[(zipfile.ZipInfo("images/00103/deeper/0000.png"), b"x")]), [], 0
     if case in ("symbolic link", "duplicate member", "dot-dot path", "zip bomb"):
@@ -710,16 +882,26 @@ def _hostile(case: str, members: dict[str, bytes], path: Path) -> tuple[Path, li
     raise AssertionError(case)
 
 
-HOSTILE = ["lying compressed size", "lying uncompressed size", "checksum wrong on the first of many honest members",
-           "member not in checksums", "many small members", "many small members with lying sizes", "one huge member",
-           "nested path", "symbolic link", "duplicate member", "dot-dot path", "zip bomb"]
+HOSTILE = [
+    "lying compressed size",
+    "lying uncompressed size",
+    "checksum wrong on the first of many honest members",
+    "member not in checksums",
+    "many small members",
+    "many small members with lying sizes",
+    "one huge member",
+    "nested path",
+    "symbolic link",
+    "duplicate member",
+    "dot-dot path",
+    "zip bomb",
+]
 
 
 @pytest.mark.reliability
 @pytest.mark.e2e
 @pytest.mark.parametrize("case", HOSTILE)
-def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path, capsys, monkeypatch,
-                                                  official_tasks):
+def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path, capsys, monkeypatch, official_tasks):
     """Whatever the headers say, at most the limit (plus one chunk) reaches the disk, and the board is unchanged."""
     from ts_eval.leaderboard.archive import CHUNK, ArchiveLimits
 
@@ -743,8 +925,9 @@ def test_hostile_archive_writes_at_most_the_limit(case, honest_members, tmp_path
 
 @pytest.mark.reliability
 @pytest.mark.e2e
-def test_streaming_counts_stop_a_bomb_even_past_the_layout_check(honest_members, tmp_path, capsys, monkeypatch,
-                                                                 official_tasks):
+def test_streaming_counts_stop_a_bomb_even_past_the_layout_check(
+    honest_members, tmp_path, capsys, monkeypatch, official_tasks
+):
     """The second line of defence alone: with the header check switched off, real bytes are still counted
     against ratio x compressed size, and extraction stops within one chunk of it."""
     from ts_eval.leaderboard import archive as archive_module
@@ -753,8 +936,9 @@ def test_streaming_counts_stop_a_bomb_even_past_the_layout_check(honest_members,
     monkeypatch.setattr(archive_module, "check_layout", lambda *args: None)
     monkeypatch.setattr(MeasuredTemporaryDirectory, "written", [])
     monkeypatch.setattr(tempfile, "TemporaryDirectory", MeasuredTemporaryDirectory)
-    code, _, err = cli(capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks,
-                       "--db", tmp_path / "board.sqlite")
+    code, _, err = cli(
+        capsys, "leaderboard", "add", archive, "--tasks-dir", official_tasks, "--db", tmp_path / "board.sqlite"
+    )
     assert code == 1 and "'detections.jsonl' expands beyond 100x" in err and "zip bomb" in err, err
     [written] = MeasuredTemporaryDirectory.written
     with zipfile.ZipFile(archive) as zf:

@@ -23,8 +23,17 @@ from ts_eval.sweep.flops import (
 )
 from ts_eval.sweep.runner import SweepOptions, run_sweep
 
-MICRO = ModelArgs(dim=8, n_layers=1, n_heads=2, n_kv_heads=1, ffn_dim=16, text_vocab_size=5, shuffle_mlp_blocks=1,
-                  shuffle_mlp_ratio=1.0, vq=VQArgs(codebook_size=10, ch=32, ch_mult=(1, 1), num_res_blocks=1, z_channels=32))
+MICRO = ModelArgs(
+    dim=8,
+    n_layers=1,
+    n_heads=2,
+    n_kv_heads=1,
+    ffn_dim=16,
+    text_vocab_size=5,
+    shuffle_mlp_blocks=1,
+    shuffle_mlp_ratio=1.0,
+    vq=VQArgs(codebook_size=10, ch=32, ch_mult=(1, 1), num_res_blocks=1, z_channels=32),
+)
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 
@@ -73,7 +82,7 @@ def test_series_sum_equals_counting_every_step(window):
     meta = build_model(CONFIGS["tiny"], window, "meta", torch.float32)
     series = counted_flops(meta, 64, 20, cfg=True)
     every = counted_flops(meta, 64, 20, cfg=True, every_step=True)
-    assert series["total"] == every["total"] > series["prefill"] + (64 // window ** 2 - 1) * series["decode_step_first"]
+    assert series["total"] == every["total"] > series["prefill"] + (64 // window**2 - 1) * series["decode_step_first"]
 
 
 @pytest.mark.parametrize("window", [1, 2])
@@ -99,14 +108,25 @@ def test_training_formula_matches_counting_forward_and_backward(window):
     from ts_eval.generators.token_shuffle.sampling import full_logits, pack_prompts
 
     tokens, lengths = pack_prompts([[0] * 20], "cpu", bucket=1)
-    windows = torch.zeros(1, 64 // window ** 2, window * window, dtype=torch.long)
+    windows = torch.zeros(1, 64 // window**2, window * window, dtype=torch.long)
     forward = _count(lambda: full_logits(model, tokens, lengths, windows[:, :-1]))
     assert counted_training_flops(model, 64, 20) == 3 * forward
 
 
 def test_kv_cache_bytes_match_what_the_sampler_allocates():
-    result = run_sweep(SweepOptions(config="tiny", windows=(2,), resolutions=(128,), batch_sizes=(3,), flops_only=True,
-                                    device="cpu", dtype="fp32", text_tokens=10, progress=False))
+    result = run_sweep(
+        SweepOptions(
+            config="tiny",
+            windows=(2,),
+            resolutions=(128,),
+            batch_sizes=(3,),
+            flops_only=True,
+            device="cpu",
+            dtype="fp32",
+            text_tokens=10,
+            progress=False,
+        )
+    )
     row = result["rows"][0]
     model = build_model(CONFIGS["tiny"], 2, "cpu", torch.float32)
     generate_codes(model, [[1] * 10], [1], [0], (8, 8), SamplingOptions(cfg_scale=3.0))
@@ -118,15 +138,33 @@ def test_kv_cache_bytes_match_what_the_sampler_allocates():
 
 def test_flops_only_paper_config_acceptance(tmp_path):
     out = tmp_path / "F.json"
-    assert main(["sweep", "--config", "paper-2.7b", "--windows", "1,2,4", "--resolutions", "1024,2048",
-                 "--flops-only", "--json", str(out), "--markdown", str(tmp_path / "F.md"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--config",
+                "paper-2.7b",
+                "--windows",
+                "1,2,4",
+                "--resolutions",
+                "1024,2048",
+                "--flops-only",
+                "--json",
+                str(out),
+                "--markdown",
+                str(tmp_path / "F.md"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert {"config", "device", "torch", "rows"} <= set(result)
     rows = {(r["window"], r["resolution"]): r for r in result["rows"]}
     assert len(rows) == 6
     for (window, resolution), row in rows.items():
         assert row["image_tokens"] == (resolution // 16) ** 2
-        assert row["image_positions"] * window ** 2 == row["image_tokens"]
+        assert row["image_positions"] * window**2 == row["image_tokens"]
         assert abs(row["flops_counted"] - row["flops_analytic"]) <= 0.02 * row["flops_analytic"]
         assert "latency_s" not in row
         assert (row["shuffle_params"] == 0) == (window == 1)
@@ -140,7 +178,7 @@ def test_flops_only_paper_config_acceptance(tmp_path):
     assert set(training) == {(w, r) for w in (1, 2, 4, 8) for r in (1024, 2048)}
     for (window, resolution), row in training.items():
         assert row["train_flops_counted"] == row["train_flops_analytic"]
-        assert row["image_positions"] == (resolution // 16) ** 2 // window ** 2
+        assert row["image_positions"] == (resolution // 16) ** 2 // window**2
     for resolution in (1024, 2048):
         ratio = training[(1, resolution)]["train_flops_counted"] / training[(2, resolution)]["train_flops_counted"]
         assert ratio > 3.5  # the paper's Fig. 4: about 4×
@@ -149,8 +187,29 @@ def test_flops_only_paper_config_acceptance(tmp_path):
 
 def test_latency_rows_on_cpu(tmp_path):
     out = tmp_path / "L.json"
-    assert main(["sweep", "--config", "tiny", "--windows", "1,2", "--resolutions", "128", "--device", "cpu",
-                 "--repeats", "2", "--json", str(out), "--plot", str(tmp_path / "plots"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--config",
+                "tiny",
+                "--windows",
+                "1,2",
+                "--resolutions",
+                "128",
+                "--device",
+                "cpu",
+                "--repeats",
+                "2",
+                "--json",
+                str(out),
+                "--plot",
+                str(tmp_path / "plots"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())["rows"]
     for row in rows:
         for key in ("latency_s", "latency_p90_s", "prefill_s", "decode_step_s", "vq_decode_s", "tokens_per_s"):
@@ -163,9 +222,30 @@ def test_latency_rows_on_cpu(tmp_path):
 
 def test_compiled_latency_rows_report_compile_time_apart(tmp_path):
     out = tmp_path / "C.json"
-    assert main(["sweep", "--config", "tiny", "--windows", "2", "--resolutions", "128", "--device", "cpu",
-                 "--repeats", "1", "--compile", "--json", str(out), "--markdown", str(tmp_path / "C.md"),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--config",
+                "tiny",
+                "--windows",
+                "2",
+                "--resolutions",
+                "128",
+                "--device",
+                "cpu",
+                "--repeats",
+                "1",
+                "--compile",
+                "--json",
+                str(out),
+                "--markdown",
+                str(tmp_path / "C.md"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     row = result["rows"][0]
     assert result["settings"]["compile"] is True
@@ -177,20 +257,43 @@ def test_compiled_latency_rows_report_compile_time_apart(tmp_path):
 @pytest.mark.slow
 def test_latency_ratio_follows_the_flop_ratio(tmp_path):
     out = tmp_path / "L.json"
-    assert main(["sweep", "--config", "tiny", "--windows", "1,2", "--resolutions", "256", "--device", "cpu",
-                 "--json", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                "--config",
+                "tiny",
+                "--windows",
+                "1,2",
+                "--resolutions",
+                "256",
+                "--device",
+                "cpu",
+                "--json",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     s1, s2 = json.loads(out.read_text())["rows"]
     assert s1["latency_s"] / s2["latency_s"] >= 0.5 * s1["flops_counted"] / s2["flops_counted"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--config", "paper-2.7b", "--windows", "3", "--resolutions", "1024"], "window 3 does not divide the 64x64 token grid"),
-    (["--config", "huge"], "unknown model config 'huge'"),
-    (["--config", "tiny", "--device", "cuda"], "--device cuda asked for CUDA"),
-    (["--config", "tiny", "--resolutions", "100"], "resolution 100 is not a multiple of the VQ stride 16"),
-    (["--config", "tiny", "--windows", "1,x"], "--windows expects comma-separated integers"),
-    (["--config", "tiny", "--train-windows", "3"], "window 3 does not divide the 64x64 token grid"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--config", "paper-2.7b", "--windows", "3", "--resolutions", "1024"],
+            "window 3 does not divide the 64x64 token grid",
+        ),
+        (["--config", "huge"], "unknown model config 'huge'"),
+        (["--config", "tiny", "--device", "cuda"], "--device cuda asked for CUDA"),
+        (["--config", "tiny", "--resolutions", "100"], "resolution 100 is not a multiple of the VQ stride 16"),
+        (["--config", "tiny", "--windows", "1,x"], "--windows expects comma-separated integers"),
+        (["--config", "tiny", "--train-windows", "3"], "window 3 does not divide the 64x64 token grid"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, message):
     if "cuda" in argv and torch.cuda.is_available():
         pytest.skip("CUDA is available here")

@@ -39,7 +39,7 @@ def _problems(fig) -> list[str]:
             problems.append("a legend lies over a panel")
     texts = _texts(fig, renderer)
     for i, (a, box_a) in enumerate(texts):
-        for b, box_b in texts[i + 1:]:
+        for b, box_b in texts[i + 1 :]:
             shrunk = box_a.expanded(0.98, 0.9)  # touching is fine, overlapping is not
             if shrunk.overlaps(box_b):
                 problems.append(f"{a!r} overlaps {b!r}")
@@ -56,13 +56,31 @@ def figures(monkeypatch):
         plots.plt.close(fig)
 
 
-@pytest.mark.parametrize("windows, resolutions, timed", [
-    ((1,), (128,), False), ((1, 2), (128,), False), ((1,), (128,), True), ((1, 2), (128, 256), True),
-], ids=["one-point", "two-windows", "one-point-timed", "two-by-two-timed"])
+@pytest.mark.parametrize(
+    "windows, resolutions, timed",
+    [
+        ((1,), (128,), False),
+        ((1, 2), (128,), False),
+        ((1,), (128,), True),
+        ((1, 2), (128, 256), True),
+    ],
+    ids=["one-point", "two-windows", "one-point-timed", "two-by-two-timed"],
+)
 def test_figures_with_one_or_two_points_are_readable(windows, resolutions, timed, figures, tmp_path):
-    result = run_sweep(SweepOptions(config="tiny", windows=windows, resolutions=resolutions, train_windows=windows,
-                                    flops_only=not timed, device="cpu", dtype="fp32", repeats=1, text_tokens=8,
-                                    progress=False))
+    result = run_sweep(
+        SweepOptions(
+            config="tiny",
+            windows=windows,
+            resolutions=resolutions,
+            train_windows=windows,
+            flops_only=not timed,
+            device="cpu",
+            dtype="fp32",
+            repeats=1,
+            text_tokens=8,
+            progress=False,
+        )
+    )
     plots.plot_sweep(result, tmp_path)
     assert set(figures) == {"inference.png", "training.png"} | ({"time_breakdown.png"} if timed else set())
     for name, fig in figures.items():

@@ -32,21 +32,31 @@ def _edited(change):
     return raw
 
 
-@pytest.mark.parametrize("change, key, problem", [
-    (lambda r: r["variants"]["527"].pop("files"), "variants.527", "needs a `source` mapping and a `files` mapping"),
-    (lambda r: r["variants"]["527"]["files"].update({"prompts.txt": {"sha256": 5}}), "variants.527.files.prompts.txt",
-     "sha256"),
-    (lambda r: r["variants"]["527"].update({"expected": {"all": "many"}}), "variants.527.expected.all", "whole number"),
-    (lambda r: r.update({"table": [["All", "everything"]]}), "table", "names group 'everything'"),
-    (lambda r: r.update({"table": [["All"]]}), "table", "[header, group] pairs"),
-    (lambda r: r.update({"groups": {"overall": []}}), "groups", "non-empty list"),
-    (lambda r: r.update({"default_split": "hardest"}), "default_split", "'hardest' is not one of the splits"),
-    (lambda r: r.update({"n_samples": 0}), "n_samples", "at least 1"),
-    (lambda r: r.update({"version": "one"}), "version", "whole number"),
-    (lambda r: r.update({"scorer": {"name": "vqascore", "args": ["model"]}}), "scorer.args", "mapping"),
-    (lambda r: r.update({"value_range": [1, 0]}), "value_range", "low < high"),
-    (lambda r: r.update({"tag_groups": "yes"}), "tag_groups", "true or false"),
-])
+@pytest.mark.parametrize(
+    "change, key, problem",
+    [
+        (lambda r: r["variants"]["527"].pop("files"), "variants.527", "needs a `source` mapping and a `files` mapping"),
+        (
+            lambda r: r["variants"]["527"]["files"].update({"prompts.txt": {"sha256": 5}}),
+            "variants.527.files.prompts.txt",
+            "sha256",
+        ),
+        (
+            lambda r: r["variants"]["527"].update({"expected": {"all": "many"}}),
+            "variants.527.expected.all",
+            "whole number",
+        ),
+        (lambda r: r.update({"table": [["All", "everything"]]}), "table", "names group 'everything'"),
+        (lambda r: r.update({"table": [["All"]]}), "table", "[header, group] pairs"),
+        (lambda r: r.update({"groups": {"overall": []}}), "groups", "non-empty list"),
+        (lambda r: r.update({"default_split": "hardest"}), "default_split", "'hardest' is not one of the splits"),
+        (lambda r: r.update({"n_samples": 0}), "n_samples", "at least 1"),
+        (lambda r: r.update({"version": "one"}), "version", "whole number"),
+        (lambda r: r.update({"scorer": {"name": "vqascore", "args": ["model"]}}), "scorer.args", "mapping"),
+        (lambda r: r.update({"value_range": [1, 0]}), "value_range", "low < high"),
+        (lambda r: r.update({"tag_groups": "yes"}), "tag_groups", "true or false"),
+    ],
+)
 def test_a_malformed_key_is_one_line_naming_the_file_and_the_key(change, key, problem, tmp_path, capsys):
     path = _write(tmp_path, _edited(change))
     code, _, err = cli("run", "broken", "--tasks-dir", tmp_path, "--out", tmp_path / "R", capsys=capsys)
@@ -67,22 +77,24 @@ def test_the_typed_spec_keeps_the_mapping_view_callers_use():
     assert spec.groups[-1] == "all" and "negation" in spec.groups
 
 
-MODULE_WITHOUT_SUMMARY = '''
+MODULE_WITHOUT_SUMMARY = """
 from ts_eval.records import Prompt
 
 def load_prompts(files):
     return [Prompt("1", "a cat", ("animal",))]
-'''
+"""
 
 
 def test_a_task_module_lacking_a_function_is_named(tmp_path, capsys):
     raw = _edited(lambda r: r.update({"python": "half_done.py"}))
     path = _write(tmp_path, raw)
     (tmp_path / "half_done.py").write_text(MODULE_WITHOUT_SUMMARY)
-    code, _, err = cli("run", "broken", "--variant", "527", "--tasks-dir", tmp_path, "--out", tmp_path / "R",
-                       capsys=capsys)
-    assert code == 2 and err.strip() == (f"ts-eval: error: task spec {path}: python: half_done.py lacks summarize "
-                                         "(see docs/extending.md)"), err
+    code, _, err = cli(
+        "run", "broken", "--variant", "527", "--tasks-dir", tmp_path, "--out", tmp_path / "R", capsys=capsys
+    )
+    assert code == 2 and err.strip() == (
+        f"ts-eval: error: task spec {path}: python: half_done.py lacks summarize (see docs/extending.md)"
+    ), err
     (tmp_path / "half_done.py").write_text("raise RuntimeError('no GPU here')\n")
     with pytest.raises(UsageError, match=r"half_done.py fails to import \(RuntimeError: no GPU here\)"):
         _ = load_task("broken", tmp_path).module

@@ -139,8 +139,16 @@ BUILDER = textwrap.dedent("""
 @pytest.mark.reliability
 def test_two_processes_build_one_folder_once(tmp_path):
     folder = tmp_path / "model"
-    workers = [subprocess.Popen([sys.executable, "-c", BUILDER, str(folder), str(i)], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILDER, str(folder), str(i)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     results = [w.communicate(timeout=180) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [err for _, err in results]
     assert [out.strip() for out, _ in results] == [str(folder)] * 2

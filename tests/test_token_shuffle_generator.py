@@ -23,9 +23,34 @@ pytestmark = pytest.mark.e2e  # the reference model end to end: outside the inne
 
 
 def _run(genai_527: Path, out: Path, window: int, seed: int, *extra: str) -> int:
-    return main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--split", "hard",
-                 "--model", "reference", "--model-arg", "config=tiny", "--model-arg", f"window={window}",
-                 *extra, "--scorer", "dummy", "--limit", "3", "--seed", str(seed), "--out", str(out), "--quiet"])
+    return main(
+        [
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--data",
+            str(genai_527),
+            "--split",
+            "hard",
+            "--model",
+            "reference",
+            "--model-arg",
+            "config=tiny",
+            "--model-arg",
+            f"window={window}",
+            *extra,
+            "--scorer",
+            "dummy",
+            "--limit",
+            "3",
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
 
 
 def _pngs(run: Path) -> dict[str, bytes]:
@@ -47,19 +72,39 @@ def test_run_writes_three_reproducible_pngs(genai_527, tmp_path, window, capsys)
     assert all(a[k] != c[k] for k in a)  # another seed: other images
 
 
-@pytest.mark.parametrize("arg, message", [
-    ("window=3", "window 3 does not divide the 8x8 token grid"),
-    ("resolution=100", "resolution 100 is not a multiple of the VQ stride 16"),
-    ("config=huge", "unknown model config 'huge'"),
-    ("cfg-schedule=cosine", "unknown cfg-schedule 'cosine'"),
-    ("top-p=0", "top_p=0.0 is out of range"),
-    ("kv-cache=false compile=true", "compile=true needs kv-cache=true"),
-])
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("window=3", "window 3 does not divide the 8x8 token grid"),
+        ("resolution=100", "resolution 100 is not a multiple of the VQ stride 16"),
+        ("config=huge", "unknown model config 'huge'"),
+        ("cfg-schedule=cosine", "unknown cfg-schedule 'cosine'"),
+        ("top-p=0", "top_p=0.0 is out of range"),
+        ("kv-cache=false compile=true", "compile=true needs kv-cache=true"),
+    ],
+)
 def test_bad_model_args_are_one_line_exit_2(genai_527, tmp_path, capsys, arg, message):
     out = tmp_path / "run"
     model_args = [flag for a in arg.split() for flag in ("--model-arg", a)]
-    code = main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--model", "reference",
-                 *model_args, "--scorer", "dummy", "--limit", "1", "--out", str(out)])
+    code = main(
+        [
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--data",
+            str(genai_527),
+            "--model",
+            "reference",
+            *model_args,
+            "--scorer",
+            "dummy",
+            "--limit",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
@@ -84,15 +129,34 @@ def test_checkpoint_round_trip_gives_the_same_images(tmp_path):
 def test_checkpoint_with_wrong_shapes_names_the_tensor(tmp_path, genai_527, capsys):
     window4 = TokenShuffleGenerator({"window": "4"}, device="cpu")
     save_checkpoint(tmp_path / "ckpt", window4.args, 2, window4.model)  # config says window 2, tensors are window 4
-    with pytest.raises(UsageError, match=r"'shuffle_in.compress.weight' has shape \[4, 64\], the model expects \[16, 64\]"):
+    with pytest.raises(
+        UsageError, match=r"'shuffle_in.compress.weight' has shape \[4, 64\], the model expects \[16, 64\]"
+    ):
         TokenShuffleGenerator({"checkpoint": str(tmp_path / "ckpt")}, device="cpu")
     with pytest.raises(UsageError, match=r"tensor 'tok_embeddings.weight' has shape \[517, 64\]"):
         TokenShuffleGenerator({"checkpoint": str(tmp_path / "ckpt"), "config": "small"}, device="cpu")
     with pytest.raises(UsageError, match="was trained with window 2, not 1"):
         TokenShuffleGenerator({"checkpoint": str(tmp_path / "ckpt"), "window": "1"}, device="cpu")
-    code = main(["run", "genai-bench", "--variant", "527", "--data", str(genai_527), "--model", "reference",
-                 "--model-arg", f"checkpoint={tmp_path / 'ckpt'}", "--scorer", "dummy", "--limit", "1",
-                 "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--data",
+            str(genai_527),
+            "--model",
+            "reference",
+            "--model-arg",
+            f"checkpoint={tmp_path / 'ckpt'}",
+            "--scorer",
+            "dummy",
+            "--limit",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "shuffle_in.compress.weight" in err
     assert not (tmp_path / "run").exists()
@@ -105,8 +169,10 @@ def test_vq_loads_llamagen_style_weights_and_ignores_the_encoder(tmp_path):
     state["encoder.conv_in.weight"] = torch.zeros(3)  # LlamaGen files carry the encoder too
     state["quantize.codebook_used"] = torch.zeros(65536)
     # ... and the training script's argparse.Namespace, which the weights-only loader refuses by default
-    torch.save({"model": state, "args": argparse.Namespace(vq_model="VQ-16", codebook_size=16384, image_size=256)},
-               tmp_path / "vq.pt")
+    torch.save(
+        {"model": state, "args": argparse.Namespace(vq_model="VQ-16", codebook_size=16384, image_size=256)},
+        tmp_path / "vq.pt",
+    )
     loaded = build_vq(args, "cpu", path=tmp_path / "vq.pt")
     codes = torch.randint(0, args.codebook_size, (1, 8, 8), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -156,8 +222,16 @@ def test_images_do_not_depend_on_the_batch_size_with_two_threads():
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        texts = ["a red apple", "a long prompt about a blue car parked next to a very old house by the sea", "x",
-                 "two dogs", "a cat on a mat", "a sunset over mountains, a lake, trees and a small boat", "", "ok"]
+        texts = [
+            "a red apple",
+            "a long prompt about a blue car parked next to a very old house by the sea",
+            "x",
+            "two dogs",
+            "a cat on a mat",
+            "a sunset over mountains, a lake, trees and a small boat",
+            "",
+            "ok",
+        ]
         requests = [ImageRequest(str(i), t, 0, 1000 + i) for i, t in enumerate(texts)]
         for window in ("1", "2"):  # 64 px: a 4x4 token grid keeps this fast with two busy threads
             alone = TokenShuffleGenerator({"window": window, "batch_size": "1", "resolution": "64"}, device="cpu")
@@ -196,11 +270,20 @@ def test_describe_holds_the_batch_size_on_cuda_only(monkeypatch):
 def test_describe_changes_with_every_setting_that_changes_images():
     base = TokenShuffleGenerator({}, device="cpu").describe()
     assert base["config"]["sampler"]  # the noise source is part of the identity
-    for args in ({"window": "1"}, {"cfg": "3"}, {"init_seed": "1"}, {"cfg_schedule": "linear"}, {"top_k": "10"},
-                 {"dtype": "bf16"}, {"compile": "true"}):
+    for args in (
+        {"window": "1"},
+        {"cfg": "3"},
+        {"init_seed": "1"},
+        {"cfg_schedule": "linear"},
+        {"top_k": "10"},
+        {"dtype": "bf16"},
+        {"compile": "true"},
+    ):
         assert TokenShuffleGenerator(args, device="cpu").describe() != base
-    assert hashlib.sha256(repr(base).encode()).hexdigest() == hashlib.sha256(
-        repr(TokenShuffleGenerator({}, device="cpu").describe()).encode()).hexdigest()
+    assert (
+        hashlib.sha256(repr(base).encode()).hexdigest()
+        == hashlib.sha256(repr(TokenShuffleGenerator({}, device="cpu").describe()).encode()).hexdigest()
+    )
 
 
 def _word_tokenizer(folder: Path, extra_words: int = 0) -> Path:

@@ -38,8 +38,15 @@ def cached_logits(model, rows, windows):
     tokens, lengths = pack_prompts(rows, "cpu")
     n, s2 = windows.shape[1], windows.shape[2]
     side = math.isqrt(n * s2)
-    state = make_state(SamplingOptions(cfg_scale=1.0), lengths, tokens.shape[1] + n - 1, (side, side), model.window,
-                       [0] * len(rows), TINY.codebook_size)
+    state = make_state(
+        SamplingOptions(cfg_scale=1.0),
+        lengths,
+        tokens.shape[1] + n - 1,
+        (side, side),
+        model.window,
+        [0] * len(rows),
+        TINY.codebook_size,
+    )
     with torch.no_grad():
         model.setup_caches(len(rows), tokens.shape[1] + n - 1)
         out = [prefill(model, tokens, lengths)]
@@ -54,7 +61,9 @@ def test_kv_cache_decode_equals_full_forward(window):
     rows = prompt_rows("a cat", "three red apples on a table", "")  # mixed lengths: padding in play
     tokens, lengths = pack_prompts(rows, "cpu")
     n = (8 // window) ** 2
-    windows = torch.randint(0, TINY.codebook_size, (len(rows), n, window * window), generator=torch.Generator().manual_seed(3))
+    windows = torch.randint(
+        0, TINY.codebook_size, (len(rows), n, window * window), generator=torch.Generator().manual_seed(3)
+    )
     with torch.no_grad():
         full = full_logits(model, tokens, lengths, windows[:, :-1])
     cached = cached_logits(model, rows, windows)
@@ -155,6 +164,7 @@ def test_same_seed_same_codes_other_seed_other_codes():
 
 # -- CFG ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", SCHEDULES)
 def test_cfg_schedules_start_at_one_and_reach_the_target(name):
     rows, target = 16, 7.5
@@ -167,7 +177,9 @@ def test_cfg_schedules_start_at_one_and_reach_the_target(name):
         return
     assert scales[0] == 1.0
     reached = int(torch.nonzero(torch.isclose(scales, torch.tensor(target, dtype=torch.float64))).min())
-    expected = {"linear": rows - 1, "half-linear": rows // 2, "drop-first": 1, "sin": rows - 1, "sigmoid": rows - 1}[name]
+    expected = {"linear": rows - 1, "half-linear": rows // 2, "drop-first": 1, "sin": rows - 1, "sigmoid": rows - 1}[
+        name
+    ]
     assert reached == expected
     assert torch.allclose(scales[reached:], torch.tensor(target, dtype=torch.float64))
 
@@ -175,7 +187,16 @@ def test_cfg_schedules_start_at_one_and_reach_the_target(name):
 def test_half_linear_ramp_values():
     assert row_scales("half-linear", 5.0, 8).tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0]
     grid = cfg_scales("half-linear", 5.0, (8, 3))
-    assert grid.shape == (8, 3) and grid[:, 0].tolist() == grid[:, 2].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+    assert grid.shape == (8, 3) and grid[:, 0].tolist() == grid[:, 2].tolist() == [
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+        5.0,
+        5.0,
+        5.0,
+        5.0,
+    ]
 
 
 @pytest.mark.parametrize("name", SCHEDULES)
@@ -206,7 +227,9 @@ def test_drop_first_is_the_first_image_row_at_windows_1_and_2(monkeypatch):
     assert torch.equal(at_1, at_2)
     assert at_1[0].eq(1.0).all() and at_1[1:].eq(7.5).all()
     linear = SamplingOptions(cfg_scale=7.5, cfg_schedule="linear")
-    assert torch.equal(_scales_used(lively_model(1), linear, monkeypatch), _scales_used(lively_model(4), linear, monkeypatch))
+    assert torch.equal(
+        _scales_used(lively_model(1), linear, monkeypatch), _scales_used(lively_model(4), linear, monkeypatch)
+    )
 
 
 def test_mix_cfg_uses_a_scale_per_sub_token():
@@ -219,14 +242,19 @@ def test_mix_cfg_uses_a_scale_per_sub_token():
 
 # -- sampling filters -----------------------------------------------------------------------------------
 
+
 def _draws(logits, options, n=400):
     """n images' draws for one token with the same logits (each image has its own noise keys)."""
-    return sample_tokens(logits.expand(n, 1, -1).clone(), options, key_tensor(range(n), "cpu"), torch.tensor([0])).flatten()
+    return sample_tokens(
+        logits.expand(n, 1, -1).clone(), options, key_tensor(range(n), "cpu"), torch.tensor([0])
+    ).flatten()
 
 
 def test_greedy_picks_the_argmax():
     logits = torch.tensor([[[0.1, 3.0, 2.9, -1.0]]])
-    assert sample_tokens(logits, SamplingOptions(temperature=0), key_tensor([0], "cpu"), torch.tensor([0])).tolist() == [[1]]
+    assert sample_tokens(
+        logits, SamplingOptions(temperature=0), key_tensor([0], "cpu"), torch.tensor([0])
+    ).tolist() == [[1]]
 
 
 def test_top_k_keeps_only_the_k_largest():
@@ -276,7 +304,14 @@ def test_no_cache_baseline_samples_the_same_image(window):
     tok = ByteTokenizer()
 
     def run(cache):
-        return generate_codes(model, [tok.encode("a"), tok.encode("a blue bird")], tok.encode(""), [3, 4],
-                              (8, 8), SamplingOptions(cfg_scale=2.0), use_cache=cache)
+        return generate_codes(
+            model,
+            [tok.encode("a"), tok.encode("a blue bird")],
+            tok.encode(""),
+            [3, 4],
+            (8, 8),
+            SamplingOptions(cfg_scale=2.0),
+            use_cache=cache,
+        )
 
     assert torch.equal(run(True), run(False))

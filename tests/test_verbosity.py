@@ -27,8 +27,23 @@ def unpinned_tasks(tmp_path):
 
 
 def _run(tasks, out, *flags, capsys):
-    return cli("run", "genai-bench", "--variant", "527", "--limit", "2", "--scorer", "dummy", "--tasks-dir", tasks,
-               "--out", out, "--no-view", *flags, capsys=capsys)
+    return cli(
+        "run",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--limit",
+        "2",
+        "--scorer",
+        "dummy",
+        "--tasks-dir",
+        tasks,
+        "--out",
+        out,
+        "--no-view",
+        *flags,
+        capsys=capsys,
+    )
 
 
 def test_default_shows_warnings_and_progress_quiet_shows_neither(unpinned_tasks, tmp_path, capsys):
@@ -43,8 +58,22 @@ def test_default_shows_warnings_and_progress_quiet_shows_neither(unpinned_tasks,
         # no warning, no progress bar; the table and where the run is are the command's output
         assert code == 0 and err == f"run directory: {tmp_path / 'b'}\n", err
         assert "| dummy |" in out
-    code, _, err = cli("-q", "run", "genai-bench", "--variant", "527", "--limit", "2", "--scorer", "dummy",
-                       "--tasks-dir", unpinned_tasks, "--out", tmp_path / "c", capsys=capsys)
+    code, _, err = cli(
+        "-q",
+        "run",
+        "genai-bench",
+        "--variant",
+        "527",
+        "--limit",
+        "2",
+        "--scorer",
+        "dummy",
+        "--tasks-dir",
+        unpinned_tasks,
+        "--out",
+        tmp_path / "c",
+        capsys=capsys,
+    )
     assert code == 0 and err == f"run directory: {tmp_path / 'c'}\n"  # -q before the command too
 
 
@@ -107,7 +136,8 @@ def test_third_party_messages_are_one_line_each_during_a_command():
     lines = done.stderr.splitlines()
     assert done.returncode == 0 and lines[:2] == [
         "QuickGELU mismatch between final model config (quick_gelu=False) and pretrained tag",
-        "WARNING:root:open_clip logs on the root logger too"], done.stderr
+        "WARNING:root:open_clip logs on the root logger too",
+    ], done.stderr
     assert len(lines) == 3 and lines[2].startswith("ts-eval: warning: FutureWarning (<string>:")
     assert lines[2].endswith("): a deprecated multi-line call")
     done = subprocess.run([sys.executable, "-c", CHATTY, "tasks", "-q"], cwd=ROOT, capture_output=True, text=True)

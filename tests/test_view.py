@@ -35,21 +35,48 @@ GENEVAL_PROMPTS = [
 ]
 
 
-def write_run(folder: Path, prompts: list[tuple], values: dict[tuple[str, int], float], *, task: str = "geneval",
-              metric: str = "correct", n_samples: int = 2, detections: dict | None = None,
-              reasons: dict | None = None, size: tuple[int, int] = (96, 64), colour_seed: int = 0,
-              groups: dict | None = None) -> Path:
+def write_run(
+    folder: Path,
+    prompts: list[tuple],
+    values: dict[tuple[str, int], float],
+    *,
+    task: str = "geneval",
+    metric: str = "correct",
+    n_samples: int = 2,
+    detections: dict | None = None,
+    reasons: dict | None = None,
+    size: tuple[int, int] = (96, 64),
+    colour_seed: int = 0,
+    groups: dict | None = None,
+) -> Path:
     """A run directory written file by file (format ts-eval/run@1), images included."""
     folder.mkdir(parents=True)
-    settings = {"task": {"name": task, "version": 1, "variant": "official", "split": "all", "skill": None,
-                         "limit": 3}, "generator": {"name": "dummy"}, "n_samples": n_samples, "seed": None}
-    (folder / "manifest.json").write_text(json.dumps({
-        "format": FORMAT, "settings": settings, "metrics": [metric],
-        "scorer": {"name": "geneval", "metric": metric, "judge": {"threshold": 0.3, "counting_threshold": 0.9}}}))
+    settings = {
+        "task": {"name": task, "version": 1, "variant": "official", "split": "all", "skill": None, "limit": 3},
+        "generator": {"name": "dummy"},
+        "n_samples": n_samples,
+        "seed": None,
+    }
+    (folder / "manifest.json").write_text(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "settings": settings,
+                "metrics": [metric],
+                "scorer": {"name": "geneval", "metric": metric, "judge": {"threshold": 0.3, "counting_threshold": 0.9}},
+            }
+        )
+    )
     rows, images, samples = [], [], []
     for index, (pid, text, tag, include) in enumerate(prompts):
-        rows.append({"prompt_id": pid, "prompt": text, "tags": [tag],
-                     "metadata": {"tag": tag, "include": include, "prompt": text}})
+        rows.append(
+            {
+                "prompt_id": pid,
+                "prompt": text,
+                "tags": [tag],
+                "metadata": {"tag": tag, "include": include, "prompt": text},
+            }
+        )
         for k in range(n_samples):
             rel = f"images/{pid}/{k:04d}.png"
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -58,38 +85,66 @@ def write_run(folder: Path, prompts: list[tuple], values: dict[tuple[str, int], 
             sha = hashlib.sha256((folder / rel).read_bytes()).hexdigest()
             images.append({"prompt_id": pid, "sample_index": k, "seed": k, "path": rel, "sha256": sha})
             if (pid, k) in values:
-                row = {"prompt_id": pid, "sample_index": k, "metric": metric, "value": values[(pid, k)],
-                       "image_sha256": sha}
+                row = {
+                    "prompt_id": pid,
+                    "sample_index": k,
+                    "metric": metric,
+                    "value": values[(pid, k)],
+                    "image_sha256": sha,
+                }
                 if reasons and (pid, k) in reasons:
                     row["reason"] = reasons[(pid, k)]
                 samples.append(row)
     for name, data in (("prompts.jsonl", rows), ("images.jsonl", images), ("samples.jsonl", samples)):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in data))
     if detections is not None:
-        (folder / "detections.jsonl").write_text("".join(
-            json.dumps({"prompt_id": pid, "sample_index": k, "detections": found}) + "\n"
-            for (pid, k), found in detections.items()))
+        (folder / "detections.jsonl").write_text(
+            "".join(
+                json.dumps({"prompt_id": pid, "sample_index": k, "detections": found}) + "\n"
+                for (pid, k), found in detections.items()
+            )
+        )
     groups = groups or {"overall": {"mean": 0.5, "n": len(samples), "ci95": [0.25, 0.75]}}
-    (folder / "summary.json").write_text(json.dumps({"task": task, "split": "all", "model": "dummy",
-                                                     "metric": metric, "groups": groups}))
+    (folder / "summary.json").write_text(
+        json.dumps({"task": task, "split": "all", "model": "dummy", "metric": metric, "groups": groups})
+    )
     return folder
 
 
 def geneval_run(folder: Path, **kwargs) -> Path:
-    values = {("00000", 0): 1.0, ("00000", 1): 0.0, ("00001", 0): 0.0, ("00001", 1): 0.0,
-              ("00002", 0): 1.0, ("00002", 1): 1.0}
-    reasons = {("00000", 1): "expected bench>=1, found 0", ("00001", 0): "expected cat>=3, found 2",
-               ("00001", 1): "<img src=x onerror=alert(2)> found 0"}
+    values = {
+        ("00000", 0): 1.0,
+        ("00000", 1): 0.0,
+        ("00001", 0): 0.0,
+        ("00001", 1): 0.0,
+        ("00002", 0): 1.0,
+        ("00002", 1): 1.0,
+    }
+    reasons = {
+        ("00000", 1): "expected bench>=1, found 0",
+        ("00001", 0): "expected cat>=3, found 2",
+        ("00001", 1): "<img src=x onerror=alert(2)> found 0",
+    }
     detections = {
         # bench 0.8 is counted; bench 0.2 is under the 0.3 threshold; the dog is a class the prompt does not name
-        ("00000", 0): {"bench": [{"box": [10, 5, 60, 40], "score": 0.8, "color": "brown"},
-                                 {"box": [0, 0, 20, 20], "score": 0.2, "color": None}],
-                       "dog": [{"box": [30, 30, 90, 60], "score": 0.95, "color": "white"}]},
+        ("00000", 0): {
+            "bench": [
+                {"box": [10, 5, 60, 40], "score": 0.8, "color": "brown"},
+                {"box": [0, 0, 20, 20], "score": 0.2, "color": None},
+            ],
+            "dog": [{"box": [30, 30, 90, 60], "score": 0.95, "color": "white"}],
+        },
         ("00000", 1): {},
         # counting uses the 0.9 threshold: 0.95 is counted, 0.85 is not
-        ("00001", 0): {"cat": [{"box": [1, 1, 30, 30], "score": 0.95, "color": "black"},
-                               {"box": [40, 1, 70, 30], "score": 0.85, "color": "black"}]},
-        ("00001", 1): {}, ("00002", 0): {}, ("00002", 1): {},
+        ("00001", 0): {
+            "cat": [
+                {"box": [1, 1, 30, 30], "score": 0.95, "color": "black"},
+                {"box": [40, 1, 70, 30], "score": 0.85, "color": "black"},
+            ]
+        },
+        ("00001", 1): {},
+        ("00002", 0): {},
+        ("00002", 1): {},
     }
     return write_run(folder, GENEVAL_PROMPTS, values, detections=detections, reasons=reasons, **kwargs)
 
@@ -129,6 +184,7 @@ def render(tmp_path: Path, *folders: Path, name: str = "report.html", **kwargs) 
 
 # -- escaping and script safety ------------------------------------------------------------------------
 
+
 def test_prompts_and_reasons_are_escaped_as_on_the_rater_sheets(tmp_path):
     _, page = render(tmp_path, geneval_run(tmp_path / "run"))
     assert f'<p class="prompt">{html.escape(HOSTILE)}</p>' in page
@@ -148,17 +204,26 @@ def test_each_page_gets_a_fresh_nonce(tmp_path):
 
 # -- cards: scores, verdicts, boxes ---------------------------------------------------------------------
 
+
 def test_geneval_tiles_show_verdicts_reasons_and_the_boxes_the_judge_counted(tmp_path):
     _, page = render(tmp_path, geneval_run(tmp_path / "run"))
     parsed = Elements(page)
     tiles = parsed.find("figure", "tile")
     assert [t["class"].split()[1] for t in tiles] == ["pass", "fail", "fail", "fail", "pass", "pass"]
-    assert parsed.texts["reason"] == ["expected bench>=1, found 0", "expected cat>=3, found 2",
-                                      "<img src=x onerror=alert(2)> found 0"]
+    assert parsed.texts["reason"] == [
+        "expected bench>=1, found 0",
+        "expected cat>=3, found 2",
+        "<img src=x onerror=alert(2)> found 0",
+    ]
     boxes = [(b["class"].split()[1], b["data-label"]) for b in parsed.find("g", "box")]
     # Drawn in order: others first, counted last (on top); the best-scoring of each kind is drawn last.
-    assert boxes == [("other", "bench 0.20"), ("other", "dog 0.95 white"), ("judged", "bench 0.80 brown"),
-                     ("other", "cat 0.85 black"), ("judged", "cat 0.95 black")]
+    assert boxes == [
+        ("other", "bench 0.20"),
+        ("other", "dog 0.95 white"),
+        ("judged", "bench 0.80 brown"),
+        ("other", "cat 0.85 black"),
+        ("judged", "cat 0.95 black"),
+    ]
     # Boxes are in the original image's pixels, with the viewBox of its size (the thumbnail is not bigger).
     bench = [r for r in parsed.find("rect") if r.get("width") == "50.0"]
     assert bench and bench[0]["x"] == "10.0" and bench[0]["y"] == "5.0" and bench[0]["height"] == "35.0"
@@ -170,8 +235,15 @@ def test_geneval_tiles_show_verdicts_reasons_and_the_boxes_the_judge_counted(tmp
 
 def test_continuous_scores_are_numbers_without_verdict(tmp_path):
     prompts = [("00001", "A cat on a mat.", "basic", []), ("00002", "Two dogs.", "counting", [])]
-    run = write_run(tmp_path / "run", prompts, {("00001", 0): 0.25, ("00002", 0): 0.75}, task="genai-bench",
-                    metric="vqascore", n_samples=1, groups={"basic": {"mean": 0.25, "n": 1, "ci95": [0.25, 0.25]}})
+    run = write_run(
+        tmp_path / "run",
+        prompts,
+        {("00001", 0): 0.25, ("00002", 0): 0.75},
+        task="genai-bench",
+        metric="vqascore",
+        n_samples=1,
+        groups={"basic": {"mean": 0.25, "n": 1, "ci95": [0.25, 0.25]}},
+    )
     _, page = render(tmp_path, run)
     parsed = Elements(page)
     assert all(t["class"] == "tile" for t in parsed.find("figure", "tile"))
@@ -181,27 +253,41 @@ def test_continuous_scores_are_numbers_without_verdict(tmp_path):
 
 def test_runs_side_by_side_cover_the_union_of_their_prompts(tmp_path):
     a = geneval_run(tmp_path / "a")
-    b = write_run(tmp_path / "b", GENEVAL_PROMPTS[:2], {("00000", 0): 0.0, ("00000", 1): 0.0,
-                                                        ("00001", 0): 1.0, ("00001", 1): 1.0}, colour_seed=1)
+    b = write_run(
+        tmp_path / "b",
+        GENEVAL_PROMPTS[:2],
+        {("00000", 0): 0.0, ("00000", 1): 0.0, ("00001", 0): 1.0, ("00001", 1): 1.0},
+        colour_seed=1,
+    )
     _, page = render(tmp_path, a, b)
     parsed = Elements(page)
     cards = parsed.find("article", "card")
     assert [(c["data-s0"], c["data-s1"]) for c in cards] == [("0.5", "0.0"), ("0.0", "1.0"), ("1.0", "")]
     assert parsed.texts["missing"] == ["not in this run"]
     assert len(parsed.find("section", "cell")) == 6
-    assert [o["value"] for o in parsed.find("option") if o["value"].startswith(("worst", "gap"))] == \
-        ["worst:0", "worst:1", "gap:0:1"]
+    assert [o["value"] for o in parsed.find("option") if o["value"].startswith(("worst", "gap"))] == [
+        "worst:0",
+        "worst:1",
+        "gap:0:1",
+    ]
 
 
 def test_runs_of_different_tasks_cannot_share_a_page(tmp_path):
     a = geneval_run(tmp_path / "a")
-    b = write_run(tmp_path / "b", [("00001", "A cat.", "basic", [])], {("00001", 0): 0.5}, task="genai-bench",
-                  metric="vqascore", n_samples=1)
+    b = write_run(
+        tmp_path / "b",
+        [("00001", "A cat.", "basic", [])],
+        {("00001", 0): 0.5},
+        task="genai-bench",
+        metric="vqascore",
+        n_samples=1,
+    )
     with pytest.raises(UsageError, match="different tasks"):
         render(tmp_path, a, b)
 
 
 # -- chart ---------------------------------------------------------------------------------------------
+
 
 def test_chart_bars_and_whiskers_are_to_scale():
     assert [axis_max(v) for v in (0.3, 1.0, 1.2, 30.0, 0.0)] == [1.0, 1.0, 2.0, 50.0, 1.0]
@@ -213,8 +299,12 @@ def test_chart_bars_and_whiskers_are_to_scale():
 
     from ts_eval.report.view.run import GroupStat
 
-    chart = build_chart([Stub("a", [GroupStat("overall", 0.5, 10, (0.25, 0.75)), GroupStat("colors", 0.0042, 4, None)]),
-                         Stub("b", [GroupStat("overall", 1.0, 10, (0.9, 1.0))])])
+    chart = build_chart(
+        [
+            Stub("a", [GroupStat("overall", 0.5, 10, (0.25, 0.75)), GroupStat("colors", 0.0042, 4, None)]),
+            Stub("b", [GroupStat("overall", 1.0, 10, (0.9, 1.0))]),
+        ]
+    )
     assert [r.group for r in chart.rows] == ["overall", "colors"]
     overall = chart.rows[0].bars
     assert overall[0].width == PLOT_W / 2 and overall[0].ci == (LABEL_W + PLOT_W / 4, LABEL_W + 3 * PLOT_W / 4)
@@ -224,6 +314,7 @@ def test_chart_bars_and_whiskers_are_to_scale():
 
 
 # -- thumbnails --------------------------------------------------------------------------------------
+
 
 def test_thumbnails_are_small_cached_by_sha256_and_pruned(tmp_path):
     run = geneval_run(tmp_path / "run", size=(1024, 512))
@@ -272,12 +363,39 @@ def test_a_run_without_its_images_still_shows_its_scores(tmp_path):
 
 # -- the command --------------------------------------------------------------------------------------
 
+
 def test_view_command_writes_the_page_for_a_geneval_run(tmp_path, capsys):
     run = tmp_path / "run"
-    assert cli("run", "geneval", "--model", "dummy", "--scorer-arg", "detector=dummy", "--limit", "2",
-               "--out", run, "--quiet", capsys=capsys)[0] == 0
-    code, _, err = cli("view", run, run, "--label", "first", "--label", "second", "--out", tmp_path / "v.html",
-                       "--quiet", capsys=capsys)
+    assert (
+        cli(
+            "run",
+            "geneval",
+            "--model",
+            "dummy",
+            "--scorer-arg",
+            "detector=dummy",
+            "--limit",
+            "2",
+            "--out",
+            run,
+            "--quiet",
+            capsys=capsys,
+        )[0]
+        == 0
+    )
+    code, _, err = cli(
+        "view",
+        run,
+        run,
+        "--label",
+        "first",
+        "--label",
+        "second",
+        "--out",
+        tmp_path / "v.html",
+        "--quiet",
+        capsys=capsys,
+    )
     assert code == 0 and "v.html" in err
     parsed = Elements((tmp_path / "v.html").read_text(encoding="utf-8"))
     assert len(parsed.find("article", "card")) == 2 and len(parsed.find("figure", "tile")) == 16
@@ -289,11 +407,14 @@ def test_view_command_writes_the_page_for_a_geneval_run(tmp_path, capsys):
     assert verdicts[4:8] + verdicts[12:16] == first_run
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda p: None, "no such folder"),
-    (lambda p: p.mkdir(), "is not a run directory"),
-    (lambda p: (p.mkdir(), (p / "manifest.json").write_text(json.dumps({"format": FORMAT}))), "the run is damaged"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: None, "no such folder"),
+        (lambda p: p.mkdir(), "is not a run directory"),
+        (lambda p: (p.mkdir(), (p / "manifest.json").write_text(json.dumps({"format": FORMAT}))), "the run is damaged"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, message):
     path = tmp_path / "not-a-run"
     setup(path)
@@ -302,14 +423,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, message):
     assert not (tmp_path / "v.html").exists()
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "samples.jsonl").write_text('{"prompt_id": "00000"}\n'), "line 1 lacks prompt_id"),
-    (lambda run: (run / "samples.jsonl").write_text(""), "missing samples"),
-    (lambda run: (run / "images" / "00001" / "0000.png").write_bytes(b"other bytes"), "does not match its sha256"),
-    (lambda run: (run / "detections.jsonl").write_text('{"prompt_id": "00000", "sample_index": 0, '
-                                                      '"detections": {"cat": [{"box": [1, 2], "score": 0.5}]}}\n'),
-     "detections.jsonl has no detections for image 00000/0001"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "samples.jsonl").write_text('{"prompt_id": "00000"}\n'), "line 1 lacks prompt_id"),
+        (lambda run: (run / "samples.jsonl").write_text(""), "missing samples"),
+        (lambda run: (run / "images" / "00001" / "0000.png").write_bytes(b"other bytes"), "does not match its sha256"),
+        (
+            lambda run: (run / "detections.jsonl").write_text(
+                '{"prompt_id": "00000", "sample_index": 0, "detections": {"cat": [{"box": [1, 2], "score": 0.5}]}}\n'
+            ),
+            "detections.jsonl has no detections for image 00000/0001",
+        ),
+    ],
+)
 def test_a_damaged_run_is_one_line_and_exit_2(tmp_path, capsys, damage, message):
     run = geneval_run(tmp_path / "run")
     damage(run)
@@ -327,8 +454,10 @@ def test_more_labels_than_runs_or_a_folder_as_out_is_a_usage_error(tmp_path, cap
 
 
 def test_help_does_not_load_jinja2():
-    probe = ("import sys\nfrom ts_eval.cli import build_parser\nbuild_parser()\n"
-             "print('jinja2' in sys.modules, 'ts_eval.report.view.page' in sys.modules)")
+    probe = (
+        "import sys\nfrom ts_eval.cli import build_parser\nbuild_parser()\n"
+        "print('jinja2' in sys.modules, 'ts_eval.report.view.page' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"]
 
@@ -337,10 +466,25 @@ def test_a_run_of_a_task_from_tasks_dir_writes_its_view(tmp_path, capsys):
     """view.html is written after every run, also for a task found only in --tasks-dir."""
     spec = (ROOT / "tasks" / "genai_bench.yaml").read_text()
     spec = spec.replace("name: genai-bench", "name: my-bench").replace(
-        "bundled: data/genai-bench-527", f"bundled: {ROOT / 'tasks' / 'data' / 'genai-bench-527'}")
+        "bundled: data/genai-bench-527", f"bundled: {ROOT / 'tasks' / 'data' / 'genai-bench-527'}"
+    )
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "my_bench.yaml").write_text(spec)
-    code, _, err = cli("run", "my-bench", "--tasks-dir", tmp_path / "tasks", "--variant", "527", "--limit", "2",
-                       "--scorer", "dummy", "--out", tmp_path / "R", "--quiet", capsys=capsys)
+    code, _, err = cli(
+        "run",
+        "my-bench",
+        "--tasks-dir",
+        tmp_path / "tasks",
+        "--variant",
+        "527",
+        "--limit",
+        "2",
+        "--scorer",
+        "dummy",
+        "--out",
+        tmp_path / "R",
+        "--quiet",
+        capsys=capsys,
+    )
     assert code == 0, err
     assert (tmp_path / "R" / "view.html").is_file()

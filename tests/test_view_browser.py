@@ -20,8 +20,13 @@ from ts_eval.report.view.run import load_view_run
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Chromium and chromedriver not found; "
-                                "install them with `apt-get install -y chromium chromium-driver`")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER),
+        reason="Chromium and chromedriver not found; install them with `apt-get install -y chromium chromium-driver`",
+    ),
+]
 
 PROMPTS = [  # (prompt_id, prompt, tag, include clauses)
     ("00000", "a photo of a bench", "single_object", [{"class": "bench", "count": 1}]),
@@ -35,8 +40,12 @@ TAGS = {pid: tag for pid, _, tag, _ in PROMPTS}
 # Per-prompt scores (2 images each): run A has every prompt, run B the first four.
 A = {"00000": (1, 0), "00001": (0, 0), "00002": (1, 1), "00003": (1, 0), "00004": (0, 0), "00005": (1, 1)}
 B = {"00000": (0, 0), "00001": (1, 1), "00002": (1, 0), "00003": (1, 1)}
-DETECTIONS = {("00000", 0): {"bench": [{"box": [10, 5, 60, 40], "score": 0.8, "color": "brown"}],
-                             "dog": [{"box": [30, 30, 90, 60], "score": 0.95, "color": "white"}]}}
+DETECTIONS = {
+    ("00000", 0): {
+        "bench": [{"box": [10, 5, 60, 40], "score": 0.8, "color": "brown"}],
+        "dog": [{"box": [30, 30, 90, 60], "score": 0.95, "color": "white"}],
+    }
+}
 
 
 def _values(scores):
@@ -47,11 +56,18 @@ def _values(scores):
 def page(tmp_path_factory):
     root = tmp_path_factory.mktemp("view")
     detections = {(pid, k): DETECTIONS.get((pid, k), {}) for pid in A for k in range(2)}
-    run_a = write_run(root / "run-a", PROMPTS, _values(A), detections=detections, size=(128, 96),
-                      reasons={("00000", 1): "expected bench>=1, found 0"})
+    run_a = write_run(
+        root / "run-a",
+        PROMPTS,
+        _values(A),
+        detections=detections,
+        size=(128, 96),
+        reasons={("00000", 1): "expected bench>=1, found 0"},
+    )
     run_b = write_run(root / "run-b", PROMPTS[:4], _values(B), size=(128, 96), colour_seed=3)
-    return write_view([load_view_run(run_a, "model A"), load_view_run(run_b, "model B")], root / "out" / "report.html",
-                      progress=False)
+    return write_view(
+        [load_view_run(run_a, "model A"), load_view_run(run_b, "model B")], root / "out" / "report.html", progress=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +76,18 @@ def chromium(tmp_path_factory):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path_factory.mktemp('profile')}", "--window-size=1280,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path_factory.mktemp('profile')}",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -107,7 +132,9 @@ def test_filter_by_tag_hides_the_other_cards(browser):
 
 def _order(scores: dict, key) -> list[str]:
     ranked = [(key(pid), n, pid) for n, pid in enumerate(A)]
-    return [pid for _, _, pid in sorted(ranked, key=lambda r: (math.isnan(r[0]), r[0] if not math.isnan(r[0]) else 0, r[1]))]
+    return [
+        pid for _, _, pid in sorted(ranked, key=lambda r: (math.isnan(r[0]), r[0] if not math.isnan(r[0]) else 0, r[1]))
+    ]
 
 
 def _mean(scores: dict, pid: str) -> float:
@@ -116,8 +143,11 @@ def _mean(scores: dict, pid: str) -> float:
 
 def test_sort_by_score_puts_the_worst_first(browser):
     _choose(browser, "sort", "worst:0")
-    assert _visible_ids(browser) == _order(A, lambda p: _mean(A, p)) == ["00001", "00004", "00000", "00003",
-                                                                             "00002", "00005"]
+    assert (
+        _visible_ids(browser)
+        == _order(A, lambda p: _mean(A, p))
+        == ["00001", "00004", "00000", "00003", "00002", "00005"]
+    )
     _choose(browser, "sort", "worst:1")  # run B lacks two prompts: they go last
     assert _visible_ids(browser) == ["00000", "00002", "00001", "00003", "00004", "00005"]
     _choose(browser, "sort", "best:0")
@@ -166,7 +196,10 @@ def test_two_runs_side_by_side_with_their_own_images(browser):
     assert [c.find_element(By.CSS_SELECTOR, "h3").text.split()[-2] for c in cells] == ["1/2", "0/2"]
     left, right = (c.rect for c in cells)
     assert right["x"] >= left["x"] + left["width"] and right["y"] == pytest.approx(left["y"], abs=1)
-    _wait(browser, "return Array.from(document.querySelectorAll('article.card')[0].querySelectorAll('img')).every(i => i.complete)")
+    _wait(
+        browser,
+        "return Array.from(document.querySelectorAll('article.card')[0].querySelectorAll('img')).every(i => i.complete)",
+    )
     sources = browser.execute_script("""return Array.from(document.querySelectorAll('article.card')[0].querySelectorAll('img'))
         .map(i => [i.complete && i.naturalWidth, i.getAttribute('src')]);""")
     assert all(width == 128 for width, _ in sources) and len({src for _, src in sources}) == 4

@@ -24,8 +24,12 @@ if importlib.util.find_spec("t2v_metrics") is None:  # a plain import would need
 from ts_eval.scorers.tiny_models import build_tiny_clip_t5
 from ts_eval.scorers.vqascore import VQAScorer
 
-PROMPTS = ["a red square", "a dog and a cat in the snow", "three blue birds on a wooden fence, no people",
-           "A baker pulling freshly baked bread out of an oven in a bakery."]
+PROMPTS = [
+    "a red square",
+    "a dog and a cat in the snow",
+    "three blue birds on a wooden fence, no people",
+    "A baker pulling freshly baked bread out of an oven in a bakery.",
+]
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 
@@ -109,8 +113,11 @@ def test_one_model_call_per_batch_scores_only_the_pairs(tiny_clip_t5, images, mo
     wrapper = scorer._load()
     calls: list[tuple[int, int]] = []
     forward = wrapper.forward
-    monkeypatch.setattr(wrapper, "forward", lambda imgs, texts, **kw: calls.append((len(imgs), len(texts)))
-                        or forward(imgs, texts, **kw))
+    monkeypatch.setattr(
+        wrapper,
+        "forward",
+        lambda imgs, texts, **kw: calls.append((len(imgs), len(texts))) or forward(imgs, texts, **kw),
+    )
     pairs = [(images[i % len(images)], PROMPTS[i % len(PROMPTS)]) for i in range(5)]
     assert len(values(scorer, pairs)) == 5
     assert calls == [(2, 2), (2, 2), (1, 1)]  # never the 5 x 5 matrix of VQAScore.__call__
@@ -118,8 +125,9 @@ def test_one_model_call_per_batch_scores_only_the_pairs(tiny_clip_t5, images, mo
 
 def test_templates_reach_the_model(tiny_clip_t5, scorer, images):
     pairs = [(images[0], PROMPTS[0]), (images[1], PROMPTS[1])]
-    custom = VQAScorer({**tiny_clip_t5, "question_template": 'Is "{}" shown? Answer yes or no.',
-                        "answer_template": "No"}, device="cpu")
+    custom = VQAScorer(
+        {**tiny_clip_t5, "question_template": 'Is "{}" shown? Answer yes or no.', "answer_template": "No"}, device="cpu"
+    )
     assert custom.describe()["question_template"] != scorer.describe()["question_template"]
     official, changed = values(scorer, pairs), values(custom, pairs)
     assert all(0.0 < v < 1.0 for v in changed)
@@ -145,8 +153,10 @@ def test_describe_is_stable_and_names_every_loaded_file_by_sha256(tiny_clip_t5, 
     weights = scorer.describe()["weights"]
     model = Path(tiny_clip_t5["model_path"])
     assert set(weights["model"]["sha256"]) == {"config.json", "generation_config.json", "pytorch_model.bin"}
-    assert weights["model"]["sha256"]["pytorch_model.bin"] == hashlib.sha256(
-        (model / "pytorch_model.bin").read_bytes()).hexdigest()
+    assert (
+        weights["model"]["sha256"]["pytorch_model.bin"]
+        == hashlib.sha256((model / "pytorch_model.bin").read_bytes()).hexdigest()
+    )
     assert "spiece.model" in weights["tokenizer"]["sha256"]
     assert {"config.json", "preprocessor_config.json", "model.safetensors"} <= set(weights["vision_tower"]["sha256"])
     assert weights["model"]["repo"] is None  # a plain local folder has no Hub identity
@@ -161,17 +171,23 @@ def test_replaced_weights_change_the_description(tiny_clip_t5, tmp_path):
     with open(copy / "pytorch_model.bin", "ab") as handle:
         handle.write(b"\0")
     after = VQAScorer({**tiny_clip_t5, "model_path": str(copy)}, device="cpu").describe()
-    assert before["weights"]["model"]["sha256"]["pytorch_model.bin"] != after["weights"]["model"]["sha256"]["pytorch_model.bin"]
+    assert (
+        before["weights"]["model"]["sha256"]["pytorch_model.bin"]
+        != after["weights"]["model"]["sha256"]["pytorch_model.bin"]
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    ({"model": "llava-v1.5-13b"}, "unknown model 'llava-v1.5-13b'; choose one of: clip-flant5-xxl"),
-    ({"question_template": "Is it a photo?"}, "must contain '{}'"),
-    ({"question_template": "{} and {}"}, "at most one '{}'"),
-    ({"model_path": "/nonexistent/clip-flant5"}, "model /nonexistent/clip-flant5 does not exist"),
-    ({"colour": "red"}, "unknown argument(s) for scorer 'vqascore': colour"),
-    ({"dtype": "fp16"}, "dtype=fp16 is not supported; t2v-metrics runs CLIP-T5 in bf16"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"model": "llava-v1.5-13b"}, "unknown model 'llava-v1.5-13b'; choose one of: clip-flant5-xxl"),
+        ({"question_template": "Is it a photo?"}, "must contain '{}'"),
+        ({"question_template": "{} and {}"}, "at most one '{}'"),
+        ({"model_path": "/nonexistent/clip-flant5"}, "model /nonexistent/clip-flant5 does not exist"),
+        ({"colour": "red"}, "unknown argument(s) for scorer 'vqascore': colour"),
+        ({"dtype": "fp16"}, "dtype=fp16 is not supported; t2v-metrics runs CLIP-T5 in bf16"),
+    ],
+)
 def test_bad_settings_are_one_line_usage_errors(args, message, tiny_clip_t5):
     with pytest.raises(UsageError) as caught:
         VQAScorer({**tiny_clip_t5, **args}, device="cpu")
@@ -202,10 +218,16 @@ OFFLINE_PROBE = textwrap.dedent("""
 
 
 def _offline(tmp_path, env: dict[str, str], *args: str) -> tuple[float, str]:
-    full_env = {"HF_HOME": str(tmp_path / "hf"), "TS_EVAL_CACHE_DIR": str(tmp_path / "ts"), "PATH": "/usr/bin:/bin",
-                "OMP_NUM_THREADS": "1", **env}
-    done = subprocess.run([sys.executable, "-c", OFFLINE_PROBE, *args], capture_output=True, text=True,
-                          env=full_env, timeout=300)
+    full_env = {
+        "HF_HOME": str(tmp_path / "hf"),
+        "TS_EVAL_CACHE_DIR": str(tmp_path / "ts"),
+        "PATH": "/usr/bin:/bin",
+        "OMP_NUM_THREADS": "1",
+        **env,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", OFFLINE_PROBE, *args], capture_output=True, text=True, env=full_env, timeout=300
+    )
     lines = done.stdout.splitlines()
     usage = [line for line in lines if line.startswith("USAGE:")]
     assert usage, done.stdout[-2000:] + done.stderr[-2000:]
@@ -213,13 +235,17 @@ def _offline(tmp_path, env: dict[str, str], *args: str) -> tuple[float, str]:
     return float(lines[lines.index(usage[0]) - 1].split()[1]), usage[0]
 
 
-@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}],
-                         ids=["HF_HUB_OFFLINE", "unreachable-endpoint"])
+@pytest.mark.parametrize(
+    "env",
+    [{"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9"}],
+    ids=["HF_HUB_OFFLINE", "unreachable-endpoint"],
+)
 def test_official_model_offline_is_one_fast_line_naming_the_fetch_command(tmp_path, env):
     seconds, line = _offline(tmp_path, env)
     assert seconds < 3.0, seconds
-    assert ("`hf download zhiqiulin/clip-flant5-xxl --revision main --local-dir DIR` and pass "
-            "--scorer-arg model_path=DIR") in line
+    assert (
+        "`hf download zhiqiulin/clip-flant5-xxl --revision main --local-dir DIR` and pass --scorer-arg model_path=DIR"
+    ) in line
     assert "22 GB" in line
 
 
@@ -228,15 +254,21 @@ def test_offline_tokenizer_and_vision_tower_name_their_own_repo_and_flag(tmp_pat
 
     _, line = _offline(tmp_path, {"HF_HUB_OFFLINE": "1"}, f"model_path={tiny_clip_t5['model_path']}")
     assert "`hf download google/flan-t5-xxl spiece.model" in line  # only the files the tokenizer needs
-    assert "--revision ae7c9136adc7555eeccc78cdd960dfd60fb346ce --local-dir DIR` and pass --scorer-arg tokenizer_path=DIR" in line
+    assert (
+        "--revision ae7c9136adc7555eeccc78cdd960dfd60fb346ce --local-dir DIR` and pass --scorer-arg tokenizer_path=DIR"
+        in line
+    )
     model = tmp_path / "model"  # a model whose config.json names the official tower by its Hub id
     shutil.copytree(tiny_clip_t5["model_path"], model)
     config = json.loads((model / "config.json").read_text())
     (model / "config.json").write_text(json.dumps({**config, "mm_vision_tower": "openai/clip-vit-large-patch14-336"}))
-    _, line = _offline(tmp_path, {"HF_HUB_OFFLINE": "1"}, f"model_path={model}",
-                       f"tokenizer_path={tiny_clip_t5['tokenizer_path']}")
-    assert ("hf download openai/clip-vit-large-patch14-336 config.json preprocessor_config.json pytorch_model.bin "
-            "--revision ce19dc912ca5cd21c8a653c79e251e808ccabcd1 --local-dir DIR`") in line
+    _, line = _offline(
+        tmp_path, {"HF_HUB_OFFLINE": "1"}, f"model_path={model}", f"tokenizer_path={tiny_clip_t5['tokenizer_path']}"
+    )
+    assert (
+        "hf download openai/clip-vit-large-patch14-336 config.json preprocessor_config.json pytorch_model.bin "
+        "--revision ce19dc912ca5cd21c8a653c79e251e808ccabcd1 --local-dir DIR`"
+    ) in line
     assert "--scorer-arg vision_tower_path=DIR" in line
 
 
@@ -252,9 +284,19 @@ def test_missing_package_is_one_line(monkeypatch):
 
 def test_end_to_end_genai_bench_with_the_task_default_scorer(tiny_clip_t5, genai_527, tmp_path, monkeypatch):
     out = tmp_path / "R"
-    options = dict(variant="527", data=str(genai_527), split="all", limit=3, model="dummy",
-                   scorer_args=dict(tiny_clip_t5), device="cpu", batch_size=2, out=str(out), progress=False,
-                   resamples=100)
+    options = dict(
+        variant="527",
+        data=str(genai_527),
+        split="all",
+        limit=3,
+        model="dummy",
+        scorer_args=dict(tiny_clip_t5),
+        device="cpu",
+        batch_size=2,
+        out=str(out),
+        progress=False,
+        resamples=100,
+    )
     summary = run("genai-bench", **options)  # no --scorer: the task's vqascore with model clip-flant5-xxl
     rows = read_jsonl(out / "samples.jsonl")
     assert [r["prompt_id"] for r in rows] == ["00001", "00002", "00003"]
@@ -273,8 +315,19 @@ def test_end_to_end_genai_bench_with_the_task_default_scorer(tiny_clip_t5, genai
 
 def test_generator_dtype_no_longer_reaches_the_scorer(tiny_clip_t5, genai_527, tmp_path):
     # `--dtype fp16` is the generator's; VQAScore used to refuse it, now it keeps its official bf16
-    run("genai-bench", variant="527", data=str(genai_527), limit=1, model="dummy", scorer_args=dict(tiny_clip_t5),
-        device="cpu", dtype="fp16", out=str(tmp_path / "R"), progress=False, resamples=10)
+    run(
+        "genai-bench",
+        variant="527",
+        data=str(genai_527),
+        limit=1,
+        model="dummy",
+        scorer_args=dict(tiny_clip_t5),
+        device="cpu",
+        dtype="fp16",
+        out=str(tmp_path / "R"),
+        progress=False,
+        resamples=10,
+    )
     assert json.loads((tmp_path / "R" / "manifest.json").read_text())["scorer"]["dtype"] == "bf16"
 
 

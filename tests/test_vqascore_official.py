@@ -33,8 +33,12 @@ from ts_eval.tasks import load_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TOWER = "openai/clip-vit-large-patch14-336"
-SETTINGS = {"task": {"name": "genai-bench", "variant": "527", "split": "hard", "skill": None, "limit": None},
-            "n_samples": 1, "image_format": "jpeg", "prompt_rewrites": None}
+SETTINGS = {
+    "task": {"name": "genai-bench", "variant": "527", "split": "hard", "skill": None, "limit": None},
+    "n_samples": 1,
+    "image_format": "jpeg",
+    "prompt_rewrites": None,
+}
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 
@@ -93,9 +97,11 @@ def test_the_task_recipe_pins_the_official_files_found_on_the_hub():
     scorer = load_task("genai-bench").recipe["scorer"]
     assert scorer["dtype"] == "bf16" and scorer["model"] == "clip-flant5-xxl" and scorer["t2v_metrics"] == "3.0"
     assert scorer["weights"]["vision_tower"]["sha256"] == {
-        "pytorch_model.bin": "c6032c2e0caae3dc2d4fba35535fa6307dbb49df59c7e182b1bc4b3329b81801"}
+        "pytorch_model.bin": "c6032c2e0caae3dc2d4fba35535fa6307dbb49df59c7e182b1bc4b3329b81801"
+    }
     assert scorer["weights"]["tokenizer"]["sha256"] == {
-        "spiece.model": "d60acb128cf7b7f2536e8f38a5b18a05535c9e14c7a355904270e15b0945ea86"}
+        "spiece.model": "d60acb128cf7b7f2536e8f38a5b18a05535c9e14c7a355904270e15b0945ea86"
+    }
     assert scorer["weights"]["model"] == {"repo": "zhiqiulin/clip-flant5-xxl"}
 
 
@@ -112,8 +118,9 @@ def test_default_settings_find_every_part_in_the_hf_cache_and_pass_the_verdict(t
     # the task's own recipe holds the real checksums: the tiny tokenizer is named as the first difference
     found = judge(load_task("genai-bench").recipe, described)
     assert not found.official
-    assert found.first_difference.startswith("scorer.weights.tokenizer.sha256.spiece.model=" +
-                                             sha256(tiny["tokenizer"] / "spiece.model"))
+    assert found.first_difference.startswith(
+        "scorer.weights.tokenizer.sha256.spiece.model=" + sha256(tiny["tokenizer"] / "spiece.model")
+    )
 
 
 def test_a_local_model_folder_is_recognised_by_content_not_by_path(tiny, offline_cache, tmp_path):
@@ -131,11 +138,14 @@ def test_a_local_model_folder_is_recognised_by_content_not_by_path(tiny, offline
     assert changed.first_difference.startswith("scorer.weights.model.sha256.pytorch_model.bin=")
 
 
-@pytest.mark.parametrize("args, difference", [
-    ({"model": "tiny-random"}, "scorer.model=tiny-random (official: clip-flant5-xxl)"),
-    ({"dtype": "fp32"}, "scorer.dtype=fp32 (official: bf16)"),
-    ({"question_template": 'Is "{}" shown?'}, "scorer.question_template=Is \"{}\" shown?"),
-])
+@pytest.mark.parametrize(
+    "args, difference",
+    [
+        ({"model": "tiny-random"}, "scorer.model=tiny-random (official: clip-flant5-xxl)"),
+        ({"dtype": "fp32"}, "scorer.dtype=fp32 (official: bf16)"),
+        ({"question_template": 'Is "{}" shown?'}, 'scorer.question_template=Is "{}" shown?'),
+    ],
+)
 def test_a_changed_setting_is_unofficial_and_named(tiny, offline_cache, args, difference):
     found = judge(recipe_for(tiny), VQAScorer({"model_path": str(tiny["model"]), **args}, device="cpu").describe())
     assert not found.official and found.first_difference.startswith(difference)
@@ -157,12 +167,44 @@ def test_cli_run_with_a_tiny_model_under_the_pinned_checksums_is_official(tiny, 
     raw["variants"]["527"].pop("bundled")
     (tasks / "genai_bench.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     out = tmp_path / "run"
-    env = {**os.environ, "HF_HUB_CACHE": str(hf_cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "TS_EVAL_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-m", "ts_eval", "run", "genai-bench", "--variant", "527", "--split", "hard",
-                           "--limit", "3", "--tasks-dir", str(tasks), "--data", str(genai_527), "--device", "cpu",
-                           "--scorer-arg", f"model_path={tiny['model']}", "--out", str(out), "--quiet"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(hf_cache),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TS_EVAL_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ts_eval",
+            "run",
+            "genai-bench",
+            "--variant",
+            "527",
+            "--split",
+            "hard",
+            "--limit",
+            "3",
+            "--tasks-dir",
+            str(tasks),
+            "--data",
+            str(genai_527),
+            "--device",
+            "cpu",
+            "--scorer-arg",
+            f"model_path={tiny['model']}",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     spec = load_task("genai-bench", tasks)

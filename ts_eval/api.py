@@ -46,8 +46,10 @@ def _generator_option(model: Any, model_args: dict[str, str], model_name: str | 
     if isinstance(model, (str, Path)):
         folder = Path(model).expanduser()
         if not folder.is_dir():
-            raise UsageError(f"model {str(model)!r} is neither a registered model ({', '.join(sorted(registry.plugins('model')))}) "
-                             "nor a folder of images")
+            raise UsageError(
+                f"model {str(model)!r} is neither a registered model ({', '.join(sorted(registry.plugins('model')))}) "
+                "nor a folder of images"
+            )
         if model_name is not None or model_args:
             raise UsageError("a folder of images takes no model_name or model_args")
         return "folder", {"path": str(folder)}
@@ -63,8 +65,10 @@ def _generator_option(model: Any, model_args: dict[str, str], model_name: str | 
             raise UsageError(f"a function model takes only model_args {', '.join(valid)}, not {', '.join(unknown)}")
         options = parse_options(model_args, CallableOptions, "a function model")
         return CallableGenerator(model, model_name=model_name, batch_size=options.batch_size), {}
-    raise UsageError(f"model must be a registered name, a folder, a diffusers pipeline or a function "
-                     f"(prompts, seeds) -> images; got {type(model).__name__}")
+    raise UsageError(
+        f"model must be a registered name, a folder, a diffusers pipeline or a function "
+        f"(prompts, seeds) -> images; got {type(model).__name__}"
+    )
 
 
 @python_api
@@ -80,8 +84,16 @@ def run(task: str, **options: Any) -> dict[str, Any]:
 
 
 @python_api
-def evaluate(task: str, model: Any = "dummy", scorer: str | None = None, *, model_args: dict[str, Any] | None = None,
-             scorer_args: dict[str, Any] | None = None, model_name: str | None = None, **options: Any) -> Results | None:
+def evaluate(
+    task: str,
+    model: Any = "dummy",
+    scorer: str | None = None,
+    *,
+    model_args: dict[str, Any] | None = None,
+    scorer_args: dict[str, Any] | None = None,
+    model_name: str | None = None,
+    **options: Any,
+) -> Results | None:
     """Generate, score and summarise `task` as `ts-eval run` does; returns the run's `Results`.
 
     model: a registered name (`"reference"`, `"diffusers"`, ... with `model_args` as `--model-arg`), a folder of
@@ -105,8 +117,16 @@ def evaluate(task: str, model: Any = "dummy", scorer: str | None = None, *, mode
     if unknown:
         raise UsageError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     generator, generator_args = _generator_option(model, _text_args(model_args, "model_args"), model_name)
-    summary = run(RunOptions(task=task, model=generator, model_args=generator_args, scorer=scorer,
-                             scorer_args=_text_args(scorer_args, "scorer_args"), **options))
+    summary = run(
+        RunOptions(
+            task=task,
+            model=generator,
+            model_args=generator_args,
+            scorer=scorer,
+            scorer_args=_text_args(scorer_args, "scorer_args"),
+            **options,
+        )
+    )
     if not summary:  # a torchrun rank other than 0
         return None
     summary = dict(summary)
@@ -133,10 +153,20 @@ def _image(item: Any, index: int):
 
 
 @python_api
-def score(images: Sequence[Any], prompts: Sequence[str], scorer: str = "vqascore", *,
-          scorer_args: dict[str, Any] | None = None, batch_size: int = DEFAULT_BATCH_SIZE, device: str = "auto",
-          cache: bool = True, progress: bool = True, image_format: str = "png", task: str = "prompts",
-          tasks_dir: str | None = None) -> list[float]:
+def score(
+    images: Sequence[Any],
+    prompts: Sequence[str],
+    scorer: str = "vqascore",
+    *,
+    scorer_args: dict[str, Any] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str = "auto",
+    cache: bool = True,
+    progress: bool = True,
+    image_format: str = "png",
+    task: str = "prompts",
+    tasks_dir: str | None = None,
+) -> list[float]:
     """One score per (image, prompt) pair, in order: `images` are PIL images or file paths.
 
     The scorer is built as for a run of `task` (default `prompts`: VQAScore with the official GenAI-Bench
@@ -172,16 +202,19 @@ def score(images: Sequence[Any], prompts: Sequence[str], scorer: str = "vqascore
     spec = load_task(task, tasks_dir)
     args = _text_args(scorer_args, "scorer_args")
     if getattr(registry.scorer_class(scorer, args), "writes_detections", False):  # GenEval's detector and judge
-        raise UsageError(f"score: {scorer} judges each image against its benchmark metadata; run "
-                         f"ts_eval.evaluate('{scorer}', model=...) instead")
+        raise UsageError(
+            f"score: {scorer} judges each image against its benchmark metadata; run "
+            f"ts_eval.evaluate('{scorer}', model=...) instead"
+        )
     built = build_scorer(spec, scorer, args, device=device, batch_size=batch_size)
     if not images:
         return []
     metric = built.describe().get("metric") or built.metrics[0]
     with tempfile.TemporaryDirectory(prefix="ts-eval-score-") as folder:
         requests = []
-        for i, (item, prompt) in enumerate(tqdm(list(zip(images, prompts)), desc="encode", unit="img",
-                                                disable=not progress)):
+        for i, (item, prompt) in enumerate(
+            tqdm(list(zip(images, prompts)), desc="encode", unit="img", disable=not progress)
+        ):
             data = encode_image(_image(item, i), image_format)
             path = Path(folder) / f"{i:06d}{IMAGE_SUFFIXES[image_format]}"
             path.write_bytes(data)
@@ -192,7 +225,7 @@ def score(images: Sequence[Any], prompts: Sequence[str], scorer: str = "vqascore
         try:
             with tqdm(total=len(requests), desc="score", unit="img", disable=not progress) as bar:
                 for start in range(0, len(requests), batch_size):
-                    for scored in score_with_cache(built, requests[start:start + batch_size], store, key):
+                    for scored in score_with_cache(built, requests[start : start + batch_size], store, key):
                         values.append(next(s.value for s in scored.samples if s.metric == metric))
                         bar.update(1)
         finally:

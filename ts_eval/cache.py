@@ -34,7 +34,7 @@ class ScoreCache:
     def get_many(self, keys: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
-            chunk = keys[start:start + 500]
+            chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for key, value in self._db.execute(f"SELECT key, value FROM scores WHERE key IN ({marks})", chunk):
                 found[key] = json.loads(value)
@@ -42,9 +42,10 @@ class ScoreCache:
 
     def put_many(self, items: dict[str, Any]) -> None:
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
-                                 [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()],
+            )
 
     def close(self) -> None:
         self._db.close()
-

@@ -20,7 +20,14 @@ from ts_eval.errors import CheckFailed, UsageError, disk_full
 from ts_eval.logs import configured
 from ts_eval.options import RunOptions, key_values, split_pairs
 
-COMMAND_MODULES: list[str] = ["ts_eval.leaderboard.cli", "ts_eval.gate.cli", "ts_eval.human_eval.cli", "ts_eval.geneval.cli", "ts_eval.sweep.cli", "ts_eval.report.view.cli"]
+COMMAND_MODULES: list[str] = [
+    "ts_eval.leaderboard.cli",
+    "ts_eval.gate.cli",
+    "ts_eval.human_eval.cli",
+    "ts_eval.geneval.cli",
+    "ts_eval.sweep.cli",
+    "ts_eval.report.view.cli",
+]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,18 +43,30 @@ def add_task_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", help="prompt split, e.g. all, basic, advanced, hard")
     p.add_argument("--skill", help="only prompts carrying this skill tag")
     p.add_argument("--data", help="folder holding the task's data files (skips the download)")
-    p.add_argument("--prompts", metavar="SOURCE", help="the prompts task's prompt set: FILE.txt|.csv|.tsv|.jsonl, a "
-                   "dataset folder, or hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN] (see docs/custom-prompts.md)")
-    p.add_argument("--prompt-tags", metavar="COL,COL", help="the prompts task's tag columns, each value a group "
-                   "(default: every column besides the prompt and id; '' for none)")
+    p.add_argument(
+        "--prompts",
+        metavar="SOURCE",
+        help="the prompts task's prompt set: FILE.txt|.csv|.tsv|.jsonl, a "
+        "dataset folder, or hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN] (see docs/custom-prompts.md)",
+    )
+    p.add_argument(
+        "--prompt-tags",
+        metavar="COL,COL",
+        help="the prompts task's tag columns, each value a group "
+        "(default: every column besides the prompt and id; '' for none)",
+    )
     p.add_argument("--tasks-dir", help="extra folder of task specs (*.yaml)")
     p.add_argument("--limit", type=int, help="only the first N selected prompts")
     p.add_argument("--n-samples", type=int, help="images per prompt (default: the task's official number)")
-    p.add_argument("--seed", type=int, default=0, help="run seed; image seeds derive from (task, prompt_id, sample_index, seed)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="run seed; image seeds derive from (task, prompt_id, sample_index, seed)"
+    )
     p.add_argument("--prompt-rewrites", help="JSONL of {prompt_id, prompt}: text the generator sees instead")
-    p.add_argument("--image-format", choices=["png", "jpeg"],
-                   help="how images are stored and scored (default: the task's official format: "
-                        "GenAI-Bench jpeg, GenEval png)")
+    p.add_argument(
+        "--image-format",
+        choices=["png", "jpeg"],
+        help="how images are stored and scored (default: the task's official format: GenAI-Bench jpeg, GenEval png)",
+    )
 
 
 class _Pairs(argparse.Action):
@@ -55,23 +74,37 @@ class _Pairs(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         assert isinstance(values, str) and option_string is not None  # an option that takes one value
-        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), *split_pairs(values, option_string)])
+        setattr(
+            namespace, self.dest, [*(getattr(namespace, self.dest, None) or []), *split_pairs(values, option_string)]
+        )
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="dummy", help="generator: dummy, folder, reference, ... (see `ts-eval models`)")
-    p.add_argument("--model-arg", action="append", metavar="K=V", help="generator option (repeatable; see "
-                   "`ts-eval models`)")
-    p.add_argument("--model-args", dest="model_arg", action=_Pairs, metavar="K=V,K=V",
-                   help="generator options, comma-separated (a comma inside a value: \\,)")
+    p.add_argument(
+        "--model-arg", action="append", metavar="K=V", help="generator option (repeatable; see `ts-eval models`)"
+    )
+    p.add_argument(
+        "--model-args",
+        dest="model_arg",
+        action=_Pairs,
+        metavar="K=V,K=V",
+        help="generator options, comma-separated (a comma inside a value: \\,)",
+    )
 
 
 def add_scorer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scorer", help="scorer (default: the task's official one; see `ts-eval scorers`)")
-    p.add_argument("--scorer-arg", action="append", metavar="K=V", help="scorer option (repeatable; see "
-                   "`ts-eval scorers`)")
-    p.add_argument("--scorer-args", dest="scorer_arg", action=_Pairs, metavar="K=V,K=V",
-                   help="scorer options, comma-separated (a comma inside a value: \\,)")
+    p.add_argument(
+        "--scorer-arg", action="append", metavar="K=V", help="scorer option (repeatable; see `ts-eval scorers`)"
+    )
+    p.add_argument(
+        "--scorer-args",
+        dest="scorer_arg",
+        action=_Pairs,
+        metavar="K=V,K=V",
+        help="scorer options, comma-separated (a comma inside a value: \\,)",
+    )
     p.add_argument("--detector", help="shorthand for --scorer-arg detector=NAME (GenEval: mmdet, hf, dummy)")
     p.add_argument("--batch-size", type=int, default=8, help="scorer batch size")
     p.add_argument("--no-cache", action="store_true", help="ignore the content-addressed score cache")
@@ -79,15 +112,24 @@ def add_scorer_options(p: argparse.ArgumentParser) -> None:
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="auto", help="the generator's dtype: auto (bf16 on GPU, fp32 on CPU), fp32, "
-                   "bf16, fp16; scorers keep their official dtype unless --scorer-arg dtype=...")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="the generator's dtype: auto (bf16 on GPU, fp32 on CPU), fp32, "
+        "bf16, fp16; scorers keep their official dtype unless --scorer-arg dtype=...",
+    )
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory (default: results/<task>-<variant>-<split>-<model>-<hash>)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a run directory made with other settings, or scores made by another scorer")
-    p.add_argument("--no-view", action="store_true", help="do not write view.html, the visual report, beside summary.json")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run directory made with other settings, or scores made by another scorer",
+    )
+    p.add_argument(
+        "--no-view", action="store_true", help="do not write view.html, the visual report, beside summary.json"
+    )
 
 
 def scorer_args(args: argparse.Namespace) -> dict[str, str]:
@@ -99,11 +141,27 @@ def scorer_args(args: argparse.Namespace) -> dict[str, str]:
 
 def _run_options(args: argparse.Namespace, **given) -> RunOptions:
     """The namespace of any run-like command as RunOptions (options a command lacks keep their defaults)."""
-    fields = {"task": "task", "variant": "variant", "split": "split", "skill": "skill", "data": "data",
-              "tasks_dir": "tasks_dir", "model": "model", "scorer": "scorer", "n_samples": "n_samples",
-              "limit": "limit", "seed": "seed", "image_format": "image_format", "out": "out",
-              "overwrite": "overwrite", "batch_size": "batch_size", "device": "device", "dtype": "dtype",
-              "prompt_rewrites": "prompt_rewrites", "prompts": "prompts"}
+    fields = {
+        "task": "task",
+        "variant": "variant",
+        "split": "split",
+        "skill": "skill",
+        "data": "data",
+        "tasks_dir": "tasks_dir",
+        "model": "model",
+        "scorer": "scorer",
+        "n_samples": "n_samples",
+        "limit": "limit",
+        "seed": "seed",
+        "image_format": "image_format",
+        "out": "out",
+        "overwrite": "overwrite",
+        "batch_size": "batch_size",
+        "device": "device",
+        "dtype": "dtype",
+        "prompt_rewrites": "prompt_rewrites",
+        "prompts": "prompts",
+    }
     values = {name: getattr(args, attr) for name, attr in fields.items() if getattr(args, attr, None) is not None}
     if getattr(args, "prompt_tags", None) is not None:
         values["prompt_tags"] = [c.strip() for c in args.prompt_tags.split(",") if c.strip()]
@@ -161,8 +219,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from ts_eval.report.runs import report_rows
 
-    spec, rows = report_rows(args.runs, fmt=args.format, resamples=args.resamples, tasks_dir=args.tasks_dir,
-                             allow_mixed=args.allow_mixed, labels=args.label)
+    spec, rows = report_rows(
+        args.runs,
+        fmt=args.format,
+        resamples=args.resamples,
+        tasks_dir=args.tasks_dir,
+        allow_mixed=args.allow_mixed,
+        labels=args.label,
+    )
     print_table(spec, rows, args.format, ci=not args.no_ci)
     return 0
 
@@ -182,17 +246,31 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     from ts_eval.plugins import entries, render
 
     listed = entries(args.kind, args.names or None)
-    print(json.dumps([e.to_dict() for e in listed], indent=2) if args.json else render(listed), end="\n" if args.json else "")
+    print(
+        json.dumps([e.to_dict() for e in listed], indent=2) if args.json else render(listed),
+        end="\n" if args.json else "",
+    )
     return 0
 
 
 def add_verbosity_options(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     """`-v`/`-q`, before the command (`ts-eval -q run ...`) or after it (`ts-eval run ... -q`)."""
     prefix = "global_" if top else ""
-    p.add_argument("-v", "--verbose", dest=f"{prefix}verbose", action="count", default=0,
-                   help="more detail: debug lines, third-party messages in full (-vv: their debug lines too)")
-    p.add_argument("-q", "--quiet", dest=f"{prefix}quiet", action="store_true",
-                   help="no progress bars and no warnings; an error is still printed")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        dest=f"{prefix}verbose",
+        action="count",
+        default=0,
+        help="more detail: debug lines, third-party messages in full (-vv: their debug lines too)",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        dest=f"{prefix}quiet",
+        action="store_true",
+        help="no progress bars and no warnings; an error is still printed",
+    )
 
 
 def _leaves(parser: argparse.ArgumentParser):
@@ -206,8 +284,11 @@ def _leaves(parser: argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ts-eval", description="Evaluate autoregressive text-to-image models "
-                     "(Token-Shuffle line of work) on GenAI-Bench, GenEval and more.")
+    parser = _Parser(
+        prog="ts-eval",
+        description="Evaluate autoregressive text-to-image models "
+        "(Token-Shuffle line of work) on GenAI-Bench, GenEval and more.",
+    )
     parser.add_argument("--version", action="version", version=f"ts-eval {ts_eval.__version__}")
     add_verbosity_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -241,13 +322,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="recompute summary.json from samples.jsonl and print tables")
     p.add_argument("runs", nargs="+", help="run directories (several: side by side)")
     p.add_argument("--format", default="md", help="md, csv, latex, json")
-    p.add_argument("--resamples", type=int, help="bootstrap resamples for the 95%% CIs (default: the run's own, "
-                   "1000 unless it was made with another number); recorded in the run")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="put runs of different metrics, scorers or prompt sets side by side, each labelled")
+    p.add_argument(
+        "--resamples",
+        type=int,
+        help="bootstrap resamples for the 95%% CIs (default: the run's own, "
+        "1000 unless it was made with another number); recorded in the run",
+    )
+    p.add_argument(
+        "--allow-mixed",
+        action="store_true",
+        help="put runs of different metrics, scorers or prompt sets side by side, each labelled",
+    )
     p.add_argument("--no-ci", action="store_true", help="print means without their 95%% CIs")
-    p.add_argument("--label", action="append", metavar="NAME",
-                   help="row name of each run, in the runs' order (repeat once per run; default: the directory name)")
+    p.add_argument(
+        "--label",
+        action="append",
+        metavar="NAME",
+        help="row name of each run, in the runs' order (repeat once per run; default: the directory name)",
+    )
     p.add_argument("--tasks-dir")
     p.set_defaults(func=cmd_report)
 
@@ -256,8 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tasks)
 
     for kind, command in (("model", "models"), ("scorer", "scorers")):
-        p = sub.add_parser(command, help=f"list the {command} with their options, defaults and meaning, and the "
-                                         "extra each needs")
+        p = sub.add_parser(
+            command, help=f"list the {command} with their options, defaults and meaning, and the extra each needs"
+        )
         p.add_argument("names", nargs="*", metavar="NAME", help=f"only these {command}")
         p.add_argument("--json", action="store_true", help="as JSON")
         p.set_defaults(func=cmd_plugins, kind=kind)

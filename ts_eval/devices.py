@@ -6,8 +6,14 @@ import os
 
 from ts_eval.errors import UsageError
 
-DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
-          "fp16": "float16", "float16": "float16"}
+DTYPES = {
+    "fp32": "float32",
+    "float32": "float32",
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
+}
 
 
 def torch_device(device: str = "auto"):
@@ -22,7 +28,9 @@ def torch_device(device: str = "auto"):
     except RuntimeError:
         raise UsageError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device} asked for CUDA but torch {torch.__version__} sees no CUDA device; use --device cpu")
+        raise UsageError(
+            f"--device {device} asked for CUDA but torch {torch.__version__} sees no CUDA device; use --device cpu"
+        )
     return resolved
 
 

@@ -29,14 +29,13 @@ class World:
 
     def shard(self, items: Sequence[T]) -> list[T]:
         """This rank's items: a stride over the fixed order, identical on every rank's view of `items`."""
-        return list(items[self.rank::self.size])
+        return list(items[self.rank :: self.size])
 
     def barrier(self) -> None:
         if self.size > 1:
             import torch.distributed as dist
 
             dist.barrier()
-
 
 
 def rank_prefix() -> str:

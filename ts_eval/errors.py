@@ -26,5 +26,7 @@ def disk_full(folder, needed_bytes: int | None = None) -> UsageError:
     except OSError:
         free = "free space unknown"
     needed = f", about {needed_bytes / 1e6:,.0f} MB needed to finish" if needed_bytes else ""
-    return UsageError(f"no space left on the device holding {folder} ({free}{needed}); free some space and re-run "
-                      "the same command: finished work is kept")
+    return UsageError(
+        f"no space left on the device holding {folder} ({free}{needed}); free some space and re-run "
+        "the same command: finished work is kept"
+    )

@@ -74,20 +74,24 @@ def cached_file(repo: HubRepo, filename: str, cache_dir: str | Path | None = Non
     """The file from the local Hugging Face cache at the repo's revision, without any network call."""
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo.repo, filename, cache_dir=cache_dir, revision=repo.revision,
-                                   repo_type=repo.repo_type)
+    found = try_to_load_from_cache(
+        repo.repo, filename, cache_dir=cache_dir, revision=repo.revision, repo_type=repo.repo_type
+    )
     return Path(found) if isinstance(found, str) else None
 
 
 def missing_message(repo: HubRepo, files: Sequence[str], reason: str, what: str = "") -> str:
     shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return (f"{what or repo.repo}: {shown or 'the files'} of {repo.repo} (revision {repo.revision}) are not in the "
-            f"Hugging Face cache and the Hub cannot be used ({reason}); fetch them with "
-            f"`{repo.fetch_command(files)}` and pass {repo.flag}")
+    return (
+        f"{what or repo.repo}: {shown or 'the files'} of {repo.repo} (revision {repo.revision}) are not in the "
+        f"Hugging Face cache and the Hub cannot be used ({reason}); fetch them with "
+        f"`{repo.fetch_command(files)}` and pass {repo.flag}"
+    )
 
 
-def require_local_or_reachable(repo: HubRepo, files: Sequence[str], *, cache_dir: str | Path | None = None,
-                               what: str = "", any_of: bool = False) -> Path | None:
+def require_local_or_reachable(
+    repo: HubRepo, files: Sequence[str], *, cache_dir: str | Path | None = None, what: str = "", any_of: bool = False
+) -> Path | None:
     """Call once before a library downloads `files` of `repo` by itself.
 
     Returns the cached snapshot folder when every file (with `any_of`, one of them: e.g. open_clip's
@@ -107,8 +111,13 @@ def require_local_or_reachable(repo: HubRepo, files: Sequence[str], *, cache_dir
     return None
 
 
-def list_files(repo: HubRepo, cache_dir: str | Path | None = None, what: str = "",
-               enough: Callable[[set[str]], bool] = bool, known: Sequence[str] = ()) -> list[str]:
+def list_files(
+    repo: HubRepo,
+    cache_dir: str | Path | None = None,
+    what: str = "",
+    enough: Callable[[set[str]], bool] = bool,
+    known: Sequence[str] = (),
+) -> list[str]:
     """The repository's file names at the revision: the cached snapshot's when `enough(names)`, else the Hub's.
 
     With neither, the one-line error's command fetches `known` (files the caller knows it needs), or the
@@ -125,15 +134,20 @@ def list_files(repo: HubRepo, cache_dir: str | Path | None = None, what: str = "
     from huggingface_hub import HfApi
 
     try:
-        return sorted(HfApi(endpoint=endpoint()).list_repo_files(repo.repo, revision=repo.revision,
-                                                                 repo_type=repo.repo_type))
+        return sorted(
+            HfApi(endpoint=endpoint()).list_repo_files(repo.repo, revision=repo.revision, repo_type=repo.repo_type)
+        )
     except Exception as exc:  # not found, gated, network: all end the same way for the user
-        raise UsageError(f"{what or repo.repo}: cannot list {repo.repo} (revision {repo.revision}) on the Hub "
-                         f"({type(exc).__name__}: {_one_line(exc)}); fetch it with `{repo.fetch_command()}` "
-                         f"and pass {repo.flag}") from None
+        raise UsageError(
+            f"{what or repo.repo}: cannot list {repo.repo} (revision {repo.revision}) on the Hub "
+            f"({type(exc).__name__}: {_one_line(exc)}); fetch it with `{repo.fetch_command()}` "
+            f"and pass {repo.flag}"
+        ) from None
 
 
-def fetch(repo: HubRepo, files: Sequence[str], *, cache_dir: str | Path | None = None, what: str = "") -> dict[str, Path]:
+def fetch(
+    repo: HubRepo, files: Sequence[str], *, cache_dir: str | Path | None = None, what: str = ""
+) -> dict[str, Path]:
     """Local paths of `files`: from the cache, else downloaded (huggingface_hub's progress bars), else one line."""
     paths = {name: cached_file(repo, name, cache_dir) for name in files}
     missing = [name for name, path in paths.items() if path is None]
@@ -144,12 +158,15 @@ def fetch(repo: HubRepo, files: Sequence[str], *, cache_dir: str | Path | None =
 
     for name in missing:
         try:
-            paths[name] = Path(hf_hub_download(repo.repo, name, revision=repo.revision, repo_type=repo.repo_type,
-                                               cache_dir=cache_dir))
+            paths[name] = Path(
+                hf_hub_download(repo.repo, name, revision=repo.revision, repo_type=repo.repo_type, cache_dir=cache_dir)
+            )
         except Exception as exc:  # network, missing file, disk: all end the same way for the user
-            raise UsageError(f"{what or repo.repo}: cannot download {name} of {repo.repo} (revision "
-                             f"{repo.revision}): {type(exc).__name__}: {_one_line(exc)}; fetch it with "
-                             f"`{repo.fetch_command(missing)}` and pass {repo.flag}") from None
+            raise UsageError(
+                f"{what or repo.repo}: cannot download {name} of {repo.repo} (revision "
+                f"{repo.revision}): {type(exc).__name__}: {_one_line(exc)}; fetch it with "
+                f"`{repo.fetch_command(missing)}` and pass {repo.flag}"
+            ) from None
     return paths  # type: ignore[return-value]
 
 
@@ -213,4 +230,4 @@ def quiet_third_party_logs(names: Sequence[str] = THIRD_PARTY) -> None:
 
 def _one_line(value: object, limit: int = 200) -> str:
     text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -31,8 +31,14 @@ from ts_eval.distributed import rank_prefix
 LOGGER = "ts_eval"
 LIBRARIES = ("huggingface_hub", "transformers", "diffusers", "datasets", "open_clip", "timm")
 # Libraries that set their own level when first imported read these instead (restored after the command).
-QUIET_ENV = {"TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error", "DATASETS_VERBOSITY": "error",
-             "HF_HUB_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+QUIET_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "DIFFUSERS_VERBOSITY": "error",
+    "DATASETS_VERBOSITY": "error",
+    "HF_HUB_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",
+}
 
 
 class LineFormatter(logging.Formatter):
@@ -129,5 +135,3 @@ def python_api(function: F) -> F:
             return function(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-

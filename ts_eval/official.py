@@ -51,16 +51,26 @@ class Verdict:
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"official": self.official, "label": self.label, "differences": list(self.differences),
-               "subset": self.subset, "split": self.split}
+        out = {
+            "official": self.official,
+            "label": self.label,
+            "differences": list(self.differences),
+            "subset": self.subset,
+            "split": self.split,
+        }
         if self.without_recipe:
             out["without_recipe"] = self.without_recipe
         return out
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Verdict:
-        return cls(bool(row["official"]), tuple(row.get("differences") or ()), row.get("subset"), row.get("split"),
-                   row.get("without_recipe"))
+        return cls(
+            bool(row["official"]),
+            tuple(row.get("differences") or ()),
+            row.get("subset"),
+            row.get("split"),
+            row.get("without_recipe"),
+        )
 
 
 def effective_settings(settings: dict[str, Any], scorer: dict[str, Any] | None) -> dict[str, Any]:
@@ -73,8 +83,14 @@ def effective_settings(settings: dict[str, Any], scorer: dict[str, Any] | None) 
     }
 
 
-def verdict(recipe: dict[str, Any] | None, settings: dict[str, Any], scorer: dict[str, Any] | None, *,
-            default_split: str, without_recipe: str | None = None) -> Verdict:
+def verdict(
+    recipe: dict[str, Any] | None,
+    settings: dict[str, Any],
+    scorer: dict[str, Any] | None,
+    *,
+    default_split: str,
+    without_recipe: str | None = None,
+) -> Verdict:
     """Compare a run's effective settings with its task's recipe (`TaskSpec.recipe`); a task without one may name
     its runs (`TaskSpec.without_recipe`)."""
     task = settings.get("task") or {}

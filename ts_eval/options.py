@@ -53,8 +53,10 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) and not all(hasattr(self.model, a) for a in ("generate", "describe")):
-            raise UsageError(f"model must be a registered name or a generator with generate() and describe(), got "
-                             f"{type(self.model).__name__} (ts_eval.evaluate wraps functions, pipelines and folders)")
+            raise UsageError(
+                f"model must be a registered name or a generator with generate() and describe(), got "
+                f"{type(self.model).__name__} (ts_eval.evaluate wraps functions, pipelines and folders)"
+            )
         if isinstance(self.prompt_tags, str):  # "Category,Challenge", as on the command line
             self.prompt_tags = [c.strip() for c in self.prompt_tags.split(",") if c.strip()]
         for name in ("n_samples", "limit", "batch_size", "resamples"):
@@ -96,8 +98,13 @@ class OptionInfo:
         return self.kind.__name__ + ("?" if self.optional else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type_name, "default": self.default, "help": self.help,
-                "choices": list(self.choices)}
+        return {
+            "name": self.name,
+            "type": self.type_name,
+            "default": self.default,
+            "help": self.help,
+            "choices": list(self.choices),
+        }
 
 
 def _kind(name: str, hint: Any, owner: str) -> tuple[type, bool]:
@@ -121,8 +128,11 @@ def option_infos(spec: type) -> list[OptionInfo]:
         if f.default is dataclasses.MISSING:
             raise TypeError(f"{spec.__name__}.{f.name} has no default; every plugin option needs one")
         kind, optional = _kind(f.name, hints[f.name], spec.__name__)
-        infos.append(OptionInfo(f.name, kind, optional, f.default, str(f.metadata.get("help", "")),
-                                tuple(f.metadata.get("choices", ()))))
+        infos.append(
+            OptionInfo(
+                f.name, kind, optional, f.default, str(f.metadata.get("help", "")), tuple(f.metadata.get("choices", ()))
+            )
+        )
     return infos
 
 
@@ -155,8 +165,9 @@ def _convert(info: OptionInfo, raw: str, owner: str) -> Any:
     return value
 
 
-def parse_options(args: Mapping[str, str], spec: type[T], owner: str, *,
-                  defaults: Mapping[str, Any] | None = None) -> T:
+def parse_options(
+    args: Mapping[str, str], spec: type[T], owner: str, *, defaults: Mapping[str, Any] | None = None
+) -> T:
     """`--model-arg`/`--scorer-arg` strings -> the plugin's options dataclass; one line for any bad key or value.
 
     `defaults` replaces some field defaults (e.g. `ts-eval rescore` starts from the judge settings a run recorded).
@@ -213,10 +224,14 @@ def split_pairs(text: str, flag: str) -> list[str]:
     pairs.append("".join(current))
     pairs = [p.strip() for p in pairs]
     if any(not p for p in pairs):
-        raise UsageError(f"{flag} {text!r} has an empty item; separate key=value pairs with single commas "
-                         "(write a comma inside a value as \\,)")
+        raise UsageError(
+            f"{flag} {text!r} has an empty item; separate key=value pairs with single commas "
+            "(write a comma inside a value as \\,)"
+        )
     for pair in pairs:
         if "=" not in pair:
-            raise UsageError(f"{flag} expects key=value[,key=value...], got {pair!r} in {text!r} "
-                             "(write a comma inside a value as \\,)")
+            raise UsageError(
+                f"{flag} expects key=value[,key=value...], got {pair!r} in {text!r} "
+                "(write a comma inside a value as \\,)"
+            )
     return pairs

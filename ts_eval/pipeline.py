@@ -32,8 +32,10 @@ def build_generator(options: RunOptions) -> Generator:
     """The registered generator `options.model` names, or the in-memory one `ts_eval.evaluate` already wrapped."""
     if not isinstance(options.model, str):
         if options.model_args:
-            raise UsageError("model_args configure a registered model by name; an in-memory model's adapter takes "
-                             "them when it is built (ts_eval.evaluate does this)")
+            raise UsageError(
+                "model_args configure a registered model by name; an in-memory model's adapter takes "
+                "them when it is built (ts_eval.evaluate does this)"
+            )
         return options.model
     cls = registry.generator_class(options.model)
     return cls(dict(options.model_args), device=options.device, dtype=options.dtype)
@@ -76,8 +78,9 @@ def _release(prepared: PreparedRun | None) -> None:
 def _start(options: RunOptions, world: World, spec: TaskSpec | None = None) -> tuple[Generator, PreparedRun]:
     """The generator, and the run directory prepared for it (locked by rank 0 until `_release`)."""
     generator = build_generator(options)
-    prepared = prepare_run(options, generator.describe(), world, spec,
-                           generator_options=generator_record(options, generator))
+    prepared = prepare_run(
+        options, generator.describe(), world, spec, generator_options=generator_record(options, generator)
+    )
     return generator, prepared
 
 
@@ -117,12 +120,20 @@ def score(options: RunOptions) -> Run:
     lock = run_dir.lock().acquire() if world.is_main and run_dir.exists() else None
     try:
         images = read_run(run_dir.path, need="images", tasks_dir=options.tasks_dir)
-        scorer = build_scorer(images.spec, options.scorer, options.scorer_args, device=options.device,
-                              batch_size=options.batch_size)
+        scorer = build_scorer(
+            images.spec, options.scorer, options.scorer_args, device=options.device, batch_size=options.batch_size
+        )
         prepared = PreparedRun(images.spec, images.prompts, run_dir, images.manifest, lock)
-        score_images(prepared, images.images, scorer, world=world, use_cache=options.cache,
-                     progress=options.progress, overwrite=options.overwrite,
-                     scorer_options=scorer_record(images.spec, options, scorer))
+        score_images(
+            prepared,
+            images.images,
+            scorer,
+            world=world,
+            use_cache=options.cache,
+            progress=options.progress,
+            overwrite=options.overwrite,
+            scorer_options=scorer_record(images.spec, options, scorer),
+        )
         if world.is_main:
             _summarize_and_write(run_dir.path, options, images.spec)
         return read_run(run_dir.path, tasks_dir=options.tasks_dir, spec=images.spec)
@@ -147,11 +158,20 @@ def run(options: RunOptions) -> dict[str, Any]:
         # The scorer is built once the task, data, prompt selection and generator settings are known good (a
         # typo is named as such), and before any image: its options are checked and its weights found, or
         # named in one line, before hours of generation. Its model loads on the first batch.
-        scorer = build_scorer(prepared.spec, options.scorer, options.scorer_args, device=options.device,
-                              batch_size=options.batch_size)
+        scorer = build_scorer(
+            prepared.spec, options.scorer, options.scorer_args, device=options.device, batch_size=options.batch_size
+        )
         records = generate_images(prepared, generator, world=world, progress=options.progress)
-        score_images(prepared, records, scorer, world=world, use_cache=options.cache, progress=options.progress,
-                     overwrite=options.overwrite, scorer_options=scorer_record(spec, options, scorer))
+        score_images(
+            prepared,
+            records,
+            scorer,
+            world=world,
+            use_cache=options.cache,
+            progress=options.progress,
+            overwrite=options.overwrite,
+            scorer_options=scorer_record(spec, options, scorer),
+        )
         if not world.is_main:
             return {}
         summary = _summarize_and_write(prepared.run.path, options, spec)

@@ -28,16 +28,28 @@ class Entry:
     problem: str | None = None  # why its options cannot be shown (a plugin that fails to import)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "origin": self.origin, "summary": self.summary,
-                "extra": self.extra, "installed": self.missing is None, "missing": self.missing,
-                "by_option": list(self.by_option), "problem": self.problem,
-                "options": [o.to_dict() for o in self.options]}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "origin": self.origin,
+            "summary": self.summary,
+            "extra": self.extra,
+            "installed": self.missing is None,
+            "missing": self.missing,
+            "by_option": list(self.by_option),
+            "problem": self.problem,
+            "options": [o.to_dict() for o in self.options],
+        }
 
 
 def _entry(kind: str, name: str, plugin: registry.Plugin) -> Entry:
     missing = plugin.needs.missing() if plugin.needs else None
-    by_option = tuple(f"{option}={value}: {problem}" for option, choices in plugin.needs_by_option.items()
-                      for value, need in choices.items() if (problem := need.missing()))
+    by_option = tuple(
+        f"{option}={value}: {problem}"
+        for option, choices in plugin.needs_by_option.items()
+        for value, need in choices.items()
+        if (problem := need.missing())
+    )
     extra = plugin.needs.extra if plugin.needs else None
     try:
         spec = plugin.options_class()
@@ -74,8 +86,10 @@ def render(listed: list[Entry]) -> str:
     if not listed:
         return ""
     flag = f"--{listed[0].kind}-arg"
-    lines = [f"Options are given as {flag} NAME=VALUE (repeatable) or {flag}s A=1,B=2 (a comma inside a value: \\,).",
-             ""]
+    lines = [
+        f"Options are given as {flag} NAME=VALUE (repeatable) or {flag}s A=1,B=2 (a comma inside a value: \\,).",
+        "",
+    ]
     for e in listed:
         head = e.name + (f" ({e.origin})" if e.origin != "ts-eval" else "")
         lines.append(f"{head}: {e.summary}" if e.summary else head)
@@ -90,7 +104,9 @@ def render(listed: list[Entry]) -> str:
         widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
         for o in e.options:
             meaning = o.help + (f" [{' | '.join(o.choices)}]" if o.choices else "")
-            lines.append(f"  {o.name:<{widths[0]}}  {o.type_name:<{widths[1]}}  {_default(o.default):<{widths[2]}}  "
-                         f"{meaning}".rstrip())
+            lines.append(
+                f"  {o.name:<{widths[0]}}  {o.type_name:<{widths[1]}}  {_default(o.default):<{widths[2]}}  "
+                f"{meaning}".rstrip()
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

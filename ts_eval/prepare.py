@@ -55,8 +55,10 @@ class PreparedRun:
 
 # -- prompts ---------------------------------------------------------------------------------------
 
-def select_prompts(spec: TaskSpec, prompts: list[Prompt], split: str | None, skill: str | None,
-                   limit: int | None) -> tuple[str, list[Prompt]]:
+
+def select_prompts(
+    spec: TaskSpec, prompts: list[Prompt], split: str | None, skill: str | None, limit: int | None
+) -> tuple[str, list[Prompt]]:
     split, tag = spec.split_tag(split)
     chosen = [p for p in prompts if tag is None or tag in p.tags]
     if skill is not None:
@@ -78,10 +80,16 @@ def apply_rewrites(prompts: list[Prompt], path: str | Path, all_ids: set[str]) -
         raise UsageError(f"--prompt-rewrites {path}: no such file")
     rewrites: dict[str, str] = {}
     for number, row in enumerate(read_jsonl(path), start=1):
-        if not isinstance(row, dict) or not isinstance(row.get("prompt_id"), str) or not isinstance(row.get("prompt"), str):
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("prompt_id"), str)
+            or not isinstance(row.get("prompt"), str)
+        ):
             raise UsageError(f"{path}: line {number} needs string fields 'prompt_id' and 'prompt'")
         if row["prompt_id"] not in all_ids:
-            raise UsageError(f"{path}: line {number} names prompt_id {row['prompt_id']!r}, which the task does not have")
+            raise UsageError(
+                f"{path}: line {number} names prompt_id {row['prompt_id']!r}, which the task does not have"
+            )
         if row["prompt_id"] in rewrites:
             raise UsageError(f"{path}: line {number} rewrites prompt {row['prompt_id']} a second time; keep one")
         if not row["prompt"].strip():
@@ -102,6 +110,7 @@ def image_format(options: RunOptions, spec: TaskSpec) -> str:
 
 # -- run directory ---------------------------------------------------------------------------------
 
+
 def _diff(old: Any, new: Any, prefix: str = "") -> str:
     """The first setting that differs, as `key: old -> new`."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -115,7 +124,9 @@ def _diff(old: Any, new: Any, prefix: str = "") -> str:
 
 def default_out(settings: dict[str, Any]) -> Path:
     task = settings["task"]
-    name = f"{task['name']}-{task['variant']}-{task['split']}-{settings['generator']['name']}-{fingerprint(settings)[:8]}"
+    name = (
+        f"{task['name']}-{task['variant']}-{task['split']}-{settings['generator']['name']}-{fingerprint(settings)[:8]}"
+    )
     return Path("results") / name
 
 
@@ -128,8 +139,10 @@ def load_selected_prompts(options: RunOptions, spec: TaskSpec) -> tuple[dict[str
         data, all_prompts = spec.load_source(options.prompts, options.prompt_tags)
     else:
         if options.prompts is not None or options.prompt_tags is not None:
-            raise UsageError(f"--prompts and --prompt-tags are for the prompts task (`ts-eval run prompts --prompts "
-                             f"SOURCE`); {spec.name} has its own prompt set")
+            raise UsageError(
+                f"--prompts and --prompt-tags are for the prompts task (`ts-eval run prompts --prompts "
+                f"SOURCE`); {spec.name} has its own prompt set"
+            )
         data = resolve_data(spec, variant, options.data)
         all_prompts = spec.module.load_prompts(data)
     split, prompts = select_prompts(spec, all_prompts, options.split, options.skill, options.limit)
@@ -138,15 +151,31 @@ def load_selected_prompts(options: RunOptions, spec: TaskSpec) -> tuple[dict[str
     rewrites = None
     if options.prompt_rewrites:
         prompts, rewrites = apply_rewrites(prompts, options.prompt_rewrites, {p.prompt_id for p in all_prompts})
-    task = {"name": spec.name, "version": spec.version, "spec_sha256": spec.sha256, "variant": variant,
-            "split": split, "skill": options.skill, "limit": options.limit}
-    source = {"data": {k: v for k, v in data.source.items() if k != "origin"}, "data_origin": data.origin,
-              "prompt_rewrites": rewrites}
+    task = {
+        "name": spec.name,
+        "version": spec.version,
+        "spec_sha256": spec.sha256,
+        "variant": variant,
+        "split": split,
+        "skill": options.skill,
+        "limit": options.limit,
+    }
+    source = {
+        "data": {k: v for k, v in data.source.items() if k != "origin"},
+        "data_origin": data.origin,
+        "prompt_rewrites": rewrites,
+    }
     return task, prompts, source
 
 
-def prepare_run(options: RunOptions, generator_description: dict[str, Any], world: World = World(),
-                spec: TaskSpec | None = None, *, generator_options: dict[str, Any] | None = None) -> PreparedRun:
+def prepare_run(
+    options: RunOptions,
+    generator_description: dict[str, Any],
+    world: World = World(),
+    spec: TaskSpec | None = None,
+    *,
+    generator_options: dict[str, Any] | None = None,
+) -> PreparedRun:
     """Load the task and prompts, then create (or reopen for resume) the run directory, locked.
 
     Every rank loads the same prompts; only rank 0 checks, locks and writes the directory, the others wait.
@@ -203,10 +232,15 @@ def _open_or_create(run: RunDir, options: RunOptions, manifest: dict[str, Any], 
             run.update_manifest(lambda m: m.update(manifest))  # resume: keep files, scorer and timings
             return lock
         if not options.overwrite:
-            change = (_diff(old.get("settings"), manifest["settings"]) if old.get("settings") != manifest["settings"]
-                      else "prompts")
-            raise UsageError(f"{run.path} holds a run made with other settings ({change}); "
-                             "pass --overwrite to replace it or choose another --out")
+            change = (
+                _diff(old.get("settings"), manifest["settings"])
+                if old.get("settings") != manifest["settings"]
+                else "prompts"
+            )
+            raise UsageError(
+                f"{run.path} holds a run made with other settings ({change}); "
+                "pass --overwrite to replace it or choose another --out"
+            )
         run.clear(["images", "progress", IMAGES, SAMPLES, DETECTIONS, SUMMARY])
         run.write_manifest({**manifest, "created": now()})
         run.write_rows(PROMPTS, prompt_rows)

@@ -21,16 +21,20 @@ class Prompt:
         return self.rewritten if self.rewritten is not None else self.prompt
 
     def to_row(self) -> dict[str, Any]:
-        row = {"prompt_id": self.prompt_id, "prompt": self.prompt, "tags": list(self.tags),
-               "metadata": self.metadata}
+        row = {"prompt_id": self.prompt_id, "prompt": self.prompt, "tags": list(self.tags), "metadata": self.metadata}
         if self.rewritten is not None:
             row["rewritten_prompt"] = self.rewritten
         return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Prompt:
-        return cls(prompt_id=row["prompt_id"], prompt=row["prompt"], tags=tuple(row.get("tags", ())),
-                   metadata=row.get("metadata", {}), rewritten=row.get("rewritten_prompt"))
+        return cls(
+            prompt_id=row["prompt_id"],
+            prompt=row["prompt"],
+            tags=tuple(row.get("tags", ())),
+            metadata=row.get("metadata", {}),
+            rewritten=row.get("rewritten_prompt"),
+        )
 
 
 ImageKey = tuple[str, int]  # (prompt_id, sample_index)
@@ -103,9 +107,16 @@ class Sample:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Sample:
-        return cls(prompt_id=row["prompt_id"], sample_index=int(row["sample_index"]), metric=row["metric"],
-                   value=float(row["value"]), reason=row.get("reason"), image_sha256=row.get("image_sha256"),
-                   prompt=row.get("prompt"), path=row.get("path"))
+        return cls(
+            prompt_id=row["prompt_id"],
+            sample_index=int(row["sample_index"]),
+            metric=row["metric"],
+            value=float(row["value"]),
+            reason=row.get("reason"),
+            image_sha256=row.get("image_sha256"),
+            prompt=row.get("prompt"),
+            path=row.get("path"),
+        )
 
 
 def readable(sample: Sample, prompt: Prompt, image: ImageRecord | None) -> Sample:

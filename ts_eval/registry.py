@@ -99,32 +99,50 @@ T2V_METRICS = "pip install --no-deps t2v-metrics==3.0"  # not on the extra: its 
 GENERATORS: dict[str, Plugin] = {
     "dummy": Plugin("ts_eval.generators.dummy:DummyGenerator", options="ts_eval.generators.dummy:DummyOptions"),
     "folder": Plugin("ts_eval.generators.folder:FolderGenerator", options="ts_eval.generators.folder:FolderOptions"),
-    "reference": Plugin("ts_eval.generators.token_shuffle.generator:TokenShuffleGenerator",
-                        Requirement("model", ("torch",)),
-                        options="ts_eval.generators.token_shuffle.options:ReferenceOptions"),
-    "diffusers": Plugin("ts_eval.generators.diffusers_adapter:DiffusersGenerator",
-                        Requirement("diffusers", ("diffusers", "torch")),
-                        options="ts_eval.generators.diffusers_adapter:DiffusersOptions"),
-    "janus": Plugin("ts_eval.generators.janus:JanusGenerator", Requirement("janus", ("transformers", "torch")),
-                    options="ts_eval.generators.janus:JanusOptions"),
-    "python": Plugin("ts_eval.generators.python_entry:PythonGenerator",
-                     options="ts_eval.generators.python_entry:PythonOptions"),
+    "reference": Plugin(
+        "ts_eval.generators.token_shuffle.generator:TokenShuffleGenerator",
+        Requirement("model", ("torch",)),
+        options="ts_eval.generators.token_shuffle.options:ReferenceOptions",
+    ),
+    "diffusers": Plugin(
+        "ts_eval.generators.diffusers_adapter:DiffusersGenerator",
+        Requirement("diffusers", ("diffusers", "torch")),
+        options="ts_eval.generators.diffusers_adapter:DiffusersOptions",
+    ),
+    "janus": Plugin(
+        "ts_eval.generators.janus:JanusGenerator",
+        Requirement("janus", ("transformers", "torch")),
+        options="ts_eval.generators.janus:JanusOptions",
+    ),
+    "python": Plugin(
+        "ts_eval.generators.python_entry:PythonGenerator", options="ts_eval.generators.python_entry:PythonOptions"
+    ),
 }
 
 SCORERS: dict[str, Plugin] = {
     "dummy": Plugin("ts_eval.scorers.dummy:DummyScorer", options="ts_eval.scorers.dummy:DummyScorerOptions"),
-    "vqascore": Plugin("ts_eval.scorers.vqascore:VQAScorer",
-                       Requirement("genai", ("torch", "transformers", "sentencepiece", "cv2", "t2v_metrics"),
-                                   then=T2V_METRICS),
-                       options="ts_eval.scorers.vqascore:VQAScoreOptions"),
-    "clipscore": Plugin("ts_eval.scorers.clipscore:CLIPScorer", Requirement("genai", ("torch", "open_clip")),
-                        needs_by_option={"variant": {"torchmetrics": Requirement("genai", ("transformers", "torchmetrics"))}},
-                        options="ts_eval.scorers.clipscore:CLIPScoreOptions"),
+    "vqascore": Plugin(
+        "ts_eval.scorers.vqascore:VQAScorer",
+        Requirement("genai", ("torch", "transformers", "sentencepiece", "cv2", "t2v_metrics"), then=T2V_METRICS),
+        options="ts_eval.scorers.vqascore:VQAScoreOptions",
+    ),
+    "clipscore": Plugin(
+        "ts_eval.scorers.clipscore:CLIPScorer",
+        Requirement("genai", ("torch", "open_clip")),
+        needs_by_option={"variant": {"torchmetrics": Requirement("genai", ("transformers", "torchmetrics"))}},
+        options="ts_eval.scorers.clipscore:CLIPScoreOptions",
+    ),
     # GenEval's needs follow its detector: `dummy` needs nothing; `mmdet` says itself how to build mmcv.
-    "geneval": Plugin("ts_eval.geneval.scorer:GenEvalScorer", needs_by_option={"detector": {
-        "hf": Requirement("geneval", ("torch", "transformers", "open_clip")),
-        "mmdet": Requirement("geneval", ("torch", "open_clip"))}},
-        options="ts_eval.geneval.scorer:GenEvalOptions"),
+    "geneval": Plugin(
+        "ts_eval.geneval.scorer:GenEvalScorer",
+        needs_by_option={
+            "detector": {
+                "hf": Requirement("geneval", ("torch", "transformers", "open_clip")),
+                "mmdet": Requirement("geneval", ("torch", "open_clip")),
+            }
+        },
+        options="ts_eval.geneval.scorer:GenEvalOptions",
+    ),
 }
 
 # Commands (not plugins) that need an extra.
@@ -164,8 +182,9 @@ def plugins(kind: str) -> dict[str, Plugin]:
     table = dict(GENERATORS if kind == "model" else SCORERS)
     for ep in entry_points(kind):
         if ep.name in table:
-            log.warning("%s '%s' from %s is ignored: the name is taken by %s", kind, ep.name, _origin(ep),
-                        table[ep.name].origin)
+            log.warning(
+                "%s '%s' from %s is ignored: the name is taken by %s", kind, ep.name, _origin(ep), table[ep.name].origin
+            )
             continue
         table[ep.name] = Plugin(ep.value, origin=_origin(ep))
     return table
@@ -192,7 +211,9 @@ def resolve(kind: str, name: str, args: dict[str, str] | None = None) -> Any:
         return plugin.load()
     except Exception as exc:  # another package's code may fail in any way: one line naming it
         detail = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise UsageError(f"{kind} '{name}' ({plugin.target}, from {plugin.origin}) cannot be imported: {detail}") from None
+        raise UsageError(
+            f"{kind} '{name}' ({plugin.target}, from {plugin.origin}) cannot be imported: {detail}"
+        ) from None
 
 
 def generator_class(name: str, args: dict[str, str] | None = None) -> type:

@@ -56,9 +56,32 @@ class Results:
         for sample in run.samples:
             image = images.get((sample.prompt_id, sample.sample_index))
             prompt = prompts[sample.prompt_id]
-            rows.append({"prompt_id": sample.prompt_id, "sample_index": sample.sample_index, "prompt": prompt.prompt,
-                         "tags": list(prompt.tags), "metric": sample.metric, "value": sample.value,
-                         "reason": sample.reason, "image_path": str(run.path / image.path) if image else None,
-                         "seed": image.seed if image else None, "image_sha256": sample.image_sha256})
-        return pd.DataFrame(rows, columns=["prompt_id", "sample_index", "prompt", "tags", "metric", "value", "reason",
-                                           "image_path", "seed", "image_sha256"])
+            rows.append(
+                {
+                    "prompt_id": sample.prompt_id,
+                    "sample_index": sample.sample_index,
+                    "prompt": prompt.prompt,
+                    "tags": list(prompt.tags),
+                    "metric": sample.metric,
+                    "value": sample.value,
+                    "reason": sample.reason,
+                    "image_path": str(run.path / image.path) if image else None,
+                    "seed": image.seed if image else None,
+                    "image_sha256": sample.image_sha256,
+                }
+            )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "prompt_id",
+                "sample_index",
+                "prompt",
+                "tags",
+                "metric",
+                "value",
+                "reason",
+                "image_path",
+                "seed",
+                "image_sha256",
+            ],
+        )

@@ -34,8 +34,9 @@ def _key(row: dict[str, Any]) -> Key:
 
 def _image_record(row: dict[str, Any]) -> ImageRecord | None:
     try:
-        return ImageRecord(row["prompt_id"], int(row["sample_index"]), int(row["seed"]), str(row["path"]),
-                           str(row["sha256"]))
+        return ImageRecord(
+            row["prompt_id"], int(row["sample_index"]), int(row["seed"]), str(row["path"]), str(row["sha256"])
+        )
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -51,8 +52,12 @@ def valid_images(run: RunDir, settings: dict[str, Any], keys: list[Key]) -> dict
         if record is None:
             continue
         key = (record.prompt_id, record.sample_index)
-        if key in expected and record.seed == image_seed(task, *key, seed) \
-                and record.path == run.image_relpath(*key, fmt) and (run.path / record.path).is_file():
+        if (
+            key in expected
+            and record.seed == image_seed(task, *key, seed)
+            and record.path == run.image_relpath(*key, fmt)
+            and (run.path / record.path).is_file()
+        ):
             candidates[key] = record  # later rows (a re-made image) replace earlier ones
     actual = verified_sha256([run.path / r.path for r in candidates.values()])
     return {k: r for k, r in candidates.items() if actual[run.path / r.path] == r.sha256}
@@ -72,8 +77,10 @@ class _GlobalBar:
         if self.world.size == 1:
             self.bar.update(own)
             return
-        rows = sum(path.read_bytes().count(b"\n") for path in (self.run.path / "progress").glob(
-            f"{self.name.split('.')[0]}-rank*.jsonl"))
+        rows = sum(
+            path.read_bytes().count(b"\n")
+            for path in (self.run.path / "progress").glob(f"{self.name.split('.')[0]}-rank*.jsonl")
+        )
         self.bar.n = min(self.bar.total, self.initial + rows // items_per_row)
         self.bar.refresh()
 
@@ -81,8 +88,9 @@ class _GlobalBar:
         self.bar.close()
 
 
-def generate_images(prepared: PreparedRun, generator: Generator, *, world: World = World(),
-                    progress: bool = True) -> list[ImageRecord]:
+def generate_images(
+    prepared: PreparedRun, generator: Generator, *, world: World = World(), progress: bool = True
+) -> list[ImageRecord]:
     """Make every missing image; existing ones whose seed and sha256 match are kept.
 
     Batches are a fixed partition of the run's canonical order by the generator's batch size, and a batch
@@ -97,12 +105,14 @@ def generate_images(prepared: PreparedRun, generator: Generator, *, world: World
     keys = image_keys(prepared.prompts, settings["n_samples"])
     done = valid_images(run, settings, keys)
     by_id = {p.prompt_id: p for p in prepared.prompts}
-    requests = [ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, settings["seed"]))
-                for pid, k in keys]
+    requests = [
+        ImageRequest(pid, by_id[pid].generator_prompt, k, image_seed(spec.name, pid, k, settings["seed"]))
+        for pid, k in keys
+    ]
     size = max(1, int(getattr(generator, "batch_size", 1)))
     if getattr(generator, "batch_invariant", False):  # its images never depend on their companions
         requests = [r for r in requests if (r.prompt_id, r.sample_index) not in done]
-    batches = [requests[start:start + size] for start in range(0, len(requests), size)]
+    batches = [requests[start : start + size] for start in range(0, len(requests), size)]
     missing = len(keys) - len(done)
     world.barrier()  # every rank has read the same state before anyone writes
     mine = world.shard([b for b in batches if any((r.prompt_id, r.sample_index) not in done for r in b)])
@@ -136,11 +146,15 @@ def generate_images(prepared: PreparedRun, generator: Generator, *, world: World
             for batch in mine:
                 images = generator.generate(batch)
                 if len(images) != len(batch):
-                    raise RuntimeError(f"generator {generator.name} returned {len(images)} images for "
-                                       f"{len(batch)} requests")
+                    raise RuntimeError(
+                        f"generator {generator.name} returned {len(images)} images for {len(batch)} requests"
+                    )
                 finish(pending)
-                pending = [pool.submit(save, r, image) for r, image in zip(batch, images)
-                           if (r.prompt_id, r.sample_index) not in done]
+                pending = [
+                    pool.submit(save, r, image)
+                    for r, image in zip(batch, images)
+                    if (r.prompt_id, r.sample_index) not in done
+                ]
         finally:  # a failing batch still records the images made before it; an error starts on its own line
             try:
                 finish(pending)
@@ -159,8 +173,10 @@ def _complete(run: RunDir, found: dict[Key, Any], keys: list[Key], what: str) ->
     """Rank 0's check that every rank delivered its share, in the canonical order of `keys`."""
     missing = [k for k in keys if k not in found]
     if missing:
-        raise UsageError(f"{run.path}: {len(missing)} {what}(s) missing after the stage, first "
-                         f"{missing[0][0]}/{missing[0][1]:04d}; re-run the same command to finish")
+        raise UsageError(
+            f"{run.path}: {len(missing)} {what}(s) missing after the stage, first "
+            f"{missing[0][0]}/{missing[0][1]:04d}; re-run the same command to finish"
+        )
     return [found[k] for k in keys]
 
 
@@ -176,8 +192,9 @@ def record_timing(run: RunDir, stage: str, seconds: float, items: int, world: Wo
     run.update_manifest(change)
 
 
-def scored_rows(run: RunDir, records: list[ImageRecord], metrics: tuple[str, ...],
-                with_detections: bool) -> tuple[dict[Key, list[dict]], dict[Key, dict]]:
+def scored_rows(
+    run: RunDir, records: list[ImageRecord], metrics: tuple[str, ...], with_detections: bool
+) -> tuple[dict[Key, list[dict]], dict[Key, dict]]:
     """Scores a resume may keep: a row per metric for the image's current bytes (and its detections where the
     scorer writes them), from the canonical files only while their recorded sha256 holds, then from progress
     files in append order (a later row for the same image supersedes an earlier one, as after a kill between
@@ -191,14 +208,25 @@ def scored_rows(run: RunDir, records: list[ImageRecord], metrics: tuple[str, ...
         if current.get(key) is not None and row.get("image_sha256") == current[key] and row.get("metric") in metrics:
             grouped.setdefault(key, {})[row["metric"]] = row
     detections = {_key(row): row for row in detection_rows}
-    kept = {key: [by_metric[m] for m in sorted(by_metric)] for key, by_metric in grouped.items()
-            if len(by_metric) == len(metrics) and (not with_detections or key in detections)}
+    kept = {
+        key: [by_metric[m] for m in sorted(by_metric)]
+        for key, by_metric in grouped.items()
+        if len(by_metric) == len(metrics) and (not with_detections or key in detections)
+    }
     return kept, {k: detections[k] for k in kept if with_detections}
 
 
-def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer: Scorer, *, world: World = World(),
-                 use_cache: bool = True, progress: bool = True, overwrite: bool = False,
-                 scorer_options: dict[str, Any] | None = None) -> None:
+def score_images(
+    prepared: PreparedRun,
+    records: list[ImageRecord],
+    scorer: Scorer,
+    *,
+    world: World = World(),
+    use_cache: bool = True,
+    progress: bool = True,
+    overwrite: bool = False,
+    scorer_options: dict[str, Any] | None = None,
+) -> None:
     """Score every image that has no rows yet for its current bytes; reuse the content cache.
 
     A run holds one score set: scores from another scorer (or other scorer settings) are replaced only
@@ -211,12 +239,21 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer: Scor
         recorded = run.read_manifest().get("scorer")
         if recorded not in (None, description):
             if not overwrite:
-                raise UsageError(f"{run.path} is already scored with {_scorer_name(recorded)} "
-                                 f"({_first_change(recorded, description)}); pass --overwrite to replace those "
-                                 "scores, or score a copy of the run")
+                raise UsageError(
+                    f"{run.path} is already scored with {_scorer_name(recorded)} "
+                    f"({_first_change(recorded, description)}); pass --overwrite to replace those "
+                    "scores, or score a copy of the run"
+                )
             run.clear([SAMPLES, DETECTIONS, SUMMARY, "progress/samples-rank*", "progress/detections-rank*"])
-        run.update_manifest(lambda m: m.update({"scorer": description, "metrics": list(scorer.metrics),
-                                                "scorer_options": scorer_options or {"name": scorer.name}}))
+        run.update_manifest(
+            lambda m: m.update(
+                {
+                    "scorer": description,
+                    "metrics": list(scorer.metrics),
+                    "scorer_options": scorer_options or {"name": scorer.name},
+                }
+            )
+        )
     world.barrier()
 
     by_id = {p.prompt_id: p for p in prompts}
@@ -244,29 +281,51 @@ def score_images(prepared: PreparedRun, records: list[ImageRecord], scorer: Scor
             run.finalize_rows(DETECTIONS, [detections[k] for k in keys])
         by_key = {(r.prompt_id, r.sample_index): r for r in records}
         # Rows read on their own (prompt text, image path), filled in here for fresh, cached and resumed scores alike.
-        run.finalize_rows(SAMPLES, [readable(Sample.from_row(row), by_id[key[0]], by_key[key]).to_row()
-                                    for key, rows in zip(keys, done) for row in rows])
+        run.finalize_rows(
+            SAMPLES,
+            [
+                readable(Sample.from_row(row), by_id[key[0]], by_key[key]).to_row()
+                for key, rows in zip(keys, done)
+                for row in rows
+            ],
+        )
         record_timing(run, "score", time.perf_counter() - started, len(todo), world)
     world.barrier()
 
 
-def _score_share(run: RunDir, mine: list[ImageRecord], by_id: dict, scorer: Scorer, cache: ScoreCache | None,
-                 scorer_key: str, step: int, world: World, bar: _GlobalBar) -> None:
+def _score_share(
+    run: RunDir,
+    mine: list[ImageRecord],
+    by_id: dict,
+    scorer: Scorer,
+    cache: ScoreCache | None,
+    scorer_key: str,
+    step: int,
+    world: World,
+    bar: _GlobalBar,
+) -> None:
     """This rank's share of the images, batch by batch; rows appended to its progress files as they come."""
     for start in range(0, len(mine), step):
-        batch = mine[start:start + step]
+        batch = mine[start : start + step]
         requests = [ScoreRequest(by_id[r.prompt_id], r.sample_index, str(run.path / r.path), r.sha256) for r in batch]
         results = score_with_cache(scorer, requests, cache, scorer_key)
         sample_rows, detection_rows = [], []
         for request, scored in zip(requests, results):
             rows = [s.to_row() for s in scored.samples]
             if sorted(r["metric"] for r in rows) != sorted(scorer.metrics):
-                raise RuntimeError(f"scorer {scorer.name} returned metrics {[r['metric'] for r in rows]}, "
-                                   f"expected {list(scorer.metrics)}")
+                raise RuntimeError(
+                    f"scorer {scorer.name} returned metrics {[r['metric'] for r in rows]}, "
+                    f"expected {list(scorer.metrics)}"
+                )
             sample_rows.extend(rows)
             if scored.detections is not None:
-                detection_rows.append({"prompt_id": request.prompt.prompt_id, "sample_index": request.sample_index,
-                                       "detections": scored.detections})
+                detection_rows.append(
+                    {
+                        "prompt_id": request.prompt.prompt_id,
+                        "sample_index": request.sample_index,
+                        "detections": scored.detections,
+                    }
+                )
         if detection_rows:  # detections first: a sample row implies its detections are on disk
             run.append_progress(DETECTIONS, world.rank, detection_rows)
         run.append_progress(SAMPLES, world.rank, sample_rows)
@@ -285,7 +344,9 @@ def _first_change(old: Any, new: Any, path: str = "") -> str:
     return f"{path.rstrip('.') or 'scorer'}: {old!r} -> {new!r}"[:160]
 
 
-def score_with_cache(scorer: Scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str) -> list[ScoredImage]:
+def score_with_cache(
+    scorer: Scorer, requests: list[ScoreRequest], cache: ScoreCache | None, scorer_key: str
+) -> list[ScoredImage]:
     """Answer from the content cache where possible; the scorer sees only the rest, as one batch."""
     keys = [cache_key(scorer_key, q.image_sha256, q.prompt.prompt, q.prompt.metadata) for q in requests]
     cached = cache.get_many(keys) if cache else {}
@@ -297,11 +358,22 @@ def score_with_cache(scorer: Scorer, requests: list[ScoreRequest], cache: ScoreC
 
 
 def _to_cache(scored: ScoredImage) -> dict[str, Any]:
-    return {"samples": [{"metric": s.metric, "value": s.value, "reason": s.reason} for s in scored.samples],
-            "detections": scored.detections}
+    return {
+        "samples": [{"metric": s.metric, "value": s.value, "reason": s.reason} for s in scored.samples],
+        "detections": scored.detections,
+    }
 
 
 def _from_cache(value: dict[str, Any], request: ScoreRequest) -> ScoredImage:
-    samples = [Sample(request.prompt.prompt_id, request.sample_index, s["metric"], s["value"], s.get("reason"),
-                      request.image_sha256) for s in value["samples"]]
+    samples = [
+        Sample(
+            request.prompt.prompt_id,
+            request.sample_index,
+            s["metric"],
+            s["value"],
+            s.get("reason"),
+            request.image_sha256,
+        )
+        for s in value["samples"]
+    ]
     return ScoredImage(samples, value.get("detections"))

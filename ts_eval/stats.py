@@ -23,8 +23,9 @@ def _resampled_means(values: np.ndarray, resamples: int, seed: int, weights: np.
     return means
 
 
-def bootstrap_ci(values, *, resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
-                 weights=None) -> list[float]:
+def bootstrap_ci(
+    values, *, resamples: int = 1000, seed: int = 0, confidence: float = 0.95, weights=None
+) -> list[float]:
     """Percentile bootstrap CI of the mean (resampling prompts with replacement, seeded).
 
     With `weights` (positive, one per value) it is the CI of the weighted mean: e.g. per-prompt shares
@@ -46,8 +47,9 @@ def bootstrap_ci(values, *, resamples: int = 1000, seed: int = 0, confidence: fl
     return [float(lo), float(hi)]
 
 
-def paired_bootstrap(baseline, current, *, resamples: int = 10000, seed: int = 0,
-                     confidence: float = 0.95) -> dict[str, Any]:
+def paired_bootstrap(
+    baseline, current, *, resamples: int = 10000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, Any]:
     """Paired bootstrap of mean(current - baseline) over shared prompts.
 
     Returns the observed delta, its CI, and `p_drop_not_real`: the share of resamples in which the
@@ -63,5 +65,8 @@ def paired_bootstrap(baseline, current, *, resamples: int = 10000, seed: int = 0
     means = _resampled_means(diff, resamples, seed)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return {"delta": float(diff.mean()), "ci95": [float(lo), float(hi)],
-            "p_drop_not_real": float(np.mean(means >= 0.0))}
+    return {
+        "delta": float(diff.mean()),
+        "ci95": [float(lo), float(hi)],
+        "p_drop_not_real": float(np.mean(means >= 0.0)),
+    }

@@ -23,8 +23,13 @@ def summary_settings(manifest: dict[str, Any]) -> dict[str, int]:
 
 
 def run_verdict(run: Run) -> Verdict:
-    return verdict(run.spec.recipe, run.settings, run.scorer, default_split=run.spec.default_split,
-                   without_recipe=run.spec.without_recipe)
+    return verdict(
+        run.spec.recipe,
+        run.settings,
+        run.scorer,
+        default_split=run.spec.default_split,
+        without_recipe=run.spec.without_recipe,
+    )
 
 
 def summarize(run: Run, *, resamples: int | None = None) -> dict[str, Any]:
@@ -39,17 +44,29 @@ def summarize(run: Run, *, resamples: int | None = None) -> dict[str, Any]:
         spec = replace(spec, metric=run.metric, raw={**spec.raw, "metric": run.metric})
     body = spec.module.summarize(spec, run.prompts, run.samples_frame(), resamples=resamples, seed=settings["seed"])
     task = run.settings["task"]
-    return {"task": spec.name, "split": task["split"], "variant": task["variant"],
-            "model": run.settings["generator"]["name"], **body,
-            "selection": {"skill": task.get("skill"), "limit": task.get("limit"), "n_prompts": len(run.prompts),
-                          "n_images": len(run.prompts) * run.n_samples},
-            "verdict": run_verdict(run).to_dict(),
-            "random_weights": random_weights(run.settings.get("generator"), run.scorer), "resamples": resamples}
+    return {
+        "task": spec.name,
+        "split": task["split"],
+        "variant": task["variant"],
+        "model": run.settings["generator"]["name"],
+        **body,
+        "selection": {
+            "skill": task.get("skill"),
+            "limit": task.get("limit"),
+            "n_prompts": len(run.prompts),
+            "n_images": len(run.prompts) * run.n_samples,
+        },
+        "verdict": run_verdict(run).to_dict(),
+        "random_weights": random_weights(run.settings.get("generator"), run.scorer),
+        "resamples": resamples,
+    }
 
 
 def write_summary(run: Run, summary: dict[str, Any]) -> None:
     """summary.json, and the verdict and resample count it was made with in the manifest."""
     write_json(run.path / SUMMARY, summary)
-    run.dir.update_manifest(lambda m: m.update(
-        verdict=summary["verdict"],
-        summary_settings={**summary_settings(m), "resamples": summary["resamples"]}))
+    run.dir.update_manifest(
+        lambda m: m.update(
+            verdict=summary["verdict"], summary_settings={**summary_settings(m), "resamples": summary["resamples"]}
+        )
+    )

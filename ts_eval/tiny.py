@@ -60,8 +60,15 @@ def _building(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def build_once(folder: str | Path, args: dict[str, str], build: Callable[[Path], None], *, model: str,
-               seed: int = 0, settings: dict[str, Any] | None = None) -> TinyModel:
+def build_once(
+    folder: str | Path,
+    args: dict[str, str],
+    build: Callable[[Path], None],
+    *,
+    model: str,
+    seed: int = 0,
+    settings: dict[str, Any] | None = None,
+) -> TinyModel:
     """Run `build(folder)` with torch's CPU generator seeded by `seed`, unless the folder is ready for this
     recipe; returns the folder with `args`."""
     folder = Path(folder)

@@ -21,7 +21,12 @@ from ts_eval.store.files import sha256_file
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # transformers' `from_pretrained` order of preference for a folder's weights (safetensors first).
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def hf_blob_sha256(path: Path) -> str | None:
@@ -51,8 +56,10 @@ class HashCache:
         key = (str(real), info.st_size, info.st_mtime_ns)
         self.directory.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(self.directory / "sha256.sqlite", timeout=60)) as db, db:
-            db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT, size INTEGER, mtime_ns INTEGER, sha256 TEXT, "
-                       "PRIMARY KEY (path, size, mtime_ns))")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT, size INTEGER, mtime_ns INTEGER, sha256 TEXT, "
+                "PRIMARY KEY (path, size, mtime_ns))"
+            )
             row = db.execute("SELECT sha256 FROM files WHERE path=? AND size=? AND mtime_ns=?", key).fetchone()
             if row:
                 return row[0]

@@ -12,8 +12,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from ts_eval.gate import GateOptions, run_gate  # imported when the command runs: `ts-eval --help` stays fast
     from ts_eval.report.numbers import delta
 
-    options = GateOptions(max_drop=args.max_drop, metric=args.metric, groups=args.groups, confidence=args.confidence,
-                          resamples=args.resamples, seed=args.seed, tasks_dir=args.tasks_dir)
+    options = GateOptions(
+        max_drop=args.max_drop,
+        metric=args.metric,
+        groups=args.groups,
+        confidence=args.confidence,
+        resamples=args.resamples,
+        seed=args.seed,
+        tasks_dir=args.tasks_dir,
+    )
     result, table = run_gate(args.baseline, args.current, options)
     print(table)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -21,10 +28,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
         with open(step_summary, "a", encoding="utf-8") as handle:  # the runner's file: append, never replace
             handle.write(table + "\n\n")
     if result.failed:
-        worst = ", ".join(f"{r.metric}/{r.group} {delta(r.delta)} [{delta(r.ci[0])}, {delta(r.ci[1])}]"
-                          for r in result.failed)
-        raise CheckFailed(f"gate failed: {len(result.failed)} group(s) dropped more than {options.max_drop:g} "
-                          f"significantly: {worst}")
+        worst = ", ".join(
+            f"{r.metric}/{r.group} {delta(r.delta)} [{delta(r.ci[0])}, {delta(r.ci[1])}]" for r in result.failed
+        )
+        raise CheckFailed(
+            f"gate failed: {len(result.failed)} group(s) dropped more than {options.max_drop:g} significantly: {worst}"
+        )
     return 0
 
 

@@ -55,15 +55,20 @@ def _check_same_board(baseline: Side, current: Side) -> None:
     for field in ("task", "variant", "split"):
         b, c = getattr(baseline, field), getattr(current, field)
         if b is not None and c is not None and b != c:
-            raise UsageError(f"baseline {field} {b!r} differs from current {field} {c!r}; "
-                             "compare runs of the same task, variant and split")
+            raise UsageError(
+                f"baseline {field} {b!r} differs from current {field} {c!r}; "
+                "compare runs of the same task, variant and split"
+            )
     if baseline.prompts is not None and current.prompts is not None:
         b = {p.prompt_id: p.prompt for p in baseline.prompts}
         c = {p.prompt_id: p.prompt for p in current.prompts}
         if b != c:
             only_b, only_c = sorted(set(b) - set(c)), sorted(set(c) - set(b))
-            detail = (f"{len(only_b)} only in baseline, {len(only_c)} only in current" if only_b or only_c
-                      else f"prompt {next(k for k in b if b[k] != c[k])} has different text")
+            detail = (
+                f"{len(only_b)} only in baseline, {len(only_c)} only in current"
+                if only_b or only_c
+                else f"prompt {next(k for k in b if b[k] != c[k])} has different text"
+            )
             raise UsageError(f"baseline and current prompt sets differ ({detail}); gate runs of the same subset")
 
 
@@ -123,8 +128,10 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
         cur_scores = current_scores[metric]
         base_scores = baseline_scores[metric] if baseline_scores is not None else None
         if base_scores is not None and set(base_scores) != set(cur_scores):
-            raise UsageError(f"{metric}: baseline scores {len(base_scores)} prompts, current {len(cur_scores)}; "
-                             "the prompt sets differ (is one run incomplete?)")
+            raise UsageError(
+                f"{metric}: baseline scores {len(base_scores)} prompts, current {len(cur_scores)}; "
+                "the prompt sets differ (is one run incomplete?)"
+            )
         # The summarised metric has official group statistics; the gate tests them where they are per-prompt means.
         cur_official, base_official = _official_groups(current, metric), _official_groups(baseline, metric)
         official = bool(cur_official) and bool(base_official)
@@ -146,18 +153,24 @@ def compare(baseline: Side, current: Side, options: GateOptions) -> GateResult:
             else:
                 stats, current_n = base_official[group], cur_official[group]["n"]
                 if stats["n"] != current_n:  # n as the task counts it (prompts, or images for GenEval)
-                    raise UsageError(f"group {group!r}: baseline summary has n={stats['n']}, current run "
-                                     f"n={current_n}; the prompt sets differ")
+                    raise UsageError(
+                        f"group {group!r}: baseline summary has n={stats['n']}, current run "
+                        f"n={current_n}; the prompt sets differ"
+                    )
                 b = np.full(len(members), float(stats["mean"]))
             if official and not _matches(b, base_official[group]):
                 skipped.append(f"{metric}/{group}")
                 continue
-            result = paired_bootstrap(b, c, resamples=options.resamples, seed=options.seed,
-                                      confidence=options.confidence)
+            result = paired_bootstrap(
+                b, c, resamples=options.resamples, seed=options.seed, confidence=options.confidence
+            )
             ci = (result["ci95"][0], result["ci95"][1])
             failed, verdict = _verdict(result["delta"], ci, options.max_drop)
-            rows.append(GroupResult(metric, group, len(members), float(b.mean()), float(c.mean()),
-                                    result["delta"], ci, failed, verdict))
+            rows.append(
+                GroupResult(
+                    metric, group, len(members), float(b.mean()), float(c.mean()), result["delta"], ci, failed, verdict
+                )
+            )
     if not rows:
         raise UsageError("no group has prompts in both runs; check --groups and --metric")
     return GateResult(spec.name, current.variant, current.split, paired, rows, skipped)

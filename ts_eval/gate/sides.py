@@ -31,8 +31,9 @@ def _prompt_scores(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         entry = sums.setdefault(row["metric"], {}).setdefault(row["prompt_id"], [0.0, 0])
         entry[0] += float(row["value"])
         entry[1] += 1
-    return {metric: {pid: total / count for pid, (total, count) in by_prompt.items()}
-            for metric, by_prompt in sums.items()}
+    return {
+        metric: {pid: total / count for pid, (total, count) in by_prompt.items()} for metric, by_prompt in sums.items()
+    }
 
 
 def _load_run(path: Path, tasks_dir: str | None) -> Side:

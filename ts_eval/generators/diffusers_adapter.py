@@ -72,8 +72,10 @@ def import_diffusers():
         while exc.__cause__ is not None:  # diffusers wraps the ImportError that says what is missing
             exc = exc.__cause__
         reason = str(exc).strip().splitlines()[0]
-        raise UsageError(f"diffusers {diffusers.__version__} does not work with transformers {transformers.__version__} "
-                         f"({reason}); run: pip install 'ts-eval[diffusers]'") from None
+        raise UsageError(
+            f"diffusers {diffusers.__version__} does not work with transformers {transformers.__version__} "
+            f"({reason}); run: pip install 'ts-eval[diffusers]'"
+        ) from None
     hub.quiet_third_party_logs()  # diffusers and transformers set up their own log handlers on import
     return diffusers, torch
 
@@ -81,9 +83,12 @@ def import_diffusers():
 def check_ranges(generator, owner: str) -> None:
     """batch_size, steps, guidance and resolution of a pipeline generator within their ranges (unset: the pipeline's)."""
     steps, guidance, resolution = generator.steps, generator.guidance, generator.resolution
-    for key, ok in (("batch_size", generator.batch_size >= 1), ("steps", steps is None or steps >= 1),
-                    ("guidance", guidance is None or guidance >= 0),
-                    ("resolution", resolution is None or resolution >= 8)):
+    for key, ok in (
+        ("batch_size", generator.batch_size >= 1),
+        ("steps", steps is None or steps >= 1),
+        ("guidance", guidance is None or guidance >= 0),
+        ("resolution", resolution is None or resolution >= 8),
+    ):
         if not ok:
             raise UsageError(f"{owner}: {key}={getattr(generator, key)} is out of range")
 
@@ -145,12 +150,14 @@ class DiffusersGenerator:
         try:
             if not source.local:
                 with quiet_hub(diffusers):
-                    folder = diffusers.DiffusionPipeline.download(source.path, revision=source.revision,
-                                                                  variant=self.variant)
+                    folder = diffusers.DiffusionPipeline.download(
+                        source.path, revision=source.revision, variant=self.variant
+                    )
                 commit = snapshot_commit(folder)
             dtype_key = "dtype" if version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"  # renamed in 0.40
-            pipe = diffusers.AutoPipelineForText2Image.from_pretrained(folder, variant=self.variant,
-                                                                       **{dtype_key: self.dtype})
+            pipe = diffusers.AutoPipelineForText2Image.from_pretrained(
+                folder, variant=self.variant, **{dtype_key: self.dtype}
+            )
         except (OSError, ValueError) as exc:
             raise load_failed("diffusers pipeline", source, exc) from None
         return pipe, commit
@@ -159,16 +166,21 @@ class DiffusersGenerator:
         compatible = sorted({cls.__name__ for cls in self.pipe.scheduler.compatibles})
         cls = getattr(diffusers, name, None)
         if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)) or name not in compatible:
-            raise UsageError(f"{OWNER}: scheduler {name!r} does not fit {type(self.pipe).__name__}; "
-                             f"choose one of: {', '.join(compatible)}")
+            raise UsageError(
+                f"{OWNER}: scheduler {name!r} does not fit {type(self.pipe).__name__}; "
+                f"choose one of: {', '.join(compatible)}"
+            )
         return cls.from_config(self.pipe.scheduler.config)
 
     def _check_call_options(self) -> None:
         """Fill unset steps/guidance from the pipeline's signature; refuse options it does not take."""
         params = inspect.signature(self.pipe.__call__).parameters
-        wanted = {"steps": ("num_inference_steps", self.steps), "guidance": ("guidance_scale", self.guidance),
-                  "negative_prompt": ("negative_prompt", self.negative_prompt),
-                  "resolution": ("height", self.resolution)}
+        wanted = {
+            "steps": ("num_inference_steps", self.steps),
+            "guidance": ("guidance_scale", self.guidance),
+            "negative_prompt": ("negative_prompt", self.negative_prompt),
+            "resolution": ("height", self.resolution),
+        }
         for name, (param, value) in wanted.items():
             if value is not None and param not in params:
                 raise UsageError(f"{OWNER}: {type(self.pipe).__name__} takes no {param}; drop {name}=")
@@ -178,18 +190,28 @@ class DiffusersGenerator:
             self.guidance = signature_default(params, "guidance_scale")
         factor = int(getattr(self.pipe, "vae_scale_factor", 8) or 8)
         if self.resolution is not None and self.resolution % factor:
-            raise UsageError(f"{OWNER}: resolution {self.resolution} is not a multiple of {factor} (the VAE's "
-                             f"downsampling); use e.g. {max(factor, self.resolution // factor * factor)}")
+            raise UsageError(
+                f"{OWNER}: resolution {self.resolution} is not a multiple of {factor} (the VAE's "
+                f"downsampling); use e.g. {max(factor, self.resolution // factor * factor)}"
+            )
 
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "config": {**self.source.describe(self.commit), "variant": self.variant,
-                       "pipeline": type(self.pipe).__name__, "scheduler": type(self.pipe.scheduler).__name__,
-                       "steps": self.steps, "guidance": self.guidance, "negative_prompt": self.negative_prompt,
-                       "resolution": self.resolution, "safety_checker": self.safety_checker,
-                       "dtype": str(self.dtype).removeprefix("torch."), "device_type": self.device.type,
-                       "diffusers": self.library_version},
+            "config": {
+                **self.source.describe(self.commit),
+                "variant": self.variant,
+                "pipeline": type(self.pipe).__name__,
+                "scheduler": type(self.pipe.scheduler).__name__,
+                "steps": self.steps,
+                "guidance": self.guidance,
+                "negative_prompt": self.negative_prompt,
+                "resolution": self.resolution,
+                "safety_checker": self.safety_checker,
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "device_type": self.device.type,
+                "diffusers": self.library_version,
+            },
             "checkpoint_sha256": self.weights_sha256,
         }
 
@@ -208,4 +230,3 @@ class DiffusersGenerator:
         with torch.no_grad():
             out = self.pipe(prompt=[r.prompt for r in requests], generator=generators, output_type="pil", **kwargs)
         return list(out.images)
-

@@ -37,8 +37,10 @@ def find_image(root: Path, prompt_id: str, k: int) -> Path:
     for path in candidates(root, prompt_id, k):
         if path.is_file():
             return path
-    raise UsageError(f"no image for prompt {prompt_id} sample {k} under {root} (looked for e.g. "
-                     f"{prompt_id}/{k:04d}.png and {prompt_id}.png)")
+    raise UsageError(
+        f"no image for prompt {prompt_id} sample {k} under {root} (looked for e.g. "
+        f"{prompt_id}/{k:04d}.png and {prompt_id}.png)"
+    )
 
 
 def load_image(path: Path) -> Image.Image:
@@ -54,8 +56,10 @@ def load_image(path: Path) -> Image.Image:
                 image.load()
                 return _to_rgb(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UsageError(f"{path}: too many pixels for an image to score (over {Image.MAX_IMAGE_PIXELS:,}); "
-                         "is it a decompression bomb? replace or remove it") from None
+        raise UsageError(
+            f"{path}: too many pixels for an image to score (over {Image.MAX_IMAGE_PIXELS:,}); "
+            "is it a decompression bomb? replace or remove it"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UsageError(f"{path}: not a readable image ({type(exc).__name__}); replace or remove it") from None
 

@@ -76,9 +76,11 @@ class CallableGenerator:
         self.options = CallableOptions(batch_size=batch_size)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "config": {"callable": qualified_name(self.function),
-                                              "source_sha256": source_sha256(self.function)},
-                "checkpoint_sha256": None}
+        return {
+            "name": self.name,
+            "config": {"callable": qualified_name(self.function), "source_sha256": source_sha256(self.function)},
+            "checkpoint_sha256": None,
+        }
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         images = self.function([r.prompt for r in requests], [r.seed for r in requests])
@@ -141,13 +143,20 @@ class PipelineGenerator(DiffusersGenerator):
             library = None
         return {
             "name": self.name,
-            "config": {"pipeline": qualified_name(pipe), "name_or_path": str(self.name_or_path or "") or None,
-                       "commit": snapshot_commit(self.local_folder) if self.local_folder else None,
-                       "config": _plain(pipe.config), "scheduler": qualified_name(pipe.scheduler),
-                       "scheduler_config": _plain(getattr(pipe.scheduler, "config", {})),
-                       "steps": self.steps, "guidance": self.guidance, "negative_prompt": self.negative_prompt,
-                       "resolution": self.resolution,
-                       "dtype": str(getattr(pipe, "dtype", None)).removeprefix("torch."),
-                       "device_type": getattr(getattr(pipe, "device", None), "type", None), "diffusers": library},
+            "config": {
+                "pipeline": qualified_name(pipe),
+                "name_or_path": str(self.name_or_path or "") or None,
+                "commit": snapshot_commit(self.local_folder) if self.local_folder else None,
+                "config": _plain(pipe.config),
+                "scheduler": qualified_name(pipe.scheduler),
+                "scheduler_config": _plain(getattr(pipe.scheduler, "config", {})),
+                "steps": self.steps,
+                "guidance": self.guidance,
+                "negative_prompt": self.negative_prompt,
+                "resolution": self.resolution,
+                "dtype": str(getattr(pipe, "dtype", None)).removeprefix("torch."),
+                "device_type": getattr(getattr(pipe, "device", None), "type", None),
+                "diffusers": library,
+            },
             "checkpoint_sha256": self.weights_sha256,
         }

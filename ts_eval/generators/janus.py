@@ -58,8 +58,10 @@ def import_janus():
     except ImportError as exc:
         raise missing_extra(exc.name or "transformers", "janus") from None
     if not hasattr(transformers, "JanusForConditionalGeneration"):
-        raise UsageError(f"transformers {transformers.__version__} has no Janus model (added in 4.52); "
-                         "run: pip install 'ts-eval[janus]'")
+        raise UsageError(
+            f"transformers {transformers.__version__} has no Janus model (added in 4.52); "
+            "run: pip install 'ts-eval[janus]'"
+        )
     hub.quiet_third_party_logs()  # transformers sets up its own log handler on import
     return transformers, torch
 
@@ -76,16 +78,25 @@ class JanusGenerator:
         self.device = torch_device(device)
         self.dtype = torch_dtype(opts.dtype or dtype, self.device)
         self.cfg, self.temperature, self.batch_size = opts.cfg, opts.temperature, opts.batch_size
-        for key, ok in (("cfg", self.cfg >= 1.0), ("temperature", self.temperature >= 0), ("batch_size", self.batch_size >= 1)):
+        for key, ok in (
+            ("cfg", self.cfg >= 1.0),
+            ("temperature", self.temperature >= 0),
+            ("batch_size", self.batch_size >= 1),
+        ):
             if not ok:
-                raise UsageError(f"{OWNER}: {key}={getattr(opts, key)} is out of range (cfg >= 1, temperature >= 0, batch_size >= 1)")
+                raise UsageError(
+                    f"{OWNER}: {key}={getattr(opts, key)} is out of range (cfg >= 1, temperature >= 0, batch_size >= 1)"
+                )
         self.source = resolve_source(opts.path, opts.revision, OWNER)
         self.model, self.processor, self.commit = self._load(transformers, self.source)
         self.weights_sha256 = local_sha256(self.source)
         tokenizer = self.processor.tokenizer
         pad = self.model.generation_config.pad_token_id
-        self.ids = PromptIds(bos=tokenizer.bos_token_id, boi=tokenizer.convert_tokens_to_ids(self.processor.image_start_token),
-                             pad=tokenizer.pad_token_id if pad is None else pad)
+        self.ids = PromptIds(
+            bos=tokenizer.bos_token_id,
+            boi=tokenizer.convert_tokens_to_ids(self.processor.image_start_token),
+            pad=tokenizer.pad_token_id if pad is None else pad,
+        )
         vq = self.model.config.vq_config
         self.grid = vq.num_patches
         self.resolution = vq.num_patches * 2 ** (len(vq.channel_multiplier) - 1)
@@ -94,7 +105,8 @@ class JanusGenerator:
         dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
         try:
             model = transformers.JanusForConditionalGeneration.from_pretrained(
-                source.path, revision=source.revision, **{dtype_key: self.dtype})
+                source.path, revision=source.revision, **{dtype_key: self.dtype}
+            )
             # The processor comes from the same commit as the weights, even if the branch moves meanwhile.
             commit = None if source.local else getattr(model.config, "_commit_hash", None)
             processor = transformers.JanusProcessor.from_pretrained(source.path, revision=commit or source.revision)
@@ -105,10 +117,16 @@ class JanusGenerator:
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "config": {**self.source.describe(self.commit), "cfg": self.cfg, "temperature": self.temperature,
-                       "image_tokens": self.grid * self.grid, "resolution": self.resolution,
-                       "dtype": str(self.dtype).removeprefix("torch."), "device_type": self.device.type,
-                       "transformers": self.library_version},
+            "config": {
+                **self.source.describe(self.commit),
+                "cfg": self.cfg,
+                "temperature": self.temperature,
+                "image_tokens": self.grid * self.grid,
+                "resolution": self.resolution,
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "device_type": self.device.type,
+                "transformers": self.library_version,
+            },
             "checkpoint_sha256": self.weights_sha256,
         }
 
@@ -118,13 +136,24 @@ class JanusGenerator:
 
     def generate_tokens(self, requests: list[ImageRequest]):
         torch = self._torch
-        inputs = self.processor(text=[self.prompt_text(r.prompt) for r in requests], generation_mode="image",
-                                padding=True, return_tensors="pt")
+        inputs = self.processor(
+            text=[self.prompt_text(r.prompt) for r in requests],
+            generation_mode="image",
+            padding=True,
+            return_tensors="pt",
+        )
         generators = [torch.Generator(device=self.device).manual_seed(r.seed) for r in requests]
         with torch.no_grad():
-            return sample_image_tokens(self.model, inputs["input_ids"].to(self.device),
-                                       inputs["attention_mask"].to(self.device), self.ids, self.grid * self.grid,
-                                       cfg=self.cfg, temperature=self.temperature, generators=generators)
+            return sample_image_tokens(
+                self.model,
+                inputs["input_ids"].to(self.device),
+                inputs["attention_mask"].to(self.device),
+                self.ids,
+                self.grid * self.grid,
+                cfg=self.cfg,
+                temperature=self.temperature,
+                generators=generators,
+            )
 
     def decode(self, tokens) -> list[Image.Image]:
         torch = self._torch
@@ -149,8 +178,9 @@ class PromptIds:
     pad: int
 
 
-def sample_image_tokens(model, input_ids, attention_mask, ids: PromptIds, n_tokens: int, *, cfg: float,
-                        temperature: float, generators: list):
+def sample_image_tokens(
+    model, input_ids, attention_mask, ids: PromptIds, n_tokens: int, *, cfg: float, temperature: float, generators: list
+):
     """Janus-Pro's CFG sampling loop over transformers' modules; returns (B, n_tokens) image token ids.
 
     Rows are [cond..., uncond...]; prompts are left-padded, so positions count only real tokens.
@@ -169,8 +199,9 @@ def sample_image_tokens(model, input_ids, attention_mask, ids: PromptIds, n_toke
     cache = DynamicCache()
     tokens = torch.zeros(batch, n_tokens, dtype=torch.long, device=input_ids.device)
     for step in range(n_tokens):
-        hidden = language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True,
-                                **{cache_arg: cache}).last_hidden_state[:, -1]
+        hidden = language_model(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, **{cache_arg: cache}
+        ).last_hidden_state[:, -1]
         logits = model.model.generation_head(hidden).float()
         mixed = logits[batch:] + cfg * (logits[:batch] - logits[batch:])
         if temperature == 0:

@@ -55,12 +55,16 @@ def snapshot_commit(folder: str | Path) -> str | None:
 
 def folder_sha256(folder: Path) -> str:
     """sha256 over every file's relative path and bytes, in sorted order (hidden entries skipped)."""
-    files = sorted(p for p in folder.rglob("*")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     total = sum(p.stat().st_size for p in files)
     digest = hashlib.sha256()
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"hash {folder.name}", leave=False,
-              disable=total < _BAR_FROM) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=f"hash {folder.name}", leave=False, disable=total < _BAR_FROM
+    ) as bar:
         for path in files:
             digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
             with open(path, "rb") as handle:
@@ -80,9 +84,11 @@ def load_failed(what: str, source: Source, exc: BaseException) -> UsageError:
     reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
     if source.local:
         return UsageError(f"cannot load {what} from {source.path} ({reason})")
-    return UsageError(f"cannot load {what} {source.path!r} at revision {source.revision} ({reason}); without a "
-                      f"network, download it elsewhere ({_download_command(source)}), copy the folder here and "
-                      "pass --model-arg path=DIR")
+    return UsageError(
+        f"cannot load {what} {source.path!r} at revision {source.revision} ({reason}); without a "
+        f"network, download it elsewhere ({_download_command(source)}), copy the folder here and "
+        "pass --model-arg path=DIR"
+    )
 
 
 def _download_command(source: Source) -> str:

@@ -106,8 +106,11 @@ class PythonGenerator:
         self.function, self.source_sha256 = load_entry(self.entry)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "config": {"entry": self.entry, "source_sha256": self.source_sha256},
-                "checkpoint_sha256": None}
+        return {
+            "name": self.name,
+            "config": {"entry": self.entry, "source_sha256": self.source_sha256},
+            "checkpoint_sha256": None,
+        }
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         images = self.function([r.prompt for r in requests], [r.seed for r in requests])
@@ -117,13 +120,17 @@ class PythonGenerator:
 def checked_images(images: Any, n_prompts: int, owner: str, entry: str) -> list[Image.Image]:
     """A user function's answer as a list of PIL images, one per prompt, or one line saying what is wrong."""
     if not isinstance(images, (list, tuple)):
-        raise UsageError(f"{owner}: {entry} returned {type(images).__name__}; it must return a list of "
-                         "PIL images, one per prompt")
+        raise UsageError(
+            f"{owner}: {entry} returned {type(images).__name__}; it must return a list of PIL images, one per prompt"
+        )
     if len(images) != n_prompts:
-        raise UsageError(f"{owner}: {entry} returned {len(images)} images for {n_prompts} prompts; "
-                         "it must return one per prompt, in order")
+        raise UsageError(
+            f"{owner}: {entry} returned {len(images)} images for {n_prompts} prompts; "
+            "it must return one per prompt, in order"
+        )
     for i, image in enumerate(images):
         if not isinstance(image, Image.Image):
-            raise UsageError(f"{owner}: {entry} returned {type(image).__name__} at position {i}; "
-                             "each item must be a PIL.Image.Image")
+            raise UsageError(
+                f"{owner}: {entry} returned {type(image).__name__} at position {i}; each item must be a PIL.Image.Image"
+            )
     return list(images)

@@ -24,10 +24,21 @@ JANUS_CHAT_TEMPLATE = (
     "{% for part in message['content'] %}{{ part['text'] | trim }}{% endfor %}{{ '\\n\\n' }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|Assistant|>:{% endif %}"
 )
-JANUS_SPECIAL_TOKENS = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜▁pad▁｜>", "<image_placeholder>",
-                        "<begin_of_image>", "<end_of_image>", "<|User|>", "<|Assistant|>"]
-_TOKENIZER_TEXT = ["a red apple on a wooden table", "two dogs running in the snow at night",
-                   "A baker pulling freshly baked bread out of an oven in a bakery."]
+JANUS_SPECIAL_TOKENS = [
+    "<｜begin▁of▁sentence｜>",
+    "<｜end▁of▁sentence｜>",
+    "<｜▁pad▁｜>",
+    "<image_placeholder>",
+    "<begin_of_image>",
+    "<end_of_image>",
+    "<|User|>",
+    "<|Assistant|>",
+]
+_TOKENIZER_TEXT = [
+    "a red apple on a wooden table",
+    "two dogs running in the snow at night",
+    "A baker pulling freshly baked bread out of an oven in a bakery.",
+]
 
 
 def _byte_characters() -> list[str]:
@@ -59,20 +70,58 @@ def _save_diffusers(root: Path) -> None:
         (Path(vocab_dir) / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
         tokenizer = CLIPTokenizer.from_pretrained(vocab_dir, model_max_length=77)
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4)
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 8, 8), norm_num_groups=4,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8, 8, 8),
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=64,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        )
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(root)
 
 
@@ -84,15 +133,31 @@ def _janus_tokenizer():
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    backend.train_from_iterator(_TOKENIZER_TEXT, trainers.BpeTrainer(
-        vocab_size=320, special_tokens=JANUS_SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
-    backend.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, backend.token_to_id(bos))])
+    backend.train_from_iterator(
+        _TOKENIZER_TEXT,
+        trainers.BpeTrainer(
+            vocab_size=320,
+            special_tokens=JANUS_SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, backend.token_to_id(bos))]
+    )
     return LlamaTokenizerFast(
-        tokenizer_object=backend, bos_token=bos, eos_token=eos, pad_token=pad, padding_side="left",
+        tokenizer_object=backend,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        padding_side="left",
         additional_special_tokens=JANUS_SPECIAL_TOKENS[6:],
-        extra_special_tokens={"image_token": "<image_placeholder>", "boi_token": "<begin_of_image>",
-                              "eoi_token": "<end_of_image>"})
+        extra_special_tokens={
+            "image_token": "<image_placeholder>",
+            "boi_token": "<begin_of_image>",
+            "eoi_token": "<end_of_image>",
+        },
+    )
 
 
 def build_tiny_janus(root: str | Path, seed: int = 0) -> TinyModel:
@@ -119,20 +184,50 @@ def _save_janus(root: Path) -> None:
         from transformers import JanusImageProcessor as ImageProcessor
 
     tokenizer = _janus_tokenizer()
-    processor = JanusProcessor(image_processor=ImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer,
-                               chat_template=JANUS_CHAT_TEMPLATE, use_default_system_prompt=True, num_image_tokens=64)
+    processor = JanusProcessor(
+        image_processor=ImageProcessor(size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+        chat_template=JANUS_CHAT_TEMPLATE,
+        use_default_system_prompt=True,
+        num_image_tokens=64,
+    )
     boi = tokenizer.convert_tokens_to_ids("<begin_of_image>")
     config = JanusConfig(
         text_config=LlamaConfig(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=4, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id),
-        vision_config=JanusVisionConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32,
-                                        patch_size=4, projection_dim=32, num_image_tokens=64, mlp_ratio=2.0),
-        vq_config=JanusVQVAEConfig(embed_dim=8, num_embeddings=256, latent_channels=32, base_channels=32,
-                                   channel_multiplier=(1, 1, 1, 1), num_res_blocks=1, projection_dim=32,
-                                   image_token_embed_dim=32, num_hidden_layers=1),
-        image_token_id=tokenizer.convert_tokens_to_ids("<image_placeholder>"))
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=JanusVisionConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=4,
+            projection_dim=32,
+            num_image_tokens=64,
+            mlp_ratio=2.0,
+        ),
+        vq_config=JanusVQVAEConfig(
+            embed_dim=8,
+            num_embeddings=256,
+            latent_channels=32,
+            base_channels=32,
+            channel_multiplier=(1, 1, 1, 1),
+            num_res_blocks=1,
+            projection_dim=32,
+            image_token_embed_dim=32,
+            num_hidden_layers=1,
+        ),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image_placeholder>"),
+    )
     model = JanusForConditionalGeneration(config)
     # At the usual 0.02 init the token distribution is almost uniform, so CFG and temperature barely move
     # a draw; a wider head gives peaked distributions, as a trained model has.
@@ -140,7 +235,12 @@ def _save_janus(root: Path) -> None:
         torch.nn.init.normal_(layer.weight, std=0.5)
     # What the Hub conversion writes: Janus' CFG weight and temperature, and the ids its generate() needs.
     model.generation_config = GenerationConfig(
-        temperature=1.0, guidance_scale=5.0, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, generation_kwargs={"boi_token_id": boi})
+        temperature=1.0,
+        guidance_scale=5.0,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        generation_kwargs={"boi_token_id": boi},
+    )
     model.save_pretrained(root)
     processor.save_pretrained(root)

@@ -16,8 +16,13 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
 
-    summary = rescore(args.run, judge_args=key_values(args.judge_arg, "--judge-arg"), resamples=args.resamples,
-                      tasks_dir=args.tasks_dir, progress=not args.quiet)
+    summary = rescore(
+        args.run,
+        judge_args=key_values(args.judge_arg, "--judge-arg"),
+        resamples=args.resamples,
+        tasks_dir=args.tasks_dir,
+        progress=not args.quiet,
+    )
     print(render(load_task(summary["task"], args.tasks_dir), [(Path(args.run).name, summary)], args.format))
     return 0
 
@@ -25,10 +30,13 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from ts_eval.geneval.interop import export_official
 
-    count = export_official(args.run, args.outdir, overwrite=args.overwrite, tasks_dir=args.tasks_dir,
-                            progress=not args.quiet)
-    print(f"{count} images in GenEval's layout under {args.outdir}; score them with the official "
-          f"`python evaluation/evaluate_images.py {args.outdir} --outfile results.jsonl --model-path DETECTOR_DIR`")
+    count = export_official(
+        args.run, args.outdir, overwrite=args.overwrite, tasks_dir=args.tasks_dir, progress=not args.quiet
+    )
+    print(
+        f"{count} images in GenEval's layout under {args.outdir}; score them with the official "
+        f"`python evaluation/evaluate_images.py {args.outdir} --outfile results.jsonl --model-path DETECTOR_DIR`"
+    )
     return 0
 
 
@@ -37,8 +45,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
 
-    summary = import_official(args.results, args.out, data=args.data, overwrite=args.overwrite,
-                              tasks_dir=args.tasks_dir)
+    summary = import_official(
+        args.results, args.out, data=args.data, overwrite=args.overwrite, tasks_dir=args.tasks_dir
+    )
     print(render(load_task("geneval", args.tasks_dir), [(Path(args.out).name, summary)], "md"))
     print(f"run directory: {args.out}; compare with `ts-eval report YOUR_RUN {args.out}`", file=sys.stderr)
     return 0
@@ -50,8 +59,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     per_tag, differ = compare_runs(args.first, args.second, tasks_dir=args.tasks_dir)
     print(per_tag.to_markdown(floatfmt=".4f"))
     if len(differ):
-        print(f"\n{len(differ)} images judged differently (first {min(args.show, len(differ))}; a = {args.first}, "
-              f"b = {args.second}):")
+        print(
+            f"\n{len(differ)} images judged differently (first {min(args.show, len(differ))}; a = {args.first}, "
+            f"b = {args.second}):"
+        )
         print(differ.head(args.show).to_markdown(index=False))
     return 0
 
@@ -59,8 +70,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("rescore", help="re-judge a GenEval run from detections.jsonl (no model, seconds)")
     p.add_argument("run", help="GenEval run directory")
-    p.add_argument("--judge-arg", action="append", metavar="K=V",
-                   help="judge setting: threshold, counting_threshold, max_objects, max_overlap, position_threshold")
+    p.add_argument(
+        "--judge-arg",
+        action="append",
+        metavar="K=V",
+        help="judge setting: threshold, counting_threshold, max_objects, max_overlap, position_threshold",
+    )
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--format", default="md", help="table format: md, csv, latex, json")
     p.add_argument("--tasks-dir")

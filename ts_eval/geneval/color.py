@@ -46,9 +46,18 @@ class DummyColorClassifier:
     for smoke runs and tests of the crop and bookkeeping, never for scores."""
 
     name = "dummy"
-    REFERENCE: ClassVar[dict[str, tuple[int, int, int]]] = {"red": (255, 0, 0), "orange": (255, 165, 0), "yellow": (255, 255, 0), "green": (0, 128, 0),
-                 "blue": (0, 0, 255), "purple": (128, 0, 128), "pink": (255, 192, 203), "brown": (139, 69, 19),
-                 "black": (0, 0, 0), "white": (255, 255, 255)}
+    REFERENCE: ClassVar[dict[str, tuple[int, int, int]]] = {
+        "red": (255, 0, 0),
+        "orange": (255, 165, 0),
+        "yellow": (255, 255, 0),
+        "green": (0, 128, 0),
+        "blue": (0, 0, 255),
+        "purple": (128, 0, 128),
+        "pink": (255, 192, 203),
+        "brown": (139, 69, 19),
+        "black": (0, 0, 0),
+        "white": (255, 255, 255),
+    }
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "rule": "nearest reference RGB to the mean pixel"}
@@ -74,8 +83,15 @@ class CLIPColorClassifier:
 
     name = "clip"
 
-    def __init__(self, model: str = "ViT-L-14", pretrained: str | None = OPENAI, quick_gelu: str = "auto",
-                 device: str = "auto", dtype: str = "auto", batch_size: int = 1):
+    def __init__(
+        self,
+        model: str = "ViT-L-14",
+        pretrained: str | None = OPENAI,
+        quick_gelu: str = "auto",
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 1,
+    ):
         import torch
 
         from ts_eval.devices import torch_device
@@ -91,17 +107,24 @@ class CLIPColorClassifier:
         except UsageError:
             raise
         except Exception as exc:  # download failures come in many types; the remedy is the same
-            raise UsageError(f"cannot load CLIP {model} weights {pretrained!r} ({type(exc).__name__}); when "
-                             f"offline, download {weights_file_hint(model)} elsewhere and pass --scorer-arg "
-                             "clip_pretrained=PATH") from None
+            raise UsageError(
+                f"cannot load CLIP {model} weights {pretrained!r} ({type(exc).__name__}); when "
+                f"offline, download {weights_file_hint(model)} elsewhere and pass --scorer-arg "
+                "clip_pretrained=PATH"
+            ) from None
         if pretrained == RANDOM:
             log.warning("CLIP colour classifier with random weights; its colours mean nothing")
         self._torch = torch
         self._classifiers: dict[str, Any] = {}  # class name -> (embedding dim, 10) text classifier
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, **self.source.to_dict(), "templates": list(TEMPLATES),
-                "precision": self.precision, "batch_size": self.batch_size}
+        return {
+            "name": self.name,
+            **self.source.to_dict(),
+            "templates": list(TEMPLATES),
+            "precision": self.precision,
+            "batch_size": self.batch_size,
+        }
 
     @property
     def precision(self) -> str:
@@ -145,11 +168,11 @@ class CLIPColorClassifier:
             members = [i for i, n in enumerate(class_names) if n == name]
             classifier = self._classifier(name)
             for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
+                chunk = members[start : start + self.batch_size]
                 pixels = torch.stack([self.clip.preprocess(crops[i]) for i in chunk]).to(self.device)
                 with torch.no_grad(), self._autocast():
                     features = torch.nn.functional.normalize(self.clip.model.encode_image(pixels), dim=-1)
-                    logits = 100. * features @ classifier
+                    logits = 100.0 * features @ classifier
                 out[chunk] = logits.float().cpu()
         return out
 

@@ -85,5 +85,9 @@ class DummyDetector:
         x = np.sort(rng.uniform(0, width, size=(n, 2)), axis=1)
         y = np.sort(rng.uniform(0, height, size=(n, 2)), axis=1)
         boxes = np.round(np.stack([x[:, 0], y[:, 0], x[:, 1] + 1, y[:, 1] + 1], axis=1)).astype(np.float32)
-        return Instances(boxes=boxes, scores=rng.uniform(0, 1, size=n).astype(np.float32),
-                         labels=rng.integers(0, self.n_classes, size=n).astype(np.int64), masks=None)
+        return Instances(
+            boxes=boxes,
+            scores=rng.uniform(0, 1, size=n).astype(np.float32),
+            labels=rng.integers(0, self.n_classes, size=n).astype(np.int64),
+            masks=None,
+        )

@@ -28,8 +28,15 @@ MMDET_SIZE = {"shortest_edge": 800, "longest_edge": 1333}
 class HFDetector:
     name = "hf"
 
-    def __init__(self, model: str = "", revision: str = "main", checkpoint: str = "", device: str = "auto",
-                 max_per_image: int = 100, resize: str = "mmdet"):
+    def __init__(
+        self,
+        model: str = "",
+        revision: str = "main",
+        checkpoint: str = "",
+        device: str = "auto",
+        max_per_image: int = 100,
+        resize: str = "mmdet",
+    ):
         import torch
 
         from ts_eval.devices import torch_device
@@ -54,26 +61,36 @@ class HFDetector:
                 self.model = Mask2FormerForUniversalSegmentation.from_pretrained(self.model_id, revision=revision)
             self.processor = Mask2FormerImageProcessor.from_pretrained(self.model_id, revision=revision)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot load Mask2Former {self.model_id!r} ({type(exc).__name__}); when offline, "
-                             f"download it elsewhere (huggingface-cli download {self.model_id}) and pass "
-                             "--scorer-arg hf_model=DIR") from None
+            raise UsageError(
+                f"cannot load Mask2Former {self.model_id!r} ({type(exc).__name__}); when offline, "
+                f"download it elsewhere (huggingface-cli download {self.model_id}) and pass "
+                "--scorer-arg hf_model=DIR"
+            ) from None
         if resize not in ("mmdet", "processor"):
             raise UsageError(f"hf_resize={resize!r}: use 'mmdet' (800/1333, the official scale) or 'processor'")
         self.resize = resize
         if resize == "mmdet":
             self.processor.size = dict(MMDET_SIZE)
         if self.model.config.num_labels != 80:
-            raise UsageError(f"Mask2Former {self.model_id!r} has {self.model.config.num_labels} classes; GenEval "
-                             "needs a COCO instance model (80 classes in COCO order)")
+            raise UsageError(
+                f"Mask2Former {self.model_id!r} has {self.model.config.num_labels} classes; GenEval "
+                "needs a COCO instance model (80 classes in COCO order)"
+            )
         # transformers types `to` as the model's own __call__-bound method; it takes a device
         self.model.to(self.device).eval()  # pyright: ignore[reportArgumentType]
         self._torch = torch
 
     def describe(self) -> dict[str, Any]:
         commit = getattr(self.model.config, "_commit_hash", None)
-        return {"name": self.name, "model": self.model_id, "revision": self.revision, "commit": commit,
-                "weights": RANDOM if self.random else "pretrained", "max_per_image": self.max_per_image,
-                "size": dict(self.processor.size)}
+        return {
+            "name": self.name,
+            "model": self.model_id,
+            "revision": self.revision,
+            "commit": commit,
+            "weights": RANDOM if self.random else "pretrained",
+            "max_per_image": self.max_per_image,
+            "size": dict(self.processor.size),
+        }
 
     def detect(self, images: list[Image.Image], paths: list[str]) -> list[Instances]:
         torch = self._torch
@@ -91,15 +108,18 @@ class HFDetector:
             # then resize to the original image.
             height = int(pixel_mask[i].any(dim=1).sum())
             width = int(pixel_mask[i].any(dim=0).sum())
-            logits = torch.nn.functional.interpolate(outputs.masks_queries_logits[i:i + 1].float(), size=padded,
-                                                     mode="bilinear", align_corners=False)[0, :, :height, :width]
-            logits = torch.nn.functional.interpolate(logits[None], size=(image.height, image.width),
-                                                     mode="bilinear", align_corners=False)[0]
+            logits = torch.nn.functional.interpolate(
+                outputs.masks_queries_logits[i : i + 1].float(), size=padded, mode="bilinear", align_corners=False
+            )[0, :, :height, :width]
+            logits = torch.nn.functional.interpolate(
+                logits[None], size=(image.height, image.width), mode="bilinear", align_corners=False
+            )[0]
             out.append(instances_from_queries(outputs.class_queries_logits[i].float(), logits, self.max_per_image))
         return out
 
 
 # -- mmdetection's Mask2Former instance post-processing, for backends that do not have it --------------
+
 
 def masks_to_boxes(masks) -> Any:
     """Tight boxes of binary masks as mmdetection's `mask2bbox`: [x_min, y_min, x_max + 1, y_max + 1], 0 if empty."""
@@ -138,5 +158,9 @@ def instances_from_queries(class_logits, mask_logits, max_per_image: int = 100) 
     binary = (logits > 0).float()
     mask_scores = (logits.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
     masks = binary.bool()
-    return Instances(boxes=masks_to_boxes(masks).cpu().numpy(), scores=(scores * mask_scores).float().cpu().numpy(),
-                     labels=labels.cpu().numpy().astype(np.int64), masks=masks.cpu())
+    return Instances(
+        boxes=masks_to_boxes(masks).cpu().numpy(),
+        scores=(scores * mask_scores).float().cpu().numpy(),
+        labels=labels.cpu().numpy().astype(np.int64),
+        masks=masks.cpu(),
+    )

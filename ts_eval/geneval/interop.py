@@ -52,8 +52,10 @@ def _fresh_folder(path: Path, overwrite: bool, what: str) -> None:
 
 # -- export ------------------------------------------------------------------------------------------
 
-def export_official(run_path, outdir, *, overwrite: bool = False, tasks_dir: str | None = None,
-                    progress: bool = True) -> int:
+
+def export_official(
+    run_path, outdir, *, overwrite: bool = False, tasks_dir: str | None = None, progress: bool = True
+) -> int:
     """Write the run's images and metadata in the official layout; returns the number of images."""
     run = _geneval_run(run_path, tasks_dir, need="images")  # every image present with its recorded bytes
     images = {(r.prompt_id, r.sample_index): r for r in run.images}
@@ -69,6 +71,7 @@ def export_official(run_path, outdir, *, overwrite: bool = False, tasks_dir: str
 
 
 # -- import ------------------------------------------------------------------------------------------
+
 
 def _canonical(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, sort_keys=True)
@@ -95,8 +98,15 @@ def _detections_from_details(details: Any, where: str) -> dict[str, list[dict[st
     return out
 
 
-def import_official(results_path, out, *, data: str | None = None, overwrite: bool = False,
-                    tasks_dir: str | None = None, resamples: int | None = None) -> dict[str, Any]:
+def import_official(
+    results_path,
+    out,
+    *,
+    data: str | None = None,
+    overwrite: bool = False,
+    tasks_dir: str | None = None,
+    resamples: int | None = None,
+) -> dict[str, Any]:
     """Turn an official results.jsonl into a run directory; returns its summary."""
     from ts_eval.store.reader import read_run
     from ts_eval.summary import summarize, write_summary
@@ -117,11 +127,15 @@ def import_official(results_path, out, *, data: str | None = None, overwrite: bo
             metadata = json.loads(row["metadata"]) if isinstance(row["metadata"], str) else row["metadata"]
             filename, correct = str(row["filename"]), row["correct"]
         except (KeyError, TypeError, json.JSONDecodeError):
-            raise UsageError(f"{where} needs 'filename', 'correct' and 'metadata' as evaluate_images.py writes them") from None
+            raise UsageError(
+                f"{where} needs 'filename', 'correct' and 'metadata' as evaluate_images.py writes them"
+            ) from None
         prompt = by_metadata.get(_canonical(metadata)) if isinstance(metadata, dict) else None
         if prompt is None:
-            raise UsageError(f"{where}: prompt {metadata.get('prompt') if isinstance(metadata, dict) else metadata!r} "
-                             f"is not one of GenEval's {len(prompts)} prompts; these results come from another prompt set")
+            raise UsageError(
+                f"{where}: prompt {metadata.get('prompt') if isinstance(metadata, dict) else metadata!r} "
+                f"is not one of GenEval's {len(prompts)} prompts; these results come from another prompt set"
+            )
         _, k = _image_key(filename, where)
         key = (prompt.prompt_id, k)
         if key in samples:
@@ -140,26 +154,39 @@ def import_official(results_path, out, *, data: str | None = None, overwrite: bo
     counts = defaultdict(int)
     for pid, _ in order:
         counts[pid] += 1
-    run.write_manifest({
-        "settings": {
-            "task": {"name": spec.name, "version": spec.version, "spec_sha256": spec.sha256,
-                     "variant": spec.variant(None)[0], "split": "all", "skill": None, "limit": None},
-            "data": {k: v for k, v in files.source.items() if k != "origin"},
-            "generator": {"name": GENERATOR_NAME, "config": {"results": str(results_path.resolve())},
-                          "checkpoint_sha256": None},
-            "n_samples": max(counts.values()),
-            "seed": None,
-            "prompt_rewrites": None,
-        },
-        "scorer": {"name": IMPORTED_SCORER, "results_sha256": results_sha},
-        "imported": {"from": str(results_path.resolve()), "sha256": results_sha, "images": len(order)},
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    })
+    run.write_manifest(
+        {
+            "settings": {
+                "task": {
+                    "name": spec.name,
+                    "version": spec.version,
+                    "spec_sha256": spec.sha256,
+                    "variant": spec.variant(None)[0],
+                    "split": "all",
+                    "skill": None,
+                    "limit": None,
+                },
+                "data": {k: v for k, v in files.source.items() if k != "origin"},
+                "generator": {
+                    "name": GENERATOR_NAME,
+                    "config": {"results": str(results_path.resolve())},
+                    "checkpoint_sha256": None,
+                },
+                "n_samples": max(counts.values()),
+                "seed": None,
+                "prompt_rewrites": None,
+            },
+            "scorer": {"name": IMPORTED_SCORER, "results_sha256": results_sha},
+            "imported": {"from": str(results_path.resolve()), "sha256": results_sha, "images": len(order)},
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
     run.write_rows(PROMPTS, [p.to_row() for p in chosen])
     by_id = {p.prompt_id: p for p in chosen}
     run.write_rows(SAMPLES, [readable(samples[key], by_id[key[0]], None).to_row() for key in order])  # no images
-    run.write_rows(DETECTIONS, [{"prompt_id": pid, "sample_index": k, "detections": detections[(pid, k)]}
-                                for pid, k in order])
+    run.write_rows(
+        DETECTIONS, [{"prompt_id": pid, "sample_index": k, "detections": detections[(pid, k)]} for pid, k in order]
+    )
     imported = read_run(run.path, tasks_dir=tasks_dir, spec=spec)
     summary = summarize(imported, resamples=resamples)
     write_summary(imported, summary)
@@ -168,6 +195,7 @@ def import_official(results_path, out, *, data: str | None = None, overwrite: bo
 
 # -- compare -----------------------------------------------------------------------------------------
 
+
 def compare_runs(first, second, *, tasks_dir: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-tag agreement on shared images, and the images judged differently (with both reasons)."""
     tables = []
@@ -175,20 +203,29 @@ def compare_runs(first, second, *, tasks_dir: str | None = None) -> tuple[pd.Dat
         run = _geneval_run(path, tasks_dir)
         tags = {p.prompt_id: p.metadata["tag"] for p in run.prompts}
         rows = [s for s in run.samples if s.metric == "correct"]
-        frame = pd.DataFrame({"prompt_id": [s.prompt_id for s in rows],
-                              "sample_index": [s.sample_index for s in rows],
-                              "correct": [bool(s.value) for s in rows],
-                              "reason": [s.reason or "" for s in rows]})
+        frame = pd.DataFrame(
+            {
+                "prompt_id": [s.prompt_id for s in rows],
+                "sample_index": [s.sample_index for s in rows],
+                "correct": [bool(s.value) for s in rows],
+                "reason": [s.reason or "" for s in rows],
+            }
+        )
         frame["tag"] = frame["prompt_id"].map(tags)
         tables.append(frame)
     both = tables[0].merge(tables[1], on=["prompt_id", "sample_index", "tag"], suffixes=("_a", "_b"))
     if both.empty:
         raise UsageError(f"{first} and {second} share no images")
     both["agree"] = both["correct_a"] == both["correct_b"]
-    per_tag = both.groupby("tag", sort=False).agg(images=("agree", "size"), agree=("agree", "mean"),
-                                                  correct_a=("correct_a", "mean"), correct_b=("correct_b", "mean"))
+    per_tag = both.groupby("tag", sort=False).agg(
+        images=("agree", "size"),
+        agree=("agree", "mean"),
+        correct_a=("correct_a", "mean"),
+        correct_b=("correct_b", "mean"),
+    )
     per_tag.loc["all"] = [len(both), both["agree"].mean(), both["correct_a"].mean(), both["correct_b"].mean()]
     per_tag["images"] = per_tag["images"].astype(int)
-    differ = both.loc[~both["agree"], ["prompt_id", "sample_index", "tag", "correct_a", "reason_a", "correct_b",
-                                       "reason_b"]]
+    differ = both.loc[
+        ~both["agree"], ["prompt_id", "sample_index", "tag", "correct_a", "reason_a", "correct_b", "reason_b"]
+    ]
     return per_tag, differ.reset_index(drop=True)

@@ -33,12 +33,16 @@ OFFICIAL_CONFIG = "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco"
 # The file GenEval's download_models.sh fetches at the pinned revision (mmdet 2.x key names), and the v3.0
 # conversion it fetched from December 2023 to July 2024. OpenMMLab names each file by the first 8 hex
 # digits of its sha256; torch.hub checks that prefix on download.
-OFFICIAL_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v2.0/mask2former/"
-                           "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/"
-                           "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth")
-V3_CHECKPOINT_URL = ("https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
-                     "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
-                     "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth")
+OFFICIAL_CHECKPOINT_URL = (
+    "https://download.openmmlab.com/mmdetection/v2.0/mask2former/"
+    "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/"
+    "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth"
+)
+V3_CHECKPOINT_URL = (
+    "https://download.openmmlab.com/mmdetection/v3.0/mask2former/"
+    "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco/"
+    "mask2former_swin-s-p4-w7-224_8xb2-lsj-50e_coco_20220504_001756-c9d0c4f2.pth"
+)
 RANDOM = "random"  # checkpoint value for random weights: speed tests only, the scores mean nothing
 
 
@@ -49,8 +53,10 @@ def _import_mmdet():
         from mmengine.config import Config
     except (ImportError, AssertionError) as exc:  # mmdet asserts its mmcv version range on import
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}" if str(exc) else type(exc).__name__
-        raise UsageError(f"the mmdet detector needs mmdetection 3.3 with a compiled mmcv 2.1 ({reason}); install "
-                         "them as the README's GenEval section says, or use --detector hf") from None
+        raise UsageError(
+            f"the mmdet detector needs mmdetection 3.3 with a compiled mmcv 2.1 ({reason}); install "
+            "them as the README's GenEval section says, or use --detector hf"
+        ) from None
     return mmdet, init_detector, Config
 
 
@@ -64,8 +70,10 @@ def resolve_config(config: str):
         assert mmdet.__file__ is not None  # a regular package, not a namespace one
         path = Path(mmdet.__file__).parent / ".mim" / "configs" / "mask2former" / f"{name}.py"
     if not path.is_file():
-        raise UsageError(f"mmdet config {name!r} not found (looked at {path}); pass a config file path "
-                         f"or a Mask2Former config name such as {OFFICIAL_CONFIG}")
+        raise UsageError(
+            f"mmdet config {name!r} not found (looked at {path}); pass a config file path "
+            f"or a Mask2Former config name such as {OFFICIAL_CONFIG}"
+        )
     cfg = Config.fromfile(str(path))
     # The Swin backbone's `Pretrained` init points at a URL; the detector checkpoint replaces it anyway.
     cfg.model.backbone.init_cfg = None
@@ -90,9 +98,11 @@ def official_checkpoint(progress: bool = True) -> Path:
         torch.hub.download_url_to_file(OFFICIAL_CHECKPOINT_URL, str(partial), hash_prefix=prefix, progress=progress)
     except Exception as exc:  # offline, proxy, truncated file, checksum: the user's next step is the same
         partial.unlink(missing_ok=True)
-        raise UsageError(f"cannot download the GenEval detector checkpoint ({type(exc).__name__}); download "
-                         f"{OFFICIAL_CHECKPOINT_URL} (or {Path(V3_CHECKPOINT_URL).name}) elsewhere and pass "
-                         "--scorer-arg checkpoint=PATH") from None
+        raise UsageError(
+            f"cannot download the GenEval detector checkpoint ({type(exc).__name__}); download "
+            f"{OFFICIAL_CHECKPOINT_URL} (or {Path(V3_CHECKPOINT_URL).name}) elsewhere and pass "
+            "--scorer-arg checkpoint=PATH"
+        ) from None
     os.replace(partial, target)
     return target
 
@@ -148,17 +158,25 @@ class MMDetDetector:
         state, layout = mmdet3_state_dict(state, self.model.state_dict())
         missing = [k for k in self.model.state_dict() if k not in state]
         if missing:
-            raise UsageError(f"{path} does not fit mmdet config {self.config_path.name}: {len(missing)} weights "
-                             f"missing (first: {missing[0]}); pass the checkpoint made for this config")
+            raise UsageError(
+                f"{path} does not fit mmdet config {self.config_path.name}: {len(missing)} weights "
+                f"missing (first: {missing[0]}); pass the checkpoint made for this config"
+            )
         load_state_dict(self.model, state, strict=False)
         return layout
 
     def describe(self) -> dict[str, Any]:
         config_sha = hashlib.sha256(self.cfg.pretty_text.encode()).hexdigest()
-        return {"name": self.name, "config": self.config_path.stem, "config_sha256": config_sha,
-                "checkpoint_sha256": self.checkpoint_sha256 or RANDOM, "checkpoint_layout": self.checkpoint_layout,
-                "max_per_image": self.cfg.model.test_cfg.max_per_image, "precision": "fp32",
-                "preprocess": preprocess.describe(self.scale)}
+        return {
+            "name": self.name,
+            "config": self.config_path.stem,
+            "config_sha256": config_sha,
+            "checkpoint_sha256": self.checkpoint_sha256 or RANDOM,
+            "checkpoint_layout": self.checkpoint_layout,
+            "max_per_image": self.cfg.model.test_cfg.max_per_image,
+            "precision": "fp32",
+            "preprocess": preprocess.describe(self.scale),
+        }
 
     def detect(self, images: list[Image.Image], paths: list[str]) -> list[Instances]:
         """One forward per image, as the official script calls `inference_detector(model, path)`; a batch
@@ -175,10 +193,15 @@ class MMDetDetector:
             # straight to the network: the 3.x data preprocessor would normalise and pad a second time
             # init_detector is annotated nn.Module; what it returns is an mmdet BaseDetector, which has predict()
             result = self.model.predict(  # pyright: ignore[reportCallIssue]
-                inputs, [DetDataSample(metainfo=ready.metainfo())], rescale=True)[0]
+                inputs, [DetDataSample(metainfo=ready.metainfo())], rescale=True
+            )[0]
         pred = result.pred_instances
-        return Instances(boxes=pred.bboxes.float().cpu().numpy(), scores=pred.scores.float().cpu().numpy(),
-                         labels=pred.labels.cpu().numpy().astype("int64"), masks=pred.masks.cpu())
+        return Instances(
+            boxes=pred.bboxes.float().cpu().numpy(),
+            scores=pred.scores.float().cpu().numpy(),
+            labels=pred.labels.cpu().numpy().astype("int64"),
+            masks=pred.masks.cpu(),
+        )
 
 
 def resize_scale(cfg) -> tuple[int, int]:

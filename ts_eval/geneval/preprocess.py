@@ -42,8 +42,13 @@ class DetectorInput:
     scale_factor: tuple[float, float]  # (w_scale, h_scale): resized / original, per axis
 
     def metainfo(self) -> dict:
-        return {"ori_shape": self.ori_shape, "img_shape": self.img_shape, "pad_shape": self.pad_shape,
-                "batch_input_shape": self.pad_shape, "scale_factor": self.scale_factor}
+        return {
+            "ori_shape": self.ori_shape,
+            "img_shape": self.img_shape,
+            "pad_shape": self.pad_shape,
+            "batch_input_shape": self.pad_shape,
+            "scale_factor": self.scale_factor,
+        }
 
 
 def _cv2():
@@ -104,13 +109,21 @@ def prepare(data: bytes, scale: tuple[int, int] = TEST_SCALE, name: str = "image
     new_h, new_w = resized.shape[:2]
     padded = pad_to_multiple(resized)
     pixels = np.ascontiguousarray(normalize(padded).transpose(2, 0, 1))
-    return DetectorInput(pixels, (height, width), (new_h, new_w), tuple(padded.shape[:2]),
-                         (new_w / width, new_h / height))
+    return DetectorInput(
+        pixels, (height, width), (new_h, new_w), tuple(padded.shape[:2]), (new_w / width, new_h / height)
+    )
 
 
 def describe(scale: tuple[int, int] = TEST_SCALE) -> dict:
     """The settings above, for the scorer's `describe()`."""
-    return {"pipeline": "mmdet2", "decode": "cv2.imdecode color BGR", "scale": list(scale),
-            "resize": "cv2 INTER_LINEAR on uint8, size int(x*f+0.5)", "pad": f"bottom-right to /{SIZE_DIVISOR} "
-            f"with {list(PAD_VALUE)} before normalize", "mean": list(MEAN), "std": list(STD), "to_rgb": True,
-            "batch": 1}
+    return {
+        "pipeline": "mmdet2",
+        "decode": "cv2.imdecode color BGR",
+        "scale": list(scale),
+        "resize": "cv2 INTER_LINEAR on uint8, size int(x*f+0.5)",
+        "pad": f"bottom-right to /{SIZE_DIVISOR} with {list(PAD_VALUE)} before normalize",
+        "mean": list(MEAN),
+        "std": list(STD),
+        "to_rgb": True,
+        "batch": 1,
+    }

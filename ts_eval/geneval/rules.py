@@ -73,8 +73,10 @@ def f32(value: float) -> float:
 
 # -- which detections count --------------------------------------------------------------------------
 
+
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """IoU with the official inclusive-pixel areas (width = x2 - x1 + 1), in float32 like the official boxes."""
+
     def area(x1, y1, x2, y2):
         return max(x2 - x1 + 1, 0) * max(y2 - y1 + 1, 0)
 
@@ -92,7 +94,7 @@ def rank_by_score(objects: Iterable[DetectedObject]) -> list[DetectedObject]:
 def kept_objects(objects: list[DetectedObject], threshold: float, settings: JudgeSettings) -> list[DetectedObject]:
     """One class's objects after the score threshold, the cap and (if enabled) overlap suppression."""
     cut = f32(threshold)
-    ranked = [o for o in rank_by_score(objects) if o.score > cut][:settings.max_objects]
+    ranked = [o for o in rank_by_score(objects) if o.score > cut][: settings.max_objects]
     if settings.max_overlap == 1:
         return ranked
     kept: list[DetectedObject] = []
@@ -104,14 +106,16 @@ def kept_objects(objects: list[DetectedObject], threshold: float, settings: Judg
     return kept
 
 
-def kept_by_class(detections: Mapping[str, list[DetectedObject]], tag: str,
-                  settings: JudgeSettings) -> dict[str, list[DetectedObject]]:
+def kept_by_class(
+    detections: Mapping[str, list[DetectedObject]], tag: str, settings: JudgeSettings
+) -> dict[str, list[DetectedObject]]:
     threshold = settings.confidence_threshold(tag)
     kept = {name: kept_objects(objects, threshold, settings) for name, objects in detections.items() if objects}
     return {name: objects for name, objects in kept.items() if objects}
 
 
 # -- relations ---------------------------------------------------------------------------------------
+
 
 def relative_position(a: tuple[float, ...], b: tuple[float, ...], margin: float = 0.1) -> set[str]:
     """Where box `a` lies relative to box `b`.
@@ -147,8 +151,12 @@ def _in_order(relations: set[str]) -> list[str]:
 
 # -- the judge ---------------------------------------------------------------------------------------
 
-def judge(metadata: Mapping[str, Any], detections: Mapping[str, list[DetectedObject]],
-          settings: JudgeSettings = JudgeSettings()) -> Verdict:
+
+def judge(
+    metadata: Mapping[str, Any],
+    detections: Mapping[str, list[DetectedObject]],
+    settings: JudgeSettings = JudgeSettings(),
+) -> Verdict:
     """Is this image correct for its prompt? `detections` holds every detection, before any threshold."""
     objects = kept_by_class(detections, metadata["tag"], settings)
     reasons: list[str] = []
@@ -184,9 +192,13 @@ def _check_color(clause: Mapping[str, Any], found: list[DetectedObject], reasons
     return False
 
 
-def _check_position(clause: Mapping[str, Any], found: list[DetectedObject],
-                    matched_groups: list[list[DetectedObject] | None], settings: JudgeSettings,
-                    reasons: list[str]) -> bool:
+def _check_position(
+    clause: Mapping[str, Any],
+    found: list[DetectedObject],
+    matched_groups: list[list[DetectedObject] | None],
+    settings: JudgeSettings,
+    reasons: list[str],
+) -> bool:
     name = clause["class"]
     relation, target_index = clause["position"]
     targets = matched_groups[target_index]
@@ -212,6 +224,7 @@ class MissingColor(Exception):
 
 # -- reading and checking rows -----------------------------------------------------------------------
 
+
 def objects_from_row(row: Mapping[str, Any], where: str, floor: float | None = None) -> dict[str, list[DetectedObject]]:
     """detections.jsonl's `detections` field -> objects; a malformed entry is a one-line usage error.
 
@@ -231,8 +244,13 @@ def objects_from_row(row: Mapping[str, Any], where: str, floor: float | None = N
         boxes = np.asarray([item["box"] for item in items], dtype=np.float64).reshape(-1, 4)
         scores = np.asarray([item["score"] for item in items], dtype=np.float32)
         colors = [item.get("color") for item in items]
-        valid = (boxes.shape == (len(items), 4) and scores.shape == (len(items),) and bool(np.isfinite(boxes).all())
-                 and bool(np.isfinite(scores).all()) and set(colors) <= _COLOR_VALUES)
+        valid = (
+            boxes.shape == (len(items), 4)
+            and scores.shape == (len(items),)
+            and bool(np.isfinite(boxes).all())
+            and bool(np.isfinite(scores).all())
+            and set(colors) <= _COLOR_VALUES
+        )
     except (KeyError, TypeError, ValueError, AttributeError):
         valid = False
     if not valid:
@@ -241,7 +259,8 @@ def objects_from_row(row: Mapping[str, Any], where: str, floor: float | None = N
     out: dict[str, list[DetectedObject]] = {}
     for index in np.flatnonzero(keep).tolist():
         out.setdefault(names[index], []).append(
-            DetectedObject(tuple(boxes[index].tolist()), float(scores[index]), colors[index]))
+            DetectedObject(tuple(boxes[index].tolist()), float(scores[index]), colors[index])
+        )
     return out
 
 
@@ -256,21 +275,26 @@ def _explain_bad_object(row: Mapping[str, Any], where: str) -> None:
                 score = float(item["score"])
                 color = item.get("color")
             except (KeyError, TypeError, ValueError, AttributeError):
-                raise UsageError(f"{where}: object {number} of {name!r} needs 'box' [x1, y1, x2, y2] and "
-                                 "'score'") from None
+                raise UsageError(
+                    f"{where}: object {number} of {name!r} needs 'box' [x1, y1, x2, y2] and 'score'"
+                ) from None
             if len(box) != 4 or not all(math.isfinite(v) for v in (*box, score)):
                 raise UsageError(f"{where}: object {number} of {name!r} needs a box of 4 finite numbers and a score")
             if color not in _COLOR_VALUES:
-                raise UsageError(f"{where}: object {number} of {name!r} has colour {color!r}; "
-                                 f"use one of {', '.join(COLORS)} or null")
+                raise UsageError(
+                    f"{where}: object {number} of {name!r} has colour {color!r}; use one of {', '.join(COLORS)} or null"
+                )
     raise UsageError(f"{where}: malformed detections")
 
 
 def check_metadata(metadata: Any, class_names: Iterable[str], where: str) -> None:
     """A GenEval metadata row the judge can evaluate, or a one-line usage error saying what is wrong."""
     names = set(class_names)
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("tag"), str) \
-            or not isinstance(metadata.get("prompt"), str):
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("tag"), str)
+        or not isinstance(metadata.get("prompt"), str)
+    ):
         raise UsageError(f"{where}: expected a JSON object with string fields 'tag' and 'prompt'")
     includes = metadata.get("include", [])
     for kind in ("include", "exclude"):
@@ -278,20 +302,32 @@ def check_metadata(metadata: Any, class_names: Iterable[str], where: str) -> Non
         if not isinstance(clauses, list):
             raise UsageError(f"{where}: '{kind}' must be a list of clauses")
         for number, clause in enumerate(clauses):
-            if not isinstance(clause, dict) or not isinstance(clause.get("class"), str) \
-                    or not isinstance(clause.get("count"), int) or clause["count"] < 1:
+            if (
+                not isinstance(clause, dict)
+                or not isinstance(clause.get("class"), str)
+                or not isinstance(clause.get("count"), int)
+                or clause["count"] < 1
+            ):
                 raise UsageError(f"{where}: {kind} clause {number} needs 'class' (a name) and 'count' (>= 1)")
             if clause["class"] not in names:
-                raise UsageError(f"{where}: unknown class {clause['class']!r}; GenEval's detector knows only the "
-                                 "80 classes of object_names.txt")
+                raise UsageError(
+                    f"{where}: unknown class {clause['class']!r}; GenEval's detector knows only the "
+                    "80 classes of object_names.txt"
+                )
             if "color" in clause and clause["color"] not in COLORS:
                 raise UsageError(f"{where}: unknown colour {clause['color']!r}; use one of {', '.join(COLORS)}")
             if "position" in clause:
                 position = clause["position"]
-                if kind != "include" or not (isinstance(position, list) and len(position) == 2
-                                             and position[0] in RELATIONS and isinstance(position[1], int)
-                                             and 0 <= position[1] < number):
-                    raise UsageError(f"{where}: {kind} clause {number} has position {position!r}; expected "
-                                     f"[one of {', '.join(RELATIONS)}, index of an earlier include clause]")
+                if kind != "include" or not (
+                    isinstance(position, list)
+                    and len(position) == 2
+                    and position[0] in RELATIONS
+                    and isinstance(position[1], int)
+                    and 0 <= position[1] < number
+                ):
+                    raise UsageError(
+                        f"{where}: {kind} clause {number} has position {position!r}; expected "
+                        f"[one of {', '.join(RELATIONS)}, index of an earlier include clause]"
+                    )
     if not includes:
         raise UsageError(f"{where}: no 'include' clause; every GenEval prompt asks for at least one object")

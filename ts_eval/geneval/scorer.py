@@ -64,8 +64,9 @@ def open_image(path: str) -> Image.Image:
     except FileNotFoundError:
         raise UsageError(f"{path}: image is missing; re-run `ts-eval generate` with the same settings") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise UsageError(f"{path}: not a readable image ({type(exc).__name__}); replace or remove it and "
-                         "re-run `ts-eval generate`") from None
+        raise UsageError(
+            f"{path}: not a readable image ({type(exc).__name__}); replace or remove it and re-run `ts-eval generate`"
+        ) from None
 
 
 def build_detector(name: str, options: GenEvalOptions, device: str) -> Detector:
@@ -78,8 +79,13 @@ def build_detector(name: str, options: GenEvalOptions, device: str) -> Detector:
     if name == "hf":
         from ts_eval.geneval.hf_backend import HFDetector
 
-        return HFDetector(model=options.hf_model, revision=options.hf_revision,
-                          checkpoint=options.checkpoint, device=device, resize=options.hf_resize)
+        return HFDetector(
+            model=options.hf_model,
+            revision=options.hf_revision,
+            checkpoint=options.checkpoint,
+            device=device,
+            resize=options.hf_resize,
+        )
     raise UsageError(f"unknown GenEval detector {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 
@@ -87,9 +93,14 @@ def build_color_classifier(name: str, options: GenEvalOptions, device: str):
     if name == "dummy":
         return DummyColorClassifier()
     if name == "clip":
-        return CLIPColorClassifier(model=options.clip_model, pretrained=options.clip_pretrained,
-                                   quick_gelu=options.clip_quick_gelu, device=device, dtype=options.dtype,
-                                   batch_size=options.color_batch_size)
+        return CLIPColorClassifier(
+            model=options.clip_model,
+            pretrained=options.clip_pretrained,
+            quick_gelu=options.clip_quick_gelu,
+            device=device,
+            dtype=options.dtype,
+            batch_size=options.color_batch_size,
+        )
     raise UsageError(f"unknown GenEval colour classifier {name!r}; choose one of: clip, dummy")
 
 
@@ -116,37 +127,53 @@ class GenEvalScorer:
         self.colors = build_color_classifier(color, opts, device)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": "2", "detector": self.detector.describe(),
-                "color_classifier": self.colors.describe(), "bgcolor": self.background,
-                "judge": self.settings.to_dict(),
-                "class_names_sha256": hashlib.sha256("\n".join(self.class_names).encode()).hexdigest()}
+        return {
+            "name": self.name,
+            "version": "2",
+            "detector": self.detector.describe(),
+            "color_classifier": self.colors.describe(),
+            "bgcolor": self.background,
+            "judge": self.settings.to_dict(),
+            "class_names_sha256": hashlib.sha256("\n".join(self.class_names).encode()).hexdigest(),
+        }
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
         images = [open_image(r.image_path) for r in requests]
         found = self.detector.detect(images, [r.image_path for r in requests])
         if len(found) != len(requests):
-            raise RuntimeError(f"detector {self.detector.name} returned {len(found)} results for {len(requests)} images")
+            raise RuntimeError(
+                f"detector {self.detector.name} returned {len(found)} results for {len(requests)} images"
+            )
         ranked = [instances.ranked_by_class(len(self.class_names)) for instances in found]
         colors = self._colors(images, found, ranked)
         out = []
         for i, request in enumerate(requests):
             detections = self._detections(found[i], ranked[i], colors, i)
-            objects = {name: [DetectedObject(tuple(d["box"]), d["score"], d["color"]) for d in items]
-                       for name, items in detections.items()}
+            objects = {
+                name: [DetectedObject(tuple(d["box"]), d["score"], d["color"]) for d in items]
+                for name, items in detections.items()
+            }
             verdict = judge(request.prompt.metadata, objects, self.settings)
-            sample = Sample(request.prompt.prompt_id, request.sample_index, "correct", float(verdict.correct),
-                            verdict.reason or None, request.image_sha256)
+            sample = Sample(
+                request.prompt.prompt_id,
+                request.sample_index,
+                "correct",
+                float(verdict.correct),
+                verdict.reason or None,
+                request.image_sha256,
+            )
             out.append(ScoredImage([sample], detections))
         return out
 
-    def _colors(self, images: list[Image.Image], found: list[Instances],
-                ranked: list[dict[int, list[int]]]) -> dict[tuple[int, int], str]:
+    def _colors(
+        self, images: list[Image.Image], found: list[Instances], ranked: list[dict[int, list[int]]]
+    ) -> dict[tuple[int, int], str]:
         """Colour of every object that can pass a threshold, classified in one batch across images."""
         floor = np.float32(self.settings.lowest_threshold())
         jobs: list[tuple[int, int, str]] = []
         for i, (instances, by_label) in enumerate(zip(found, ranked)):
             for label, order in by_label.items():
-                above = [j for j in order if instances.scores[j] > floor][:self.settings.max_objects]
+                above = [j for j in order if instances.scores[j] > floor][: self.settings.max_objects]
                 jobs += [(i, j, self.class_names[label]) for j in above]
         if not jobs:
             return {}
@@ -154,13 +181,21 @@ class GenEvalScorer:
         names = self.colors.classify(crops, [name for _, _, name in jobs])
         return {(i, j): color for (i, j, _), color in zip(jobs, names)}
 
-    def _detections(self, instances: Instances, by_label: dict[int, list[int]],
-                    colors: dict[tuple[int, int], str], image_index: int) -> dict[str, list[dict[str, Any]]]:
+    def _detections(
+        self, instances: Instances, by_label: dict[int, list[int]], colors: dict[tuple[int, int], str], image_index: int
+    ) -> dict[str, list[dict[str, Any]]]:
         """detections.jsonl's `detections`: class name -> objects best first, every detection kept."""
-        return {self.class_names[label]: [{"box": [short_float(v) for v in instances.boxes[j]],
-                                           "score": short_float(instances.scores[j]),
-                                           "color": colors.get((image_index, j))} for j in order]
-                for label, order in by_label.items()}
+        return {
+            self.class_names[label]: [
+                {
+                    "box": [short_float(v) for v in instances.boxes[j]],
+                    "score": short_float(instances.scores[j]),
+                    "color": colors.get((image_index, j)),
+                }
+                for j in order
+            ]
+            for label, order in by_label.items()
+        }
 
 
 def short_float(value: np.float32) -> float:

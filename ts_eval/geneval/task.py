@@ -67,23 +67,31 @@ def read_metadata(path: Path, class_names: list[str]) -> list[dict[str, Any]]:
 def load_prompts(files: DataFiles) -> list[Prompt]:
     class_names = read_class_names(files[CLASS_NAMES_FILE])
     rows = read_metadata(files[METADATA_FILE], class_names)
-    return [Prompt(prompt_id=prompt_id(i), prompt=row["prompt"], tags=(row["tag"],), metadata=row)
-            for i, row in enumerate(rows)]
+    return [
+        Prompt(prompt_id=prompt_id(i), prompt=row["prompt"], tags=(row["tag"],), metadata=row)
+        for i, row in enumerate(rows)
+    ]
 
 
 # -- summary -----------------------------------------------------------------------------------------
+
 
 def image_table(prompts: list[Prompt], samples: pd.DataFrame, metric: str = "correct") -> pd.DataFrame:
     """One row per judged image: prompt_id, tag, correct (0/1)."""
     tags = {p.prompt_id: p.metadata.get("tag", p.tags[0] if p.tags else None) for p in prompts}
     rows = samples[samples["metric"] == metric]
-    return pd.DataFrame({"prompt_id": rows["prompt_id"].to_numpy(),
-                         "tag": rows["prompt_id"].map(tags).to_numpy(),
-                         "correct": rows["value"].astype(float).to_numpy()})
+    return pd.DataFrame(
+        {
+            "prompt_id": rows["prompt_id"].to_numpy(),
+            "tag": rows["prompt_id"].map(tags).to_numpy(),
+            "correct": rows["value"].astype(float).to_numpy(),
+        }
+    )
 
 
-def _group(per_prompt: pd.DataFrame, value: str, weight: str | None, resamples: int, seed: int,
-           n: int) -> dict[str, Any]:
+def _group(
+    per_prompt: pd.DataFrame, value: str, weight: str | None, resamples: int, seed: int, n: int
+) -> dict[str, Any]:
     values = per_prompt[value].to_numpy(dtype=np.float64)
     weights = per_prompt[weight].to_numpy(dtype=np.float64) if weight else None
     mean = float(np.average(values, weights=weights))
@@ -91,31 +99,44 @@ def _group(per_prompt: pd.DataFrame, value: str, weight: str | None, resamples: 
     return {"mean": mean, "n": int(n), "ci95": [lo, hi]}
 
 
-def summarize(spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = 1000,
-              seed: int = 0) -> dict[str, Any]:
+def summarize(
+    spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     images = image_table(prompts, samples, spec.metric)
-    per_prompt = images.groupby("prompt_id", sort=True).agg(tag=("tag", "first"), accuracy=("correct", "mean"),
-                                                             images=("correct", "size"), correct=("correct", "sum"),
-                                                             any_correct=("correct", "max"))
+    per_prompt = images.groupby("prompt_id", sort=True).agg(
+        tag=("tag", "first"),
+        accuracy=("correct", "mean"),
+        images=("correct", "size"),
+        correct=("correct", "sum"),
+        any_correct=("correct", "max"),
+    )
     groups: dict[str, dict[str, Any]] = {}
     present = [t for t in TAGS if t in set(per_prompt["tag"])]
     for tag in present:
         rows = per_prompt[per_prompt["tag"] == tag]
         # Weighted by images per prompt, the mean of prompt accuracies is exactly the share of images.
-        groups[tag] = {**_group(rows, "accuracy", "images", resamples, seed, int(rows["images"].sum())),
-                       "correct": int(rows["correct"].sum())}
+        groups[tag] = {
+            **_group(rows, "accuracy", "images", resamples, seed, int(rows["images"].sum())),
+            "correct": int(rows["correct"].sum()),
+        }
     tagged = per_prompt[per_prompt["tag"].isin(present)].copy()
     if present:
         # overall = mean over tags of each tag's image accuracy = the prompt-weighted mean with weight
         # images / (images in the prompt's tag); resampling prompts gives its CI.
         tag_images = tagged.groupby("tag")["images"].transform("sum")
         tagged["overall_weight"] = tagged["images"] / tag_images
-        groups["overall"] = _group(tagged, "accuracy", "overall_weight", resamples, seed,
-                                   int(tagged["images"].sum()))
-    groups["correct_images"] = {**_group(per_prompt, "accuracy", "images", resamples, seed,
-                                         int(per_prompt["images"].sum())),
-                                "correct": int(per_prompt["correct"].sum())}
-    groups["correct_prompts"] = {**_group(per_prompt, "any_correct", None, resamples, seed, len(per_prompt)),
-                                 "correct": int(per_prompt["any_correct"].sum())}
-    return {"metric": spec.metric, "groups": groups,
-            "n_images": int(per_prompt["images"].sum()), "n_prompts": len(per_prompt)}
+        groups["overall"] = _group(tagged, "accuracy", "overall_weight", resamples, seed, int(tagged["images"].sum()))
+    groups["correct_images"] = {
+        **_group(per_prompt, "accuracy", "images", resamples, seed, int(per_prompt["images"].sum())),
+        "correct": int(per_prompt["correct"].sum()),
+    }
+    groups["correct_prompts"] = {
+        **_group(per_prompt, "any_correct", None, resamples, seed, len(per_prompt)),
+        "correct": int(per_prompt["any_correct"].sum()),
+    }
+    return {
+        "metric": spec.metric,
+        "groups": groups,
+        "n_images": int(per_prompt["images"].sum()),
+        "n_prompts": len(per_prompt),
+    }

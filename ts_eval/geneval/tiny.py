@@ -20,10 +20,19 @@ def tiny_mmdet(folder: str | Path, seed: int = 0, scale: tuple[int, int] = TINY_
 
     `scale` is the config's test resize (long, short); the official (1333, 800) makes every image 800 px."""
     folder = Path(folder)
-    args = {"detector": "mmdet", "detector_config": str(folder / MMDET_CONFIG),
-            "checkpoint": str(folder / MMDET_CHECKPOINT)}
-    return build_once(folder, args, lambda root: _save_mmdet(root, scale), model="tiny random Mask2Former (mmdet)",
-                      seed=seed, settings={"scale": scale})
+    args = {
+        "detector": "mmdet",
+        "detector_config": str(folder / MMDET_CONFIG),
+        "checkpoint": str(folder / MMDET_CHECKPOINT),
+    }
+    return build_once(
+        folder,
+        args,
+        lambda root: _save_mmdet(root, scale),
+        model="tiny random Mask2Former (mmdet)",
+        seed=seed,
+        settings={"scale": scale},
+    )
 
 
 def _save_mmdet(folder: Path, scale: tuple[int, int]) -> None:
@@ -34,8 +43,7 @@ def _save_mmdet(folder: Path, scale: tuple[int, int]) -> None:
 
     cfg, _ = resolve_config("")
     model = cfg.model
-    model.backbone.update(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4,
-                          drop_path_rate=0.0)
+    model.backbone.update(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, drop_path_rate=0.0)
     head = model.panoptic_head
     head.update(in_channels=[16, 32, 64, 128], feat_channels=32, out_channels=32, num_queries=8)
     head.positional_encoding.update(num_feats=16)
@@ -54,14 +62,20 @@ def _save_mmdet(folder: Path, scale: tuple[int, int]) -> None:
     cfg.test_pipeline = cfg.test_dataloader.dataset.pipeline
     cfg.dump(str(folder / MMDET_CONFIG))
     detector = init_detector(cfg, checkpoint=None, device="cpu")
-    torch.save({"state_dict": detector.state_dict(), "meta": {"note": "tiny random Mask2Former"}},
-               folder / MMDET_CHECKPOINT)
+    torch.save(
+        {"state_dict": detector.state_dict(), "meta": {"note": "tiny random Mask2Former"}}, folder / MMDET_CHECKPOINT
+    )
 
 
 def tiny_hf(folder: str | Path, seed: int = 0) -> TinyModel:
     """A tiny transformers Mask2Former (Swin backbone, 80 COCO labels) saved with its image processor."""
-    return build_once(folder, {"detector": "hf", "hf_model": str(folder)}, _save_hf,
-                      model="tiny random Mask2Former (transformers)", seed=seed)
+    return build_once(
+        folder,
+        {"detector": "hf", "hf_model": str(folder)},
+        _save_hf,
+        model="tiny random Mask2Former (transformers)",
+        seed=seed,
+    )
 
 
 def _save_hf(folder: Path) -> None:
@@ -72,14 +86,31 @@ def _save_hf(folder: Path) -> None:
         SwinConfig,
     )
 
-    swin = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=4, image_size=64,
-                      out_features=["stage1", "stage2", "stage3", "stage4"])
-    config = Mask2FormerConfig(backbone_config=swin,  # pyright: ignore[reportArgumentType]  # annotated Dict, takes a config
-                               num_labels=80, num_queries=8, hidden_dim=32,
-                               mask_feature_size=32, feature_size=32, encoder_layers=1, decoder_layers=2,
-                               encoder_feedforward_dim=64, dim_feedforward=64, num_attention_heads=2)
+    swin = SwinConfig(
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=4,
+        image_size=64,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+    config = Mask2FormerConfig(
+        backbone_config=swin,  # pyright: ignore[reportArgumentType]  # annotated Dict, takes a config
+        num_labels=80,
+        num_queries=8,
+        hidden_dim=32,
+        mask_feature_size=32,
+        feature_size=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_feedforward_dim=64,
+        dim_feedforward=64,
+        num_attention_heads=2,
+    )
     Mask2FormerForUniversalSegmentation(config).save_pretrained(folder)
-    Mask2FormerImageProcessor(size={"shortest_edge": TINY_SIZE[1], "longest_edge": TINY_SIZE[0]}).save_pretrained(folder)
+    Mask2FormerImageProcessor(size={"shortest_edge": TINY_SIZE[1], "longest_edge": TINY_SIZE[0]}).save_pretrained(
+        folder
+    )
 
 
 def tiny_clip(folder: str | Path, seed: int = 0) -> TinyModel:

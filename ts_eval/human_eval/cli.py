@@ -18,14 +18,25 @@ def _comma_list(values: list[str]) -> tuple[str, ...]:
 def cmd_export(args: argparse.Namespace) -> int:
     from ts_eval.human_eval.export import ExportOptions, export_study
 
-    options = ExportOptions(raters=args.raters, per_rater=args.per_rater, aspects=_comma_list(args.aspects),
-                            formats=_comma_list([args.format]), seed=args.seed, gold=args.gold,
-                            duplicates=args.duplicates, a_name=args.a_name, b_name=args.b_name,
-                            embed_images=args.embed_images, overwrite=args.overwrite)
+    options = ExportOptions(
+        raters=args.raters,
+        per_rater=args.per_rater,
+        aspects=_comma_list(args.aspects),
+        formats=_comma_list([args.format]),
+        seed=args.seed,
+        gold=args.gold,
+        duplicates=args.duplicates,
+        a_name=args.a_name,
+        b_name=args.b_name,
+        embed_images=args.embed_images,
+        overwrite=args.overwrite,
+    )
     key = export_study(args.run_a, args.run_b, args.out, options)
     out = Path(args.out)
-    print(f"{len(key.items)} sheet rows for {len(key.raters)} raters in {out / 'sheets'}; "
-          f"answer key (keep it from raters): {out / 'key.json'}")
+    print(
+        f"{len(key.items)} sheet rows for {len(key.raters)} raters in {out / 'sheets'}; "
+        f"answer key (keep it from raters): {out / 'key.json'}"
+    )
     return 0
 
 
@@ -37,10 +48,14 @@ def cmd_import(args: argparse.Namespace) -> int:
     write_study(args.out, study)
     if args.strict and study.excluded:  # the error alone: the exclusions it counts are listed in study.json
         first = study.excluded[0]
-        raise CheckFailed(f"{len(study.excluded)} answers excluded (--strict), first {first.source}: {first.reason}; "
-                          f"all listed in {Path(args.out) / 'study.json'}")
-    print(f"{len(study.judgements)} answers counted into {args.out}; {len(study.excluded)} excluded"
-          + (" (listed in study.json)" if study.excluded else ""))
+        raise CheckFailed(
+            f"{len(study.excluded)} answers excluded (--strict), first {first.source}: {first.reason}; "
+            f"all listed in {Path(args.out) / 'study.json'}"
+        )
+    print(
+        f"{len(study.judgements)} answers counted into {args.out}; {len(study.excluded)} excluded"
+        + (" (listed in study.json)" if study.excluded else "")
+    )
     for exclusion in study.excluded[:10]:
         print(f"  excluded {exclusion.source}: {exclusion.reason}", file=sys.stderr)
     return 0
@@ -53,8 +68,10 @@ def cmd_import_likert(args: argparse.Namespace) -> int:
     study = import_likert(args.file, args.a, args.b, aspect=args.aspect)
     write_study(args.out, study)
     names = ", ".join(e.source for e in study.excluded)
-    print(f"{len(study.judgements)} prompts compared into {args.out}; {len(study.excluded)} excluded"
-          + (f": {names}" if names else ""))
+    print(
+        f"{len(study.judgements)} prompts compared into {args.out}; {len(study.excluded)} excluded"
+        + (f": {names}" if names else "")
+    )
     return 0
 
 
@@ -86,8 +103,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    top = subparsers.add_parser("human-eval", help="side-by-side human studies of two runs: sheets out, "
-                                "ratings in, win/tie/lose with CIs and agreement")
+    top = subparsers.add_parser(
+        "human-eval",
+        help="side-by-side human studies of two runs: sheets out, ratings in, win/tie/lose with CIs and agreement",
+    )
     sub = top.add_subparsers(dest="human_command", required=True)
 
     p = sub.add_parser("export", help="rater sheets (HTML, CSV, XLSX) comparing two runs, and a hidden answer key")
@@ -95,16 +114,21 @@ def register(subparsers) -> None:
     p.add_argument("run_b", help="run directory B")
     p.add_argument("--out", required=True, help="study folder: sheets/ for raters, key.json kept back")
     p.add_argument("--raters", type=int, default=3, help="number of rater sheets (default 3)")
-    p.add_argument("--per-rater", type=int, help="pairs per rater (default: all); sheets overlap so items get several raters")
-    p.add_argument("--aspects", nargs="+", default=[_ASPECTS.replace(" ", ",")],
-                   help=f"aspects to judge (default: {_ASPECTS})")
+    p.add_argument(
+        "--per-rater", type=int, help="pairs per rater (default: all); sheets overlap so items get several raters"
+    )
+    p.add_argument(
+        "--aspects", nargs="+", default=[_ASPECTS.replace(" ", ",")], help=f"aspects to judge (default: {_ASPECTS})"
+    )
     p.add_argument("--format", default="html,csv,xlsx", help="comma list of html, csv, xlsx (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the assignment, order and left/right sides")
     p.add_argument("--gold", type=int, default=0, help="attention-check items per rater (image vs another prompt's)")
     p.add_argument("--duplicates", type=int, default=0, help="repeated items per rater, sides swapped")
     p.add_argument("--a-name", help="name of run A in reports (default: its folder name)")
     p.add_argument("--b-name", help="name of run B in reports (default: its folder name)")
-    p.add_argument("--embed-images", action="store_true", help="inline the images in the HTML page (one file per rater)")
+    p.add_argument(
+        "--embed-images", action="store_true", help="inline the images in the HTML page (one file per rater)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a study already in --out (its old key is lost)")
     p.set_defaults(func=cmd_export)
 
@@ -126,10 +150,16 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("import-geneval", help="GenEval MTurk annotations -> human correctness vs a run's judge")
     p.add_argument("file", help="GenEval annotations CSV, e.g. annotations_sdv2.csv")
-    p.add_argument("--run", help="GenEval run directory whose samples.jsonl `correct` is compared; it must have "
-                   "scored the rated images themselves (see --images)")
-    p.add_argument("--images", help="folder holding the rated files named in the CSV's Input.image_url "
-                   "(e.g. DIR/00328/samples/00001.png): each annotated image of --run must equal its rated file")
+    p.add_argument(
+        "--run",
+        help="GenEval run directory whose samples.jsonl `correct` is compared; it must have "
+        "scored the rated images themselves (see --images)",
+    )
+    p.add_argument(
+        "--images",
+        help="folder holding the rated files named in the CSV's Input.image_url "
+        "(e.g. DIR/00328/samples/00001.png): each annotated image of --run must equal its rated file",
+    )
     p.add_argument("--metadata", help="evaluation_metadata.jsonl (default: the run's prompts.jsonl metadata)")
     p.add_argument("--out", required=True, help="folder for human_correct.jsonl and agreement.json")
     p.add_argument("--format", choices=("md", "json"), default="md")

@@ -90,8 +90,9 @@ def pair_runs(run_a: str | Path, run_b: str | Path) -> tuple[list[PairedImage], 
     for prompt_id, sample_index in sorted(images_a.keys() & images_b.keys()):
         prompt_a, prompt_b = prompts_a.get(prompt_id), prompts_b.get(prompt_id)
         if prompt_a is None or prompt_b is None:
-            raise UsageError(f"prompt {prompt_id} has images but no row in {PROMPTS} of "
-                             f"{run_a if prompt_a is None else run_b}")
+            raise UsageError(
+                f"prompt {prompt_id} has images but no row in {PROMPTS} of {run_a if prompt_a is None else run_b}"
+            )
         if prompt_a.prompt != prompt_b.prompt:
             raise UsageError(f"prompt {prompt_id} differs between {run_a} and {run_b}; compare runs of one prompt set")
         (path_a, sha_a), (path_b, sha_b) = images_a[(prompt_id, sample_index)], images_b[(prompt_id, sample_index)]
@@ -127,9 +128,15 @@ def check_options(options: ExportOptions, n_pairs: int) -> None:
 
 
 def study_id(pairs: list[PairedImage], options: ExportOptions) -> str:
-    fingerprint = {"seed": options.seed, "raters": options.raters, "per_rater": options.per_rater,
-                   "aspects": list(options.aspects), "gold": options.gold, "duplicates": options.duplicates,
-                   "pairs": [[p.prompt_id, p.sample_index, p.sha256_a, p.sha256_b] for p in pairs]}
+    fingerprint = {
+        "seed": options.seed,
+        "raters": options.raters,
+        "per_rater": options.per_rater,
+        "aspects": list(options.aspects),
+        "gold": options.gold,
+        "duplicates": options.duplicates,
+        "pairs": [[p.prompt_id, p.sample_index, p.sha256_a, p.sha256_b] for p in pairs],
+    }
     # A leading letter keeps spreadsheets from reading an id as a number.
     return "s" + hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -149,8 +156,9 @@ def plan(pairs: list[PairedImage], options: ExportOptions, study: str) -> dict[s
     sheets: dict[str, list[_Planned]] = {}
     for r, rater in enumerate(rater_names(options.raters)):
         chosen = [pairs[order[(r * per_rater + j) % n]] for j in range(per_rater)]
-        entries: list[tuple[str, PairedImage, dict]] = [("pair", p, {"left": "a" if rng.random() < 0.5 else "b"})
-                                                         for p in chosen]
+        entries: list[tuple[str, PairedImage, dict]] = [
+            ("pair", p, {"left": "a" if rng.random() < 0.5 else "b"}) for p in chosen
+        ]
         for index in rng.choice(len(chosen), size=options.duplicates, replace=False):
             entries.append(("repeat", chosen[index], {"of": int(index)}))
         for _ in range(options.gold):
@@ -158,13 +166,23 @@ def plan(pairs: list[PairedImage], options: ExportOptions, study: str) -> dict[s
             decoys = [p for p in pairs if p.prompt_id != match.prompt_id]
             if not decoys:
                 raise UsageError("--gold items need images of at least two prompts")
-            entries.append(("gold", match, {"decoy": decoys[int(rng.integers(len(decoys)))],
-                                            "run": "a" if rng.random() < 0.5 else "b",
-                                            "side": "left" if rng.random() < 0.5 else "right"}))
+            entries.append(
+                (
+                    "gold",
+                    match,
+                    {
+                        "decoy": decoys[int(rng.integers(len(decoys)))],
+                        "run": "a" if rng.random() < 0.5 else "b",
+                        "side": "left" if rng.random() < 0.5 else "right",
+                    },
+                )
+            )
         order_on_sheet = rng.permutation(len(entries))
         # Ids hash the position on the sheet, so they say nothing about the prompt or the run.
-        ids = {int(entry): "i" + hashlib.sha256(f"{study}:{rater}:{position}".encode()).hexdigest()[:10]
-               for position, entry in enumerate(order_on_sheet)}
+        ids = {
+            int(entry): "i" + hashlib.sha256(f"{study}:{rater}:{position}".encode()).hexdigest()[:10]
+            for position, entry in enumerate(order_on_sheet)
+        }
         planned = []
         for entry in order_on_sheet:
             kind, pair, extra = entries[int(entry)]
@@ -173,9 +191,16 @@ def plan(pairs: list[PairedImage], options: ExportOptions, study: str) -> dict[s
                 run = extra["run"]
                 own = pair.image_a if run == "a" else pair.image_b
                 other = extra["decoy"].image_a if run == "a" else extra["decoy"].image_b
-                key = KeyItem(item_id, rater, pair.prompt_id, pair.sample_index, run, kind="gold",
-                              expected=extra["side"], decoy={"prompt_id": extra["decoy"].prompt_id,
-                                                             "sample_index": extra["decoy"].sample_index})
+                key = KeyItem(
+                    item_id,
+                    rater,
+                    pair.prompt_id,
+                    pair.sample_index,
+                    run,
+                    kind="gold",
+                    expected=extra["side"],
+                    decoy={"prompt_id": extra["decoy"].prompt_id, "sample_index": extra["decoy"].sample_index},
+                )
                 left_path, right_path = (own, other) if extra["side"] == "left" else (other, own)
             else:
                 if kind == "pair":
@@ -183,8 +208,7 @@ def plan(pairs: list[PairedImage], options: ExportOptions, study: str) -> dict[s
                 else:  # the repeat shows the sides the other way round
                     left = "b" if entries[extra["of"]][2]["left"] == "a" else "a"
                     repeat_of = ids[extra["of"]]
-                key = KeyItem(item_id, rater, pair.prompt_id, pair.sample_index, left, kind=kind,
-                              repeat_of=repeat_of)
+                key = KeyItem(item_id, rater, pair.prompt_id, pair.sample_index, left, kind=kind, repeat_of=repeat_of)
                 left_path, right_path = (pair.image_a, pair.image_b) if left == "a" else (pair.image_b, pair.image_a)
             planned.append(_Planned(key, pair.prompt, left_path, right_path))
         sheets[rater] = planned
@@ -194,8 +218,10 @@ def plan(pairs: list[PairedImage], options: ExportOptions, study: str) -> dict[s
 def _prepare_out(out: Path, overwrite: bool) -> None:
     existing = [p for p in (out / KEY_FILE, out / SHEETS_DIR) if p.exists()]
     if existing and not overwrite:
-        raise UsageError(f"{out} already holds a study ({existing[0].name}); sheets sent out need that key: "
-                         "choose another --out, or pass --overwrite")
+        raise UsageError(
+            f"{out} already holds a study ({existing[0].name}); sheets sent out need that key: "
+            "choose another --out, or pass --overwrite"
+        )
     if overwrite:
         shutil.rmtree(out / SHEETS_DIR, ignore_errors=True)
         (out / KEY_FILE).unlink(missing_ok=True)
@@ -210,10 +236,16 @@ def export_study(run_a: str | Path, run_b: str | Path, out: str | Path, options:
     _prepare_out(out, options.overwrite)
 
     sheets_dir = out / SHEETS_DIR
-    key = AnswerKey(study_id=study, a=options.a_name or Path(run_a).resolve().name,
-                    b=options.b_name or Path(run_b).resolve().name,
-                    runs={"a": str(Path(run_a).resolve()), "b": str(Path(run_b).resolve())}, aspects=list(options.aspects),
-                    raters=list(planned), seed=options.seed, gold_aspect=GOLD_ASPECT if options.gold else None)
+    key = AnswerKey(
+        study_id=study,
+        a=options.a_name or Path(run_a).resolve().name,
+        b=options.b_name or Path(run_b).resolve().name,
+        runs={"a": str(Path(run_a).resolve()), "b": str(Path(run_b).resolve())},
+        aspects=list(options.aspects),
+        raters=list(planned),
+        seed=options.seed,
+        gold_aspect=GOLD_ASPECT if options.gold else None,
+    )
     progress = tqdm(total=sum(map(len, planned.values())), desc="sheet rows", disable=None)
     for rater, entries in planned.items():
         rows = []

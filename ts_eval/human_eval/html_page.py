@@ -113,8 +113,7 @@ _SCRIPT = """
 
 
 def _json_for_script(obj: object) -> str:
-    return (json.dumps(obj, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
-            .replace("&", "\\u0026"))
+    return json.dumps(obj, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _image_src(sheets_dir: Path, rel: str, embed: bool) -> str:
@@ -128,26 +127,38 @@ def _question(aspect: str) -> tuple[str, str]:
     return QUESTIONS.get(aspect, (aspect.replace("_", " ").capitalize(), "Which image is better?"))
 
 
-def render(study: str, rater: str, aspects: list[str], rows: list[SheetRow], sheets_dir: Path,
-           embed_images: bool = False) -> str:
+def render(
+    study: str, rater: str, aspects: list[str], rows: list[SheetRow], sheets_dir: Path, embed_images: bool = False
+) -> str:
     nonce = secrets.token_urlsafe(18)
-    data = {"study": study, "rater": rater, "aspects": aspects, "columns": list(ID_COLUMNS),
-            "items": [row.item_id for row in rows]}
+    data = {
+        "study": study,
+        "rater": rater,
+        "aspects": aspects,
+        "columns": list(ID_COLUMNS),
+        "items": [row.item_id for row in rows],
+    }
     keys = ", ".join(f"<kbd>{k}</kbd> {label}" for _, label, k in CHOICES)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        (f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src \'self\' data: file:; '
-         f'style-src \'unsafe-inline\'; script-src \'nonce-{nonce}\'">'),
+        (
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' data: file:; "
+            f"style-src 'unsafe-inline'; script-src 'nonce-{nonce}'\">"
+        ),
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>Image comparison: {escape(rater)}</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<header><h1>Which image is better?</h1>",
-        (f"<p>Sheet <b>{escape(rater)}</b> &middot; {len(rows)} items. For each prompt compare the left and the "
-         "right image on every question. Choose <i>Tie</i> when you see no difference.</p>"),
-        (f"<p>Keyboard: <kbd>Tab</kbd> moves between questions, arrow keys change the choice; {keys} answer the "
-         "question in focus and move on. Answers are kept in this browser; press <b>Download answers</b> "
-         "at the end and send the CSV file back.</p></header>"),
+        (
+            f"<p>Sheet <b>{escape(rater)}</b> &middot; {len(rows)} items. For each prompt compare the left and the "
+            "right image on every question. Choose <i>Tie</i> when you see no difference.</p>"
+        ),
+        (
+            f"<p>Keyboard: <kbd>Tab</kbd> moves between questions, arrow keys change the choice; {keys} answer the "
+            "question in focus and move on. Answers are kept in this browser; press <b>Download answers</b> "
+            "at the end and send the CSV file back.</p></header>"
+        ),
         '<form id="sheet" autocomplete="off" onsubmit="return false">',
     ]
     for row in rows:
@@ -157,24 +168,31 @@ def render(study: str, rater: str, aspects: list[str], rows: list[SheetRow], she
             f"<h2>Item {row.number} of {len(rows)}</h2>",
             f'<p class="prompt">{escape(row.prompt)}</p>',
             '<div class="pair">',
-            (f'<figure><img src="{escape(_image_src(sheets_dir, row.left_image, embed_images))}" alt="Left image">'
-             "<figcaption>Left</figcaption></figure>"),
-            (f'<figure><img src="{escape(_image_src(sheets_dir, row.right_image, embed_images))}" alt="Right image">'
-             "<figcaption>Right</figcaption></figure>"),
+            (
+                f'<figure><img src="{escape(_image_src(sheets_dir, row.left_image, embed_images))}" alt="Left image">'
+                "<figcaption>Left</figcaption></figure>"
+            ),
+            (
+                f'<figure><img src="{escape(_image_src(sheets_dir, row.right_image, embed_images))}" alt="Right image">'
+                "<figcaption>Right</figcaption></figure>"
+            ),
             "</div>",
         ]
         for aspect in aspects:
             title, question = _question(aspect)
             name = escape(f"{row.item_id}:{aspect}")
-            parts.append(f'<fieldset data-aspect="{escape(aspect)}"><legend><b>{escape(title)}</b>: '
-                         f"{escape(question)}</legend>")
+            parts.append(
+                f'<fieldset data-aspect="{escape(aspect)}"><legend><b>{escape(title)}</b>: {escape(question)}</legend>'
+            )
             for value, label, _ in CHOICES:
                 parts.append(f'<label><input type="radio" name="{name}" value="{value}"><span>{label}</span></label>')
             parts.append("</fieldset>")
         parts.append("</section>")
     parts += [
-        ('<div id="bar"><button type="button" id="download">Download answers (CSV)</button> '
-         '<span id="progress" aria-live="polite"></span></div>'),
+        (
+            '<div id="bar"><button type="button" id="download">Download answers (CSV)</button> '
+            '<span id="progress" aria-live="polite"></span></div>'
+        ),
         "</form>",
         f'<script type="application/json" id="sheet-data">{_json_for_script(data)}</script>',
         f'<script nonce="{nonce}">{_SCRIPT}</script>',

@@ -55,9 +55,18 @@ class AnswerKey:
     gold_aspect: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": KEY_FORMAT, "study_id": self.study_id, "a": self.a, "b": self.b, "runs": self.runs,
-                "aspects": self.aspects, "raters": self.raters, "seed": self.seed, "gold_aspect": self.gold_aspect,
-                "items": [item.to_row() for item in self.items.values()]}
+        return {
+            "format": KEY_FORMAT,
+            "study_id": self.study_id,
+            "a": self.a,
+            "b": self.b,
+            "runs": self.runs,
+            "aspects": self.aspects,
+            "raters": self.raters,
+            "seed": self.seed,
+            "gold_aspect": self.gold_aspect,
+            "items": [item.to_row() for item in self.items.values()],
+        }
 
 
 def write_key(path: Path, key: AnswerKey) -> None:
@@ -73,13 +82,22 @@ def read_key(path: str | Path) -> AnswerKey:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UsageError(f"{path}: not a JSON answer key (malformed JSON)") from None
     if not isinstance(data, dict) or data.get("format") != KEY_FORMAT:
-        raise UsageError(f"{path}: not a {KEY_FORMAT} answer key; pass the key.json written by "
-                         "`ts-eval human-eval export`")
+        raise UsageError(
+            f"{path}: not a {KEY_FORMAT} answer key; pass the key.json written by `ts-eval human-eval export`"
+        )
     try:
         items = [KeyItem(**row) for row in data["items"]]
-        key = AnswerKey(study_id=data["study_id"], a=data["a"], b=data["b"], runs=data["runs"],
-                        aspects=list(data["aspects"]), raters=list(data["raters"]), seed=int(data["seed"]),
-                        items={item.item_id: item for item in items}, gold_aspect=data.get("gold_aspect"))
+        key = AnswerKey(
+            study_id=data["study_id"],
+            a=data["a"],
+            b=data["b"],
+            runs=data["runs"],
+            aspects=list(data["aspects"]),
+            raters=list(data["raters"]),
+            seed=int(data["seed"]),
+            items={item.item_id: item for item in items},
+            gold_aspect=data.get("gold_aspect"),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{path}: answer key is incomplete ({exc})") from None
     if len(key.items) != len(items) or any(i.kind not in KINDS for i in items):

@@ -43,8 +43,10 @@ def load_ratings(path: str | Path) -> dict[str, dict[str, list]]:
     for prompt_id, record in data.items():
         models = record.get("models") if isinstance(record, dict) else None
         if not isinstance(models, dict) or not all(isinstance(r, list) for r in models.values()):
-            raise UsageError(f"{path}: prompt {prompt_id} has no 'models' object of rating lists; "
-                             "is this GenAI-Bench's genai_image.json?")
+            raise UsageError(
+                f"{path}: prompt {prompt_id} has no 'models' object of rating lists; "
+                "is this GenAI-Bench's genai_image.json?"
+            )
         ratings[str(prompt_id)] = models
     return ratings
 
@@ -70,8 +72,9 @@ def import_likert(path: str | Path, a: str, b: str, aspect: str = "text_alignmen
         bad = [(model, r) for model in (a, b) for r in models.get(model) or () if not _valid(r)]
         if bad:
             model, rating = bad[0]
-            excluded.append(Exclusion(prompt_id, f"rating {rating!r} outside 1..5 ({model}: {models[model]}); "
-                                      "prompt left out"))
+            excluded.append(
+                Exclusion(prompt_id, f"rating {rating!r} outside 1..5 ({model}: {models[model]}); prompt left out")
+            )
             continue
         missing = [m for m in (a, b) if not models.get(m)]
         if missing:
@@ -83,7 +86,19 @@ def import_likert(path: str | Path, a: str, b: str, aspect: str = "text_alignmen
             alpha_values[(prompt_id, model)] = dict(enumerate(models[model]))
     agreement = krippendorff_alpha(alpha_values, "ordinal")
     agreement["on"] = f"the 1-5 ratings of {a}'s and {b}'s images"
-    source = {"kind": "likert", "file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-              "prompts": len(ratings), "rule": "mean of the ratings per image; higher mean wins, equal ties"}
-    return Study(a=a, b=b, aspects=[aspect], source=source, judgements=judgements, excluded=excluded,
-                 agreement={aspect: agreement})
+    source = {
+        "kind": "likert",
+        "file": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "prompts": len(ratings),
+        "rule": "mean of the ratings per image; higher mean wins, equal ties",
+    }
+    return Study(
+        a=a,
+        b=b,
+        aspects=[aspect],
+        source=source,
+        judgements=judgements,
+        excluded=excluded,
+        agreement={aspect: agreement},
+    )

@@ -27,13 +27,22 @@ def plot_bars(summary: dict[str, Any], path: str | Path) -> Path:
         start = 0.0
         for o in OUTCOMES:
             width = 100 * (s["share"][o] or 0.0)
-            ax.barh(row, width, left=start, color=COLORS[o], label=labels[o] if row == 0 else None,
-                    edgecolor="white", height=0.6)
+            ax.barh(
+                row,
+                width,
+                left=start,
+                color=COLORS[o],
+                label=labels[o] if row == 0 else None,
+                edgecolor="white",
+                height=0.6,
+            )
             if width >= 6:
                 ax.text(start + width / 2, row, f"{width:.1f}%", ha="center", va="center", fontsize=9)
             start += width
-    ax.set_yticks(range(len(aspects)),
-                  [f"{a.replace('_', ' ').capitalize()}\n(n={summary['aspects'][a]['n']})" for a in reversed(aspects)])
+    ax.set_yticks(
+        range(len(aspects)),
+        [f"{a.replace('_', ' ').capitalize()}\n(n={summary['aspects'][a]['n']})" for a in reversed(aspects)],
+    )
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of judgements (%)")
     ax.set_title(f"{summary['a']} vs {summary['b']}")

@@ -31,8 +31,11 @@ def _aspect_summary(study: Study, aspect: str, resamples: int, seed: int) -> dic
         share = np.array([c[o] for c in per_prompt.values()], dtype=float) / votes if n else np.array([])
         # Prompts are resampled whole, each weighted by its votes: the CI of the pooled share.
         summary["share"][o] = round(counts[o] / n, 4) if n else None
-        summary["ci95"][o] = [round(v, 4) for v in bootstrap_ci(share, weights=votes if n else None,
-                                                               resamples=resamples, seed=seed)] if n else None
+        summary["ci95"][o] = (
+            [round(v, 4) for v in bootstrap_ci(share, weights=votes if n else None, resamples=resamples, seed=seed)]
+            if n
+            else None
+        )
     if study.agreement and aspect in study.agreement:
         summary["agreement"] = study.agreement[aspect]
     else:
@@ -44,10 +47,14 @@ def _aspect_summary(study: Study, aspect: str, resamples: int, seed: int) -> dic
 
 
 def summarize(study: Study, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    return {"a": study.a, "b": study.b,
-            "aspects": {aspect: _aspect_summary(study, aspect, resamples, seed) for aspect in study.aspects},
-            "excluded": [e.to_row() for e in study.excluded],
-            "checks": study.checks, "source": study.source}
+    return {
+        "a": study.a,
+        "b": study.b,
+        "aspects": {aspect: _aspect_summary(study, aspect, resamples, seed) for aspect in study.aspects},
+        "excluded": [e.to_row() for e in study.excluded],
+        "checks": study.checks,
+        "source": study.source,
+    }
 
 
 def _pct(share: float | None, ci: list[float] | None) -> str:
@@ -57,14 +64,20 @@ def _pct(share: float | None, ci: list[float] | None) -> str:
 
 
 def render_md(summary: dict[str, Any]) -> str:
-    lines = [f"**{summary['a']}** (A) vs **{summary['b']}** (B): win = A judged better", "",
-             "| aspect | win | tie | lose | n | prompts | win % [95% CI] | tie % [95% CI] | lose % [95% CI] | agreement |",
-             "|---|---:|---:|---:|---:|---:|---|---|---|---|"]
+    lines = [
+        f"**{summary['a']}** (A) vs **{summary['b']}** (B): win = A judged better",
+        "",
+        "| aspect | win | tie | lose | n | prompts | win % [95% CI] | tie % [95% CI] | lose % [95% CI] | agreement |",
+        "|---|---:|---:|---:|---:|---:|---|---|---|---|",
+    ]
     for aspect, s in summary["aspects"].items():
         agreement = s["agreement"]
         alpha = "-" if agreement.get("value") is None else f"α={agreement['value']:.3f} ({agreement['level']})"
-        lines.append(f"| {aspect} | {s['win']} | {s['tie']} | {s['lose']} | {s['n']} | {s['prompts']} | "
-                     + " | ".join(_pct(s["share"][o], s["ci95"][o]) for o in OUTCOMES) + f" | {alpha} |")
+        lines.append(
+            f"| {aspect} | {s['win']} | {s['tie']} | {s['lose']} | {s['n']} | {s['prompts']} | "
+            + " | ".join(_pct(s["share"][o], s["ci95"][o]) for o in OUTCOMES)
+            + f" | {alpha} |"
+        )
     excluded = summary["excluded"]
     lines += ["", f"Excluded: {len(excluded)}"]
     lines += [f"- {e['source']}: {e['reason']}" for e in excluded[:50]]
@@ -72,8 +85,10 @@ def render_md(summary: dict[str, Any]) -> str:
         lines.append(f"- ... {len(excluded) - 50} more in study.json")
     for rater, c in sorted(summary.get("checks", {}).get("raters", {}).items()):
         gold, repeats = c["gold"], c["repeats"]
-        lines.append(f"- {rater}: {c['answered']}/{c['pairs']} items returned; gold {gold['correct']}/{gold['n']}; "
-                     f"repeats consistent {repeats['consistent']}/{repeats['n']}")
+        lines.append(
+            f"- {rater}: {c['answered']}/{c['pairs']} items returned; gold {gold['correct']}/{gold['n']}; "
+            f"repeats consistent {repeats['consistent']}/{repeats['n']}"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -36,8 +36,17 @@ def header(aspects: list[str]) -> list[str]:
 
 
 def _cells(study: str, rater: str, aspects: list[str], row: SheetRow) -> list[str | int]:
-    return [study, rater, row.item_id, row.number, row.prompt, row.left_image, row.right_image,
-            *[""] * len(aspects), ""]
+    return [
+        study,
+        rater,
+        row.item_id,
+        row.number,
+        row.prompt,
+        row.left_image,
+        row.right_image,
+        *[""] * len(aspects),
+        "",
+    ]
 
 
 def write_csv(path: Path, study: str, rater: str, aspects: list[str], rows: list[SheetRow]) -> None:
@@ -74,8 +83,13 @@ def write_xlsx(path: Path, study: str, rater: str, aspects: list[str], rows: lis
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     first_aspect = columns.index(aspects[0]) + 1
-    choices = DataValidation(type="list", formula1='"' + ",".join(SIDES) + '"', allow_blank=True,
-                             showErrorMessage=True, error="Answer left, tie or right")
+    choices = DataValidation(
+        type="list",
+        formula1='"' + ",".join(SIDES) + '"',
+        allow_blank=True,
+        showErrorMessage=True,
+        error="Answer left, tie or right",
+    )
     sheet.add_data_validation(choices)
     for r, row in enumerate(rows, start=2):
         for c, value in enumerate(_cells(study, rater, aspects, row), start=1):
@@ -98,10 +112,12 @@ def write_xlsx(path: Path, study: str, rater: str, aspects: list[str], rows: lis
         sheet.column_dimensions[get_column_letter(c)].width = width
     sheet.freeze_panes = "A2"
     help_sheet = book.create_sheet("instructions")
-    for line in ("For each row, compare the left and the right image for the prompt.",
-                 f"In each of the columns {', '.join(aspects)} answer one of: {', '.join(SIDES)}.",
-                 "left = the left image is better, right = the right image is better, tie = no difference.",
-                 "Do not change the study, rater or item_id columns."):
+    for line in (
+        "For each row, compare the left and the right image for the prompt.",
+        f"In each of the columns {', '.join(aspects)} answer one of: {', '.join(SIDES)}.",
+        "left = the left image is better, right = the right image is better, tie = no difference.",
+        "Do not change the study, rater or item_id columns.",
+    ):
         help_sheet.append([line])
     buffer = io.BytesIO()
     book.save(buffer)
@@ -140,8 +156,10 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     rows = []
     for number, cells in enumerate(table[1:], start=2):
         if len(cells) > len(columns):
-            raise UsageError(f"{path}: row {number} has {len(cells)} cells but the header has {len(columns)}; "
-                             "is a comma in a cell unquoted?")
+            raise UsageError(
+                f"{path}: row {number} has {len(cells)} cells but the header has {len(columns)}; "
+                "is a comma in a cell unquoted?"
+            )
         rows.append((number, {c: cells[i] if i < len(cells) else "" for i, c in enumerate(columns)}))
     return columns, rows
 
@@ -162,8 +180,10 @@ def _read_xlsx(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]
     if not values:
         raise UsageError(f"{path}: empty sheet")
     columns = [c.strip() for c in values[0]]
-    rows = [(n, {c: cells[i] if i < len(cells) else "" for i, c in enumerate(columns) if c})
-            for n, cells in enumerate(values[1:], start=2)]
+    rows = [
+        (n, {c: cells[i] if i < len(cells) else "" for i, c in enumerate(columns) if c})
+        for n, cells in enumerate(values[1:], start=2)
+    ]
     return columns, rows
 
 
@@ -178,8 +198,10 @@ def read_sheet(path: str | Path, aspects: list[str]) -> SheetTable:
     elif suffix in (".xlsx", ".xlsm"):
         columns, rows = _read_xlsx(path)
     else:
-        raise UsageError(f"{path}: unsupported sheet type {suffix or '(none)'}; give the CSV or XLSX sheets "
-                         "(the HTML page's Download button saves a CSV)")
+        raise UsageError(
+            f"{path}: unsupported sheet type {suffix or '(none)'}; give the CSV or XLSX sheets "
+            "(the HTML page's Download button saves a CSV)"
+        )
     missing = [c for c in (*ID_COLUMNS, *aspects) if c not in columns]
     if missing:
         raise UsageError(f"{path}: malformed sheet, missing column(s) {', '.join(missing)}")

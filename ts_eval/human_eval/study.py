@@ -1,8 +1,8 @@
 """The study folder every import writes and `report` reads (format `ts-eval/human-study@1`).
 
-    study.json        {"format", "a", "b", "aspects", "source", "excluded", "checks", "agreement"?}
-    judgements.jsonl  one row per counted answer: prompt_id, sample_index, item_id, rater, aspect,
-                      outcome ("win" | "tie" | "lose", always from A's side)
+study.json        {"format", "a", "b", "aspects", "source", "excluded", "checks", "agreement"?}
+judgements.jsonl  one row per counted answer: prompt_id, sample_index, item_id, rater, aspect,
+                  outcome ("win" | "tie" | "lose", always from A's side)
 """
 
 from __future__ import annotations
@@ -40,9 +40,14 @@ class Judgement:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Judgement:
-        return cls(prompt_id=str(row["prompt_id"]), sample_index=int(row["sample_index"]),
-                   item_id=str(row["item_id"]), rater=str(row["rater"]), aspect=str(row["aspect"]),
-                   outcome=str(row["outcome"]))
+        return cls(
+            prompt_id=str(row["prompt_id"]),
+            sample_index=int(row["sample_index"]),
+            item_id=str(row["item_id"]),
+            rater=str(row["rater"]),
+            aspect=str(row["aspect"]),
+            outcome=str(row["outcome"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,15 @@ class Study:
 def write_study(folder: str | Path, study: Study) -> Path:
     """Each file is replaced atomically; callers validate everything before calling this."""
     folder = Path(folder)
-    meta: dict[str, Any] = {"format": FORMAT, "a": study.a, "b": study.b, "aspects": study.aspects,
-                            "source": study.source, "excluded": [e.to_row() for e in study.excluded],
-                            "checks": study.checks}
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "a": study.a,
+        "b": study.b,
+        "aspects": study.aspects,
+        "source": study.source,
+        "excluded": [e.to_row() for e in study.excluded],
+        "checks": study.checks,
+    }
     if study.agreement is not None:
         meta["agreement"] = study.agreement
     write_jsonl(folder / JUDGEMENTS, (j.to_row() for j in study.judgements))
@@ -88,8 +99,10 @@ def read_study(folder: str | Path) -> Study:
     folder = Path(folder)
     path = folder / STUDY
     if not path.is_file():
-        raise UsageError(f"{folder} is not a human-eval study folder (no {STUDY}); "
-                         "make one with `ts-eval human-eval import` or `import-likert`")
+        raise UsageError(
+            f"{folder} is not a human-eval study folder (no {STUDY}); "
+            "make one with `ts-eval human-eval import` or `import-likert`"
+        )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -99,8 +112,15 @@ def read_study(folder: str | Path) -> Study:
     try:
         judgements = [Judgement.from_row(r) for r in read_jsonl(folder / JUDGEMENTS)]
         excluded = [Exclusion(**e) for e in meta.get("excluded", [])]
-        return Study(a=meta["a"], b=meta["b"], aspects=list(meta["aspects"]), source=meta.get("source", {}),
-                     judgements=judgements, excluded=excluded, checks=meta.get("checks", {}),
-                     agreement=meta.get("agreement"))
+        return Study(
+            a=meta["a"],
+            b=meta["b"],
+            aspects=list(meta["aspects"]),
+            source=meta.get("source", {}),
+            judgements=judgements,
+            excluded=excluded,
+            checks=meta.get("checks", {}),
+            agreement=meta.get("agreement"),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{folder}: study files are incomplete ({exc})") from None

@@ -42,8 +42,10 @@ def _read_rows(paths: list[Path], key: AnswerKey, key_path: Path, excluded: list
         studies = {cells.get("study", "").strip() for _, cells in table.rows} - {""}
         foreign = studies - {key.study_id}
         if foreign:
-            raise UsageError(f"{table.path} belongs to study {sorted(foreign)[0]}, but {key_path} is the key of "
-                             f"study {key.study_id}; use the key.json exported with these sheets")
+            raise UsageError(
+                f"{table.path} belongs to study {sorted(foreign)[0]}, but {key_path} is the key of "
+                f"study {key.study_id}; use the key.json exported with these sheets"
+            )
     rows = []
     for table in tables:
         for number, cells in table.rows:
@@ -54,18 +56,29 @@ def _read_rows(paths: list[Path], key: AnswerKey, key_path: Path, excluded: list
                 continue
             item = key.items.get(item_id)
             if item is None:
-                excluded.append(Exclusion(source, f"unknown item id {item_id!r} (not in the key)",
-                                          item_id or None, rater or None))
+                excluded.append(
+                    Exclusion(source, f"unknown item id {item_id!r} (not in the key)", item_id or None, rater or None)
+                )
                 continue
             if rater != item.rater:
-                excluded.append(Exclusion(source, f"item {item_id} is on {item.rater}'s sheet, this row says "
-                                          f"{rater!r}", item_id, rater or None))
+                excluded.append(
+                    Exclusion(
+                        source,
+                        f"item {item_id} is on {item.rater}'s sheet, this row says {rater!r}",
+                        item_id,
+                        rater or None,
+                    )
+                )
                 continue
             answers: dict[str, str | None] = {}
             for aspect in key.aspects:
                 value = cells[aspect].strip().lower()
                 if value not in SIDES:
-                    reason = "no answer" if not value else f"answer {cells[aspect].strip()!r} is not one of {', '.join(SIDES)}"
+                    reason = (
+                        "no answer"
+                        if not value
+                        else f"answer {cells[aspect].strip()!r} is not one of {', '.join(SIDES)}"
+                    )
                     excluded.append(Exclusion(source, reason, item_id, rater, aspect))
                     value = None
                 answers[aspect] = value
@@ -86,27 +99,37 @@ def _drop_duplicates(rows: list[_Row], excluded: list[Exclusion]) -> dict[str, _
         elif all(c.answers == first.answers for c in copies):
             kept[item_id] = first
             for copy in copies[1:]:
-                excluded.append(Exclusion(copy.source, f"duplicate of {first.source} (same answers)", item_id,
-                                          first.item.rater))
+                excluded.append(
+                    Exclusion(copy.source, f"duplicate of {first.source} (same answers)", item_id, first.item.rater)
+                )
         else:
             where = ", ".join(c.source for c in copies)
             for copy in copies:
-                excluded.append(Exclusion(copy.source, f"item answered {len(copies)} times with different answers "
-                                          f"({where})", item_id, first.item.rater))
+                excluded.append(
+                    Exclusion(
+                        copy.source,
+                        f"item answered {len(copies)} times with different answers ({where})",
+                        item_id,
+                        first.item.rater,
+                    )
+                )
     return kept
 
 
 def _checks(key: AnswerKey, kept: dict[str, _Row]) -> dict[str, dict]:
-    raters: dict[str, dict] = {r: {"pairs": 0, "answered": 0, "gold": {"n": 0, "correct": 0},
-                                   "repeats": {"n": 0, "consistent": 0}} for r in key.raters}
+    raters: dict[str, dict] = {
+        r: {"pairs": 0, "answered": 0, "gold": {"n": 0, "correct": 0}, "repeats": {"n": 0, "consistent": 0}}
+        for r in key.raters
+    }
     for item in key.items.values():
         stats = raters[item.rater]
         row = kept.get(item.item_id)
         if item.kind == "pair":
             stats["pairs"] += 1
             stats["answered"] += row is not None
-        elif (item.kind == "gold" and row is not None and key.gold_aspect is not None
-              and row.answers.get(key.gold_aspect)):
+        elif (
+            item.kind == "gold" and row is not None and key.gold_aspect is not None and row.answers.get(key.gold_aspect)
+        ):
             stats["gold"]["n"] += 1
             stats["gold"]["correct"] += row.answers[key.gold_aspect] == item.expected
         elif item.kind == "repeat" and row is not None and item.repeat_of in kept:
@@ -116,7 +139,7 @@ def _checks(key: AnswerKey, kept: dict[str, _Row]) -> dict[str, dict]:
                 first, again = original.answers[aspect], row.answers[aspect]
                 if first and again:
                     stats["repeats"]["n"] += 1
-                    stats["repeats"]["consistent"] += (outcome(original_item.left, first) == outcome(item.left, again))
+                    stats["repeats"]["consistent"] += outcome(original_item.left, first) == outcome(item.left, again)
     return raters
 
 
@@ -138,8 +161,14 @@ def import_sheets(sheets: list[str | Path], key_path: str | Path, *, min_gold: f
             gold = stats["gold"]
             if gold["n"] and gold["correct"] / gold["n"] < min_gold:
                 dropped_raters.add(rater)
-                excluded.append(Exclusion(rater, f"rater failed attention checks: {gold['correct']}/{gold['n']} "
-                                          f"gold items right, below --min-gold {min_gold}", rater=rater))
+                excluded.append(
+                    Exclusion(
+                        rater,
+                        f"rater failed attention checks: {gold['correct']}/{gold['n']} "
+                        f"gold items right, below --min-gold {min_gold}",
+                        rater=rater,
+                    )
+                )
 
     judgements = []
     for row in kept.values():
@@ -148,11 +177,31 @@ def import_sheets(sheets: list[str | Path], key_path: str | Path, *, min_gold: f
         for aspect in key.aspects:
             answer = row.answers[aspect]
             if answer is not None:
-                judgements.append(Judgement(row.item.prompt_id, row.item.sample_index, row.item.item_id,
-                                            row.item.rater, aspect, outcome(row.item.left, answer)))
+                judgements.append(
+                    Judgement(
+                        row.item.prompt_id,
+                        row.item.sample_index,
+                        row.item.item_id,
+                        row.item.rater,
+                        aspect,
+                        outcome(row.item.left, answer),
+                    )
+                )
     judgements.sort(key=lambda j: (j.prompt_id, j.sample_index, j.rater, key.aspects.index(j.aspect)))
-    source = {"kind": "sheets", "study_id": key.study_id, "key": str(key_path), "runs": key.runs,
-              "sheets": [{"path": str(p), "sha256": _sha256(p)} for p in paths],
-              "min_gold": min_gold}
-    return Study(a=key.a, b=key.b, aspects=list(key.aspects), source=source, judgements=judgements,
-                 excluded=excluded, checks={"raters": checks})
+    source = {
+        "kind": "sheets",
+        "study_id": key.study_id,
+        "key": str(key_path),
+        "runs": key.runs,
+        "sheets": [{"path": str(p), "sha256": _sha256(p)} for p in paths],
+        "min_gold": min_gold,
+    }
+    return Study(
+        a=key.a,
+        b=key.b,
+        aspects=list(key.aspects),
+        source=source,
+        judgements=judgements,
+        excluded=excluded,
+        checks={"raters": checks},
+    )

@@ -120,13 +120,18 @@ def check_members(archive: Path, infos: list[zipfile.ZipInfo], limits: ArchiveLi
                 raise reject(archive, f"unexpected directory {name!r}")
             continue
         if name not in RUN_FILES and name != CHECKSUMS and not _IMAGE_NAME.fullmatch(name):
-            raise reject(archive, f"unexpected member {name!r} (allowed: run files, checksums, images/<id>/NNNN.png|jpg)")
+            raise reject(
+                archive, f"unexpected member {name!r} (allowed: run files, checksums, images/<id>/NNNN.png|jpg)"
+            )
         total += info.file_size
         if total > limits.max_total_bytes:
             raise reject(archive, f"members expand to more than the limit of {limits.max_total_bytes} bytes")
         if info.file_size / max(info.compress_size, 1) > limits.max_ratio:
-            raise reject(archive, f"member {name!r} expands {info.file_size / max(info.compress_size, 1):.0f}x "
-                                  f"(limit {limits.max_ratio:.0f}x): looks like a zip bomb")
+            raise reject(
+                archive,
+                f"member {name!r} expands {info.file_size / max(info.compress_size, 1):.0f}x "
+                f"(limit {limits.max_ratio:.0f}x): looks like a zip bomb",
+            )
         files.append(info)
     missing = [name for name in REQUIRED if name not in seen]
     if missing:
@@ -166,9 +171,12 @@ def check_layout(archive: Path, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo
                 raise reject(archive, f"member {info.filename!r} has no local header")
             room = end - (info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
             if info.compress_size > room:
-                raise reject(archive, f"member {info.filename!r} declares {info.compress_size} compressed bytes, "
-                                      f"but its data has room for {max(room, 0)}: a lying header or overlapping "
-                                      "entries")
+                raise reject(
+                    archive,
+                    f"member {info.filename!r} declares {info.compress_size} compressed bytes, "
+                    f"but its data has room for {max(room, 0)}: a lying header or overlapping "
+                    "entries",
+                )
 
 
 class _CountedReads:
@@ -209,8 +217,15 @@ class _Budget:
         self.used += n
 
 
-def _chunks(archive: Path, zf: zipfile.ZipFile, reads: _CountedReads, info: zipfile.ZipInfo, limits: ArchiveLimits,
-            budget: _Budget, cap: int | None = None) -> Iterator[bytes]:
+def _chunks(
+    archive: Path,
+    zf: zipfile.ZipFile,
+    reads: _CountedReads,
+    info: zipfile.ZipInfo,
+    limits: ArchiveLimits,
+    budget: _Budget,
+    cap: int | None = None,
+) -> Iterator[bytes]:
     """A member's real bytes, chunk by chunk; each chunk is counted against the limits before the caller sees it:
     its expansion over the compressed bytes actually read, the total, and `cap` where given."""
     produced, start = 0, reads.count
@@ -221,14 +236,25 @@ def _chunks(archive: Path, zf: zipfile.ZipFile, reads: _CountedReads, info: zipf
                 raise reject(archive, f"member {info.filename!r} is longer than {cap} bytes")
             compressed = reads.count - start
             if produced > limits.max_ratio * max(compressed, 1):
-                raise reject(archive, f"member {info.filename!r} expands beyond {limits.max_ratio:.0f}x the "
-                                      f"{compressed} compressed bytes read: looks like a zip bomb")
+                raise reject(
+                    archive,
+                    f"member {info.filename!r} expands beyond {limits.max_ratio:.0f}x the "
+                    f"{compressed} compressed bytes read: looks like a zip bomb",
+                )
             budget.take(len(chunk))
             yield chunk
 
 
-def _extract(archive: Path, zf: zipfile.ZipFile, reads: _CountedReads, info: zipfile.ZipInfo, root: Path,
-             limits: ArchiveLimits, budget: _Budget, expected: str) -> None:
+def _extract(
+    archive: Path,
+    zf: zipfile.ZipFile,
+    reads: _CountedReads,
+    info: zipfile.ZipInfo,
+    root: Path,
+    limits: ArchiveLimits,
+    budget: _Budget,
+    expected: str,
+) -> None:
     """Stream one member to root/name (which must stay inside root), counting and hashing as it goes."""
     target = (root / PurePosixPath(info.filename)).resolve()
     if not target.is_relative_to(root):
@@ -263,8 +289,9 @@ def extracted(archive: str | Path, limits: ArchiveLimits = ArchiveLimits()) -> I
         budget = _Budget(archive, limits)
         by_name = {info.filename: info for info in files}
         try:
-            text = b"".join(_chunks(archive, zf, reads, by_name[CHECKSUMS], limits, budget,
-                                    cap=limits.max_checksums_bytes))
+            text = b"".join(
+                _chunks(archive, zf, reads, by_name[CHECKSUMS], limits, budget, cap=limits.max_checksums_bytes)
+            )
             listed = parse_checksums(archive, text.decode("utf-8", errors="replace"))
             members = set(by_name) - {CHECKSUMS}
             for name in sorted(members | set(listed)):  # every member accounted for before a byte is written
@@ -276,7 +303,6 @@ def extracted(archive: str | Path, limits: ArchiveLimits = ArchiveLimits()) -> I
             for info in files:
                 if info.filename != CHECKSUMS:
                     _extract(archive, zf, reads, info, root, limits, budget, listed[info.filename])
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError,
-                zlib.error) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError, zlib.error) as exc:
             raise reject(archive, f"a member cannot be read ({exc})") from None
         yield root

@@ -11,12 +11,22 @@ from typing import Literal
 def cmd_submit(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard.submission import write_submission
 
-    info = write_submission(args.run, args.out, include_images=args.include_images, tasks_dir=args.tasks_dir,
-                            allow_unofficial=args.allow_unofficial)
-    listed = "" if info.verdict.official and not info.verdict.subset else (
-        "; `leaderboard add` lists it only with --allow-unofficial")
-    print(f"wrote {info.path} ({info.members} members, {info.images} images, {info.bytes} bytes); "
-          f"verdict: {info.verdict.label}{listed}")
+    info = write_submission(
+        args.run,
+        args.out,
+        include_images=args.include_images,
+        tasks_dir=args.tasks_dir,
+        allow_unofficial=args.allow_unofficial,
+    )
+    listed = (
+        ""
+        if info.verdict.official and not info.verdict.subset
+        else ("; `leaderboard add` lists it only with --allow-unofficial")
+    )
+    print(
+        f"wrote {info.path} ({info.members} members, {info.images} images, {info.bytes} bytes); "
+        f"verdict: {info.verdict.label}{listed}"
+    )
     return 0
 
 
@@ -60,20 +70,27 @@ def cmd_add(args: argparse.Namespace) -> int:
     from ts_eval.leaderboard.validate import validate_run
     from ts_eval.leaderboard.verify import VerifyOptions, verify_scores
 
-    limits = ArchiveLimits(max_members=args.max_members, max_total_bytes=int(args.max_size_mb * (1 << 20)),
-                           max_ratio=args.max_ratio)
+    limits = ArchiveLimits(
+        max_members=args.max_members, max_total_bytes=int(args.max_size_mb * (1 << 20)), max_ratio=args.max_ratio
+    )
     name = None if args.name is None else _name(args.name)
     verify, forged = _verify_count(args.verify), _fraction(args.forged_fraction)
     # Everything is checked inside the temporary folder before the board is even opened.
     with extracted(args.submission, limits) as root:
-        validated = validate_run(root, args.submission, data=args.data, tasks_dir=args.tasks_dir,
-                                 allow_unofficial=args.allow_unofficial)
+        validated = validate_run(
+            root, args.submission, data=args.data, tasks_dir=args.tasks_dir, allow_unofficial=args.allow_unofficial
+        )
         candidate = validated.candidate
         trust = Trust.self_reported(candidate.n_prompts * candidate.n_samples)
         if verify is not None:
             seed = args.verify_seed if args.verify_seed is not None else secrets.randbits(31)
-            options = VerifyOptions(k=None if verify == "all" else verify, seed=seed,
-                                    tolerance=args.verify_tolerance, device=args.device, dtype=args.dtype)
+            options = VerifyOptions(
+                k=None if verify == "all" else verify,
+                seed=seed,
+                tolerance=args.verify_tolerance,
+                device=args.device,
+                dtype=args.dtype,
+            )
             checked = verify_scores(validated, options, args.submission)
             trust = Trust.verified(trust.images, checked, None if verify == "all" else seed, forged)
     conn = db.connect(args.db)
@@ -81,8 +98,10 @@ def cmd_add(args: argparse.Namespace) -> int:
         entry = db.add_submission(conn, candidate, name=name or _name(candidate.model), trust=trust)
     finally:
         conn.close()
-    print(f"added #{entry} to {args.db}: {candidate.task} {candidate.variant} {candidate.split}, "
-          f"{candidate.n_prompts} prompts; {candidate.verdict.label}; {trust.explain()}")
+    print(
+        f"added #{entry} to {args.db}: {candidate.task} {candidate.variant} {candidate.split}, "
+        f"{candidate.n_prompts} prompts; {candidate.verdict.label}; {trust.explain()}"
+    )
     return 0
 
 
@@ -133,8 +152,11 @@ def register(sub) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--out", required=True, help="zip file to write")
     p.add_argument("--include-images", action="store_true", help="add the images (needed for `add --verify`)")
-    p.add_argument("--allow-unofficial", action="store_true",
-                   help="pack a --limit/--skill run too (a board lists it only with `add --allow-unofficial`)")
+    p.add_argument(
+        "--allow-unofficial",
+        action="store_true",
+        help="pack a --limit/--skill run too (a board lists it only with `add --allow-unofficial`)",
+    )
     p.add_argument("--tasks-dir", help="extra folder of task specs (*.yaml)")
     p.set_defaults(func=cmd_submit)
 
@@ -145,13 +167,22 @@ def register(sub) -> None:
     p.add_argument("submission", help="zip written by `ts-eval submit`")
     p.add_argument("--db", required=True, help="board file (created when missing)")
     p.add_argument("--name", help="entry name (default: the generator's name)")
-    p.add_argument("--allow-unofficial", action="store_true",
-                   help="list unofficial and subset runs too, unranked and labelled with their verdict")
-    p.add_argument("--verify", metavar="K|all",
-                   help="re-score K random images (or all) with the recorded scorer; the entry is then 'verified'")
-    p.add_argument("--forged-fraction", type=float, default=0.05,
-                   help="for --verify K: report and record the chance of catching this fraction of forged images "
-                        "(default 0.05)")
+    p.add_argument(
+        "--allow-unofficial",
+        action="store_true",
+        help="list unofficial and subset runs too, unranked and labelled with their verdict",
+    )
+    p.add_argument(
+        "--verify",
+        metavar="K|all",
+        help="re-score K random images (or all) with the recorded scorer; the entry is then 'verified'",
+    )
+    p.add_argument(
+        "--forged-fraction",
+        type=float,
+        default=0.05,
+        help="for --verify K: report and record the chance of catching this fraction of forged images (default 0.05)",
+    )
     p.add_argument("--verify-seed", type=int, help="seed choosing the images (default: random, printed)")
     p.add_argument("--verify-tolerance", type=float, default=0.01, help="largest accepted score difference")
     p.add_argument("--device", default="auto", help="device for --verify")

@@ -75,7 +75,12 @@ def check_samples(files: RunFiles, spec: TaskSpec) -> None:
     metrics: dict[tuple[str, int], list[str]] = {}
     for number, row in enumerate(files.samples, start=1):
         pid, index, metric, value = (row.get(k) for k in ("prompt_id", "sample_index", "metric", "value"))
-        if not isinstance(pid, str) or not isinstance(metric, str) or not isinstance(index, int) or isinstance(index, bool):
+        if (
+            not isinstance(pid, str)
+            or not isinstance(metric, str)
+            or not isinstance(index, int)
+            or isinstance(index, bool)
+        ):
             raise RunProblem(f"{SAMPLES} line {number} needs prompt_id (string), sample_index (int), metric (string)")
         if pid not in known:
             raise RunProblem(f"{SAMPLES} line {number} scores prompt_id {pid!r}, which is not in {PROMPTS}")
@@ -91,12 +96,15 @@ def check_samples(files: RunFiles, spec: TaskSpec) -> None:
             raise RunProblem(f"{SAMPLES} scores prompt {key[0]} image {key[1]} twice with the same metric")
     # Every image carries every metric the scorer emits (at least the one the summary aggregates).
     wanted = tuple(sorted({m for names in metrics.values() for m in names} | {run_metric(files.manifest, spec)}))
-    missing = [(pid, k) for pid in prompt_ids for k in range(per_image)
-               if tuple(sorted(metrics.get((pid, k), ()))) != wanted]
+    missing = [
+        (pid, k) for pid in prompt_ids for k in range(per_image) if tuple(sorted(metrics.get((pid, k), ()))) != wanted
+    ]
     if missing:
         pid, k = missing[0]
-        raise RunProblem(f"missing samples: prompt {pid} image {k} lacks {', '.join(wanted)} "
-                         f"({len(missing)} of {len(prompt_ids) * per_image} images incomplete)")
+        raise RunProblem(
+            f"missing samples: prompt {pid} image {k} lacks {', '.join(wanted)} "
+            f"({len(missing)} of {len(prompt_ids) * per_image} images incomplete)"
+        )
 
 
 def run_metric(manifest: dict[str, Any], spec: TaskSpec) -> str:
@@ -127,8 +135,16 @@ def _first_difference(submitted: Any, recomputed: Any, where: str) -> str | None
     if isinstance(recomputed, list):
         if not isinstance(submitted, list) or len(submitted) != len(recomputed):
             return where
-        return next((d for d in (_first_difference(a, b, f"{where}[{i}]")
-                                 for i, (a, b) in enumerate(zip(submitted, recomputed))) if d), None)
+        return next(
+            (
+                d
+                for d in (
+                    _first_difference(a, b, f"{where}[{i}]") for i, (a, b) in enumerate(zip(submitted, recomputed))
+                )
+                if d
+            ),
+            None,
+        )
     if _is_number(recomputed) and _is_number(submitted):
         both_nan = math.isnan(recomputed) and math.isnan(submitted)
         return None if both_nan or math.isclose(submitted, recomputed, rel_tol=0, abs_tol=SUMMARY_TOLERANCE) else where
@@ -151,8 +167,13 @@ def check_summary(files: RunFiles, tasks_dir: str | None = None) -> dict[str, An
     # The verdict and the random-weights note are the board's own judgement (recomputed from the manifest), not
     # numbers the run reports: only the numbers must agree (and summaries written before the note still do).
     judged = ("verdict", "random_weights")
-    where = _first_difference({k: v for k, v in submitted.items() if k not in judged} if isinstance(submitted, dict)
-                              else submitted, {k: v for k, v in recomputed.items() if k not in judged}, "")
+    where = _first_difference(
+        {k: v for k, v in submitted.items() if k not in judged} if isinstance(submitted, dict) else submitted,
+        {k: v for k, v in recomputed.items() if k not in judged},
+        "",
+    )
     if where:
-        raise RunProblem(f"{SUMMARY} does not equal the summary recomputed from {SAMPLES} (first difference at {where})")
+        raise RunProblem(
+            f"{SUMMARY} does not equal the summary recomputed from {SAMPLES} (first difference at {where})"
+        )
     return recomputed

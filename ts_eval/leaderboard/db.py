@@ -117,8 +117,10 @@ def migrate(conn: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) 
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         current = schema_version(conn)
         if current > len(migrations):
-            raise UsageError(f"the board's schema is version {current}, newer than this ts-eval knows "
-                             f"({len(migrations)}); upgrade ts-eval")
+            raise UsageError(
+                f"the board's schema is version {current}, newer than this ts-eval knows "
+                f"({len(migrations)}); upgrade ts-eval"
+            )
         for step in migrations[current:]:
             step(conn)
         if current == 0:
@@ -158,12 +160,18 @@ def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str,
     with transaction(conn):
         row = conn.execute("SELECT task_version FROM boards WHERE task = ?", (candidate.task,)).fetchone()
         if row is None:
-            conn.execute("INSERT INTO boards (task, task_version) VALUES (?, ?)", (candidate.task, candidate.task_version))
+            conn.execute(
+                "INSERT INTO boards (task, task_version) VALUES (?, ?)", (candidate.task, candidate.task_version)
+            )
         elif row[0] != candidate.task_version:
-            raise CheckFailed(f"submission rejected: task {candidate.task} version {candidate.task_version} "
-                              f"is not the board's version {row[0]}")
-        same = conn.execute("SELECT id FROM submissions WHERE task = ? AND variant = ? AND split = ? AND content_sha256 = ?",
-                            (candidate.task, candidate.variant, candidate.split, candidate.content_sha256)).fetchone()
+            raise CheckFailed(
+                f"submission rejected: task {candidate.task} version {candidate.task_version} "
+                f"is not the board's version {row[0]}"
+            )
+        same = conn.execute(
+            "SELECT id FROM submissions WHERE task = ? AND variant = ? AND split = ? AND content_sha256 = ?",
+            (candidate.task, candidate.variant, candidate.split, candidate.content_sha256),
+        ).fetchone()
         if same is not None:
             raise CheckFailed(f"submission rejected: the same samples are already on the board as #{same[0]}")
         fields = asdict(candidate)
@@ -172,18 +180,40 @@ def add_submission(conn: sqlite3.Connection, candidate: Candidate, *, name: str,
             " n_samples, n_prompts, summary, manifest, content_sha256, ts_eval_version, run_created, submitted,"
             " verified_images, verify_seed, verdict, forged_fraction, detection_probability)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, fields["task"], fields["task_version"], fields["variant"], fields["split"], fields["metric"],
-             fields["model"], fields["scorer"], int(candidate.verdict.official), fields["n_samples"],
-             fields["n_prompts"], json.dumps(fields["summary"]), json.dumps(fields["manifest"]),
-             fields["content_sha256"], fields["ts_eval_version"], fields["run_created"], _now(),
-             trust.rescored, trust.seed, json.dumps(candidate.verdict.to_dict()), trust.forged_fraction,
-             trust.detection_probability))
+            (
+                name,
+                fields["task"],
+                fields["task_version"],
+                fields["variant"],
+                fields["split"],
+                fields["metric"],
+                fields["model"],
+                fields["scorer"],
+                int(candidate.verdict.official),
+                fields["n_samples"],
+                fields["n_prompts"],
+                json.dumps(fields["summary"]),
+                json.dumps(fields["manifest"]),
+                fields["content_sha256"],
+                fields["ts_eval_version"],
+                fields["run_created"],
+                _now(),
+                trust.rescored,
+                trust.seed,
+                json.dumps(candidate.verdict.to_dict()),
+                trust.forged_fraction,
+                trust.detection_probability,
+            ),
+        )
         assert cursor.lastrowid is not None  # set by the INSERT just executed
         submission_id = int(cursor.lastrowid)
         conn.executemany(
             "INSERT INTO group_scores (submission_id, grp, mean, n, ci_lo, ci_hi) VALUES (?, ?, ?, ?, ?, ?)",
-            [(submission_id, group, stats["mean"], stats["n"], *stats.get("ci95", [None, None]))
-             for group, stats in candidate.summary["groups"].items()])
+            [
+                (submission_id, group, stats["mean"], stats["n"], *stats.get("ci95", [None, None]))
+                for group, stats in candidate.summary["groups"].items()
+            ],
+        )
     return submission_id
 
 
@@ -206,8 +236,10 @@ def submissions(conn: sqlite3.Connection, task: str, split: str, variant: str | 
         rows = [dict(r) for r in conn.execute(query + " ORDER BY id", params)]
         for row in rows:
             row["verdict"] = json.loads(row["verdict"]) if row["verdict"] else None  # None: added before v2
-            row["groups"] = {g["grp"]: {"mean": g["mean"], "n": g["n"], "ci95": [g["ci_lo"], g["ci_hi"]]}
-                             for g in conn.execute("SELECT * FROM group_scores WHERE submission_id = ?", (row["id"],))}
+            row["groups"] = {
+                g["grp"]: {"mean": g["mean"], "n": g["n"], "ci95": [g["ci_lo"], g["ci_hi"]]}
+                for g in conn.execute("SELECT * FROM group_scores WHERE submission_id = ?", (row["id"],))
+            }
     finally:
         conn.row_factory = None
     return rows

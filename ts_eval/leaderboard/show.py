@@ -57,27 +57,42 @@ def ranked_rows(spec: TaskSpec, entries: list[dict[str, Any]]) -> list[dict[str,
         stats = entry["groups"].get(group) or {"mean": None, "ci95": [None, None]}
         found, trust = _verdict(entry), Trust.from_entry(entry)
         rank += is_ranked(entry)
-        rows.append({
-            "rank": rank if is_ranked(entry) else None, "id": entry["id"], "name": entry["name"],
-            "model": entry["model"], "scorer": entry["scorer"],
-            "official": bool(found and found.official),
-            "verdict": found.to_dict() if found else {"label": NOT_RECORDED},
-            "trust": trust.to_dict(),
-            "task": entry["task"], "task_version": entry["task_version"], "variant": entry["variant"],
-            "split": entry["split"], "metric": entry["metric"], "rank_group": group,
-            "score": stats["mean"], "ci95": stats["ci95"],
-            "groups": {g: entry["groups"][g]["mean"] for g in spec.groups if g in entry["groups"]},
-            "n_prompts": entry["n_prompts"], "n_samples": entry["n_samples"],
-            "date": entry["submitted"], "ts_eval_version": entry["ts_eval_version"],
-            "verified_images": entry["verified_images"],
-        })
+        rows.append(
+            {
+                "rank": rank if is_ranked(entry) else None,
+                "id": entry["id"],
+                "name": entry["name"],
+                "model": entry["model"],
+                "scorer": entry["scorer"],
+                "official": bool(found and found.official),
+                "verdict": found.to_dict() if found else {"label": NOT_RECORDED},
+                "trust": trust.to_dict(),
+                "task": entry["task"],
+                "task_version": entry["task_version"],
+                "variant": entry["variant"],
+                "split": entry["split"],
+                "metric": entry["metric"],
+                "rank_group": group,
+                "score": stats["mean"],
+                "ci95": stats["ci95"],
+                "groups": {g: entry["groups"][g]["mean"] for g in spec.groups if g in entry["groups"]},
+                "n_prompts": entry["n_prompts"],
+                "n_samples": entry["n_samples"],
+                "date": entry["submitted"],
+                "ts_eval_version": entry["ts_eval_version"],
+                "verified_images": entry["verified_images"],
+            }
+        )
     return rows
 
 
 def _columns(spec: TaskSpec, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(header, group) of the paper table, less groups no entry has (a `hard` board has no basic skills)."""
-    return [(header, group) for header, group in spec.table
-            if group in spec.groups and (not rows or any(group in r["groups"] for r in rows))]
+    return [
+        (header, group)
+        for header, group in spec.table
+        if group in spec.groups and (not rows or any(group in r["groups"] for r in rows))
+    ]
 
 
 def _number(value: float | None, exact: bool) -> str:
@@ -96,11 +111,35 @@ def _ci(row: dict[str, Any], exact: bool) -> str:
 
 def _table(spec: TaskSpec, rows: list[dict[str, Any]], exact: bool = False) -> tuple[list[str], list[list[str]]]:
     columns = _columns(spec, rows)
-    headers = ["#", "id", "name", "model", "scorer", "verdict", "trust", *[h for h, _ in columns], "95% CI", "date",
-               "ts-eval"]
-    body = [[UNRANKED if r["rank"] is None else str(r["rank"]), str(r["id"]), r["name"], r["model"], r["scorer"],
-             r["verdict"]["label"], r["trust"]["label"], *[_number(r["groups"].get(g), exact) for _, g in columns],
-             _ci(r, exact), r["date"][:10], r["ts_eval_version"] or ""] for r in rows]
+    headers = [
+        "#",
+        "id",
+        "name",
+        "model",
+        "scorer",
+        "verdict",
+        "trust",
+        *[h for h, _ in columns],
+        "95% CI",
+        "date",
+        "ts-eval",
+    ]
+    body = [
+        [
+            UNRANKED if r["rank"] is None else str(r["rank"]),
+            str(r["id"]),
+            r["name"],
+            r["model"],
+            r["scorer"],
+            r["verdict"]["label"],
+            r["trust"]["label"],
+            *[_number(r["groups"].get(g), exact) for _, g in columns],
+            _ci(r, exact),
+            r["date"][:10],
+            r["ts_eval_version"] or "",
+        ]
+        for r in rows
+    ]
     return headers, body
 
 
@@ -130,18 +169,26 @@ def _bar_chart(rows: list[dict[str, Any]], metric: str) -> str:
     top = max([1.0] + [r["ci95"][1] or 0.0 for r in rows] + [r["score"] or 0.0 for r in rows])
     height = len(rows) * (bar + gap) + 30
     x = lambda v: label_w + width * max(v, 0.0) / top  # noqa: E731 - the chart's one scale
-    parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 60}" height="{height}" '
-              f'role="img" aria-label="{html.escape(metric)} per submission">')]
+    parts = [
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_w + width + 60}" height="{height}" '
+            f'role="img" aria-label="{html.escape(metric)} per submission">'
+        )
+    ]
     for i, r in enumerate(rows):
         y = 10 + i * (bar + gap)
         score = r["score"] or 0.0
-        parts.append(f'<text x="{label_w - 6}" y="{y + bar * 0.7:.1f}" text-anchor="end" font-size="12">'
-                     f'{html.escape(UNRANKED if r["rank"] is None else str(r["rank"]))}. {html.escape(r["name"])}</text>')
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar * 0.7:.1f}" text-anchor="end" font-size="12">'
+            f"{html.escape(UNRANKED if r['rank'] is None else str(r['rank']))}. {html.escape(r['name'])}</text>"
+        )
         parts.append(f'<rect x="{label_w}" y="{y}" width="{x(score) - label_w:.1f}" height="{bar}" fill="#4c78a8"/>')
         if r["ci95"][0] is not None:
             lo, hi = x(r["ci95"][0]), x(r["ci95"][1])
             parts.append(f'<line x1="{lo:.1f}" x2="{hi:.1f}" y1="{y + bar / 2}" y2="{y + bar / 2}" stroke="#222"/>')
-        parts.append(f'<text x="{x(score) + 4:.1f}" y="{y + bar * 0.7:.1f}" font-size="11">{numbers.score(score)}</text>')
+        parts.append(
+            f'<text x="{x(score) + 4:.1f}" y="{y + bar * 0.7:.1f}" font-size="11">{numbers.score(score)}</text>'
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 

@@ -65,8 +65,14 @@ def _task_name(files: RunFiles) -> str:
     return task["name"]
 
 
-def write_submission(run_path: str | Path, out: str | Path, *, include_images: bool = False,
-                     tasks_dir: str | None = None, allow_unofficial: bool = False) -> SubmissionInfo:
+def write_submission(
+    run_path: str | Path,
+    out: str | Path,
+    *,
+    include_images: bool = False,
+    tasks_dir: str | None = None,
+    allow_unofficial: bool = False,
+) -> SubmissionInfo:
     """Check that the run is a whole prompt set (unless allowed), complete and its summary current, then write
     the zip atomically. A `--limit`/`--skill` run is refused up front: a board would reject the zip."""
     run_path, out = Path(run_path), Path(out)
@@ -79,9 +85,11 @@ def write_submission(run_path: str | Path, out: str | Path, *, include_images: b
         spec = load_task(_task_name(files), tasks_dir)
         verdict = board_verdict(spec, files.manifest)
         if verdict.subset and not allow_unofficial:
-            raise CheckFailed(f"run {run_path} is a subset ({verdict.subset}); a board ranks whole prompt sets and "
-                              "would reject it: run without --limit/--skill, or pass --allow-unofficial to pack it "
-                              "for a board that lists subsets labelled")
+            raise CheckFailed(
+                f"run {run_path} is a subset ({verdict.subset}); a board ranks whole prompt sets and "
+                "would reject it: run without --limit/--skill, or pass --allow-unofficial to pack it "
+                "for a board that lists subsets labelled"
+            )
         check_summary(files, tasks_dir)  # reads the run through the validating reader first
         check_samples(files, spec)
     except RunProblem as exc:

@@ -51,8 +51,11 @@ def admit(archive: Path, found: Verdict, allow_unofficial: bool) -> None:
     """Official runs of a whole prompt set only, unless the maintainer allows labelled entries."""
     if allow_unofficial or (found.official and not found.subset):
         return
-    raise reject(archive, f"{found.label}; the board lists only official runs of a whole prompt set "
-                          "(--allow-unofficial lists it with this label)")
+    raise reject(
+        archive,
+        f"{found.label}; the board lists only official runs of a whole prompt set "
+        "(--allow-unofficial lists it with this label)",
+    )
 
 
 def detection_probability(images: int, checked: int, forged_fraction: float) -> float:
@@ -95,8 +98,9 @@ class Trust:
 
     @classmethod
     def verified(cls, images: int, rescored: int, seed: int | None, forged_fraction: float) -> Trust:
-        return cls(VERIFIED, images, rescored, seed, forged_fraction,
-                   detection_probability(images, rescored, forged_fraction))
+        return cls(
+            VERIFIED, images, rescored, seed, forged_fraction, detection_probability(images, rescored, forged_fraction)
+        )
 
     @property
     def all_images(self) -> bool:
@@ -123,10 +127,12 @@ class Trust:
         f = self.forged_fraction or DEFAULT_FORGED_FRACTION
         assert self.detection_probability is not None  # recorded with every sampled verification
         needed = images_needed(0.95, self.images, f)
-        return (f"verified on a sample: {self.rescored} of {self.images} images re-scored (seed {self.seed}); a "
-                f"submission with {_percent(f)} of its images forged is caught with probability "
-                f"{self.detection_probability:.3f} (passes with {1 - self.detection_probability:.3f}); "
-                f"--verify {needed} would catch it with probability 0.95, --verify all always")
+        return (
+            f"verified on a sample: {self.rescored} of {self.images} images re-scored (seed {self.seed}); a "
+            f"submission with {_percent(f)} of its images forged is caught with probability "
+            f"{self.detection_probability:.3f} (passes with {1 - self.detection_probability:.3f}); "
+            f"--verify {needed} would catch it with probability 0.95, --verify all always"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "label": self.label}
@@ -138,8 +144,14 @@ class Trust:
         rescored = int(entry.get("verified_images") or 0)
         if rescored == 0:
             return cls.self_reported(images)
-        return cls(VERIFIED, images, rescored, entry.get("verify_seed"), entry.get("forged_fraction"),
-                   entry.get("detection_probability"))
+        return cls(
+            VERIFIED,
+            images,
+            rescored,
+            entry.get("verify_seed"),
+            entry.get("forged_fraction"),
+            entry.get("detection_probability"),
+        )
 
 
 def _percent(fraction: float) -> str:

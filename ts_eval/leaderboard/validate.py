@@ -92,19 +92,24 @@ def check_prompts(archive: Path, rows: list[dict[str, Any]], official: list[Prom
         raise reject(archive, f"{PROMPTS} holds prompt_id {extra[0]!r}, which is not in the official {label} set")
     changed = [pid for pid in submitted if submitted[pid] != expected[pid]]
     if changed:
-        raise reject(archive, f"prompt {changed[0]!r} differs from the official {label} set "
-                              f"({len(changed)} prompt(s) differ)")
+        raise reject(
+            archive, f"prompt {changed[0]!r} differs from the official {label} set ({len(changed)} prompt(s) differ)"
+        )
     missing = [pid for pid in expected if pid not in submitted]
     if missing:
-        raise reject(archive, f"missing prompts: {len(missing)} of the {len(expected)} official {label} prompts "
-                              f"are absent (first: {missing[0]})")
+        raise reject(
+            archive,
+            f"missing prompts: {len(missing)} of the {len(expected)} official {label} prompts "
+            f"are absent (first: {missing[0]})",
+        )
 
 
 def check_images(archive: Path, files: RunFiles) -> int:
     """Included images must be exactly those images.jsonl lists, with the recorded sha256."""
     folder = files.path / "images"
-    present = ({p.relative_to(files.path).as_posix() for p in folder.rglob("*") if p.is_file()}
-               if folder.is_dir() else set())
+    present = (
+        {p.relative_to(files.path).as_posix() for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+    )
     if not present:
         return 0
     run = RunDir(files.path)
@@ -119,8 +124,9 @@ def check_images(archive: Path, files: RunFiles) -> int:
     if unlisted:
         raise reject(archive, f"image {unlisted[0]} is not listed in {IMAGES}")
     if absent:
-        raise reject(archive, f"missing samples: {len(absent)} image(s) listed in {IMAGES} are absent "
-                              f"(first: {absent[0]})")
+        raise reject(
+            archive, f"missing samples: {len(absent)} image(s) listed in {IMAGES} are absent (first: {absent[0]})"
+        )
     for rel in sorted(present):
         if hashlib.sha256((files.path / rel).read_bytes()).hexdigest() != listed[rel]:
             raise reject(archive, f"image {rel} does not match its sha256 in {IMAGES}")
@@ -137,13 +143,16 @@ def _model_label(generator: Any) -> str:
 
 def _task_settings(archive: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     task = manifest.get("settings", {}).get("task") if isinstance(manifest.get("settings"), dict) else None
-    if not isinstance(task, dict) or not all(isinstance(task.get(k), (str, int)) for k in ("name", "version", "variant", "split")):
+    if not isinstance(task, dict) or not all(
+        isinstance(task.get(k), (str, int)) for k in ("name", "version", "variant", "split")
+    ):
         raise reject(archive, "manifest.json lacks settings.task (name, version, variant, split)")
     return task
 
 
-def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_dir: str | None = None,
-                 allow_unofficial: bool = False) -> Validated:
+def validate_run(
+    root: Path, archive: Path, *, data: str | None = None, tasks_dir: str | None = None, allow_unofficial: bool = False
+) -> Validated:
     """All checks on an extracted submission; raises `Rejected` with the first reason found."""
     try:
         files = read_run(root)
@@ -157,8 +166,10 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
     except UsageError as exc:
         raise reject(archive, str(exc)) from None
     if task["version"] != spec.version:
-        raise reject(archive, f"task {spec.name} version {task['version']} is not version {spec.version}, "
-                              "the one this board evaluates")
+        raise reject(
+            archive,
+            f"task {spec.name} version {task['version']} is not version {spec.version}, the one this board evaluates",
+        )
     metric = run_metric(files.manifest, spec)
     if metric != spec.metric:
         raise reject(archive, f"scored with metric {metric!r}; the {spec.name} board ranks {spec.metric!r}")
@@ -173,8 +184,12 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
             official = select_prompts(spec, official, split, skill, limit)[1]
         except UsageError as exc:
             raise reject(archive, str(exc)) from None
-    check_prompts(archive, files.prompts, official,
-                  f"{spec.name} {variant} {split}" + (f" ({found.subset})" if found.subset else ""))
+    check_prompts(
+        archive,
+        files.prompts,
+        official,
+        f"{spec.name} {variant} {split}" + (f" ({found.subset})" if found.subset else ""),
+    )
     images = check_images(archive, files)  # the archive's own images first: the most specific message
     try:
         check_samples(files, spec)
@@ -187,13 +202,21 @@ def validate_run(root: Path, archive: Path, *, data: str | None = None, tasks_di
     scorer = manifest.get("scorer")
     scorer = scorer if isinstance(scorer, dict) else {}
     candidate = Candidate(
-        task=spec.name, task_version=spec.version, variant=variant, split=split, metric=spec.metric,
+        task=spec.name,
+        task_version=spec.version,
+        variant=variant,
+        split=split,
+        metric=spec.metric,
         model=_model_label(manifest["settings"].get("generator")),
         scorer=str(scorer.get("name", "unknown")),
         verdict=found,
-        n_samples=n_samples(files), n_prompts=len(files.prompts), summary=summary, manifest=manifest,
+        n_samples=n_samples(files),
+        n_prompts=len(files.prompts),
+        summary=summary,
+        manifest=manifest,
         content_sha256=hashlib.sha256((root / SAMPLES).read_bytes()).hexdigest(),
-        ts_eval_version=(manifest.get("ts_eval") or {}).get("version"), run_created=manifest.get("created"),
+        ts_eval_version=(manifest.get("ts_eval") or {}).get("version"),
+        run_created=manifest.get("created"),
         images=images,
     )
     return Validated(candidate, spec, files)

@@ -32,11 +32,19 @@ def rebuild_scorer(validated: Validated, options: VerifyOptions, archive):
 
     manifest = validated.candidate.manifest
     recorded = manifest.get("scorer_options") or {}  # how the run's scorer was built
-    scorer = build_scorer(validated.spec, recorded.get("name"), dict(recorded.get("args") or {}),
-                          device=options.device, batch_size=options.batch_size)
+    scorer = build_scorer(
+        validated.spec,
+        recorded.get("name"),
+        dict(recorded.get("args") or {}),
+        device=options.device,
+        batch_size=options.batch_size,
+    )
     if scorer.describe() != manifest.get("scorer"):
-        raise reject(archive, f"cannot verify: the scorer recorded in the manifest ({manifest.get('scorer')}) "
-                              f"cannot be rebuilt from its settings (got {scorer.describe()})")
+        raise reject(
+            archive,
+            f"cannot verify: the scorer recorded in the manifest ({manifest.get('scorer')}) "
+            f"cannot be rebuilt from its settings (got {scorer.describe()})",
+        )
     return scorer
 
 
@@ -55,22 +63,31 @@ def verify_scores(validated: Validated, options: VerifyOptions, archive) -> int:
         chosen = random.Random(options.seed).sample(rows, options.k)
     prompts = {r["prompt_id"]: Prompt.from_row(r) for r in files.prompts}
     run = RunDir(files.path)
-    requests = [ScoreRequest(prompts[r["prompt_id"]], int(r["sample_index"]),
-                             str(files.path / run.image_relpath(r["prompt_id"], int(r["sample_index"]))), r["sha256"])
-                for r in chosen]
+    requests = [
+        ScoreRequest(
+            prompts[r["prompt_id"]],
+            int(r["sample_index"]),
+            str(files.path / run.image_relpath(r["prompt_id"], int(r["sample_index"]))),
+            r["sha256"],
+        )
+        for r in chosen
+    ]
     submitted = {(s["prompt_id"], int(s["sample_index"]), s["metric"]): float(s["value"]) for s in files.samples}
     scorer = rebuild_scorer(validated, options, archive)
     # leave=False: the bar is wiped when it ends, so a rejection prints its one line alone.
     with tqdm(total=len(requests), desc="re-score", unit="img", disable=None, leave=False) as progress:
         for start in range(0, len(requests), max(1, options.batch_size)):
-            batch = requests[start:start + options.batch_size]
+            batch = requests[start : start + options.batch_size]
             progress.update(len(batch))
             for request, scored in zip(batch, scorer.score(batch)):
                 for sample in scored.samples:
                     key = (request.prompt.prompt_id, request.sample_index, sample.metric)
                     claimed = submitted.get(key)
                     if claimed is None or abs(claimed - sample.value) > options.tolerance:
-                        raise reject(archive, f"re-scored image {key[0]}/{key[1]:04d}: {sample.metric} "
-                                              f"{sample.value:.6f} vs submitted {claimed} "
-                                              f"(tolerance {options.tolerance:g})")
+                        raise reject(
+                            archive,
+                            f"re-scored image {key[0]}/{key[1]:04d}: {sample.metric} "
+                            f"{sample.value:.6f} vs submitted {claimed} "
+                            f"(tolerance {options.tolerance:g})",
+                        )
     return len(requests)

@@ -21,7 +21,7 @@ MISSING = "--"
 
 
 def _fixed(value: float, decimals: int) -> str:
-    if value != 0 and abs(value) < 0.5 * 10 ** -decimals:
+    if value != 0 and abs(value) < 0.5 * 10**-decimals:
         exponent = math.floor(math.log10(abs(value)))
         return f"{value:.{1 - exponent}f}" if exponent >= -4 else f"{value:.1e}"
     return f"{value:.{decimals}f}"

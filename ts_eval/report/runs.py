@@ -19,9 +19,14 @@ from ts_eval.tasks import TaskSpec
 def _identity(run: Run) -> dict[str, Any]:
     """What must be equal for two runs' numbers to share a column."""
     task = run.settings["task"]
-    return {"variant": task["variant"], "split": task["split"], "metric": run.metric,
-            "prompts": [(p.prompt_id, p.prompt) for p in run.prompts], "n_samples": run.n_samples,
-            "scorer": run.scorer}
+    return {
+        "variant": task["variant"],
+        "split": task["split"],
+        "metric": run.metric,
+        "prompts": [(p.prompt_id, p.prompt) for p in run.prompts],
+        "n_samples": run.n_samples,
+        "scorer": run.scorer,
+    }
 
 
 def _describe(key: str, run: Run) -> str:
@@ -46,8 +51,10 @@ def mixed_labels(runs: list[Run], allow_mixed: bool, names: list[str] | None = N
     if not allow_mixed:
         other = next(run for run in runs[1:] if any(_identity(run)[k] != first[k] for k in differing))
         key = differing[0]
-        raise UsageError(f"{runs[0].path.name} and {other.path.name} are not comparable ({_describe(key, runs[0])} vs "
-                         f"{_describe(key, other)}); report them apart, or pass --allow-mixed to label each row")
+        raise UsageError(
+            f"{runs[0].path.name} and {other.path.name} are not comparable ({_describe(key, runs[0])} vs "
+            f"{_describe(key, other)}); report them apart, or pass --allow-mixed to label each row"
+        )
     return [f"{label} ({', '.join(_describe(k, run) for k in differing)})" for label, run in zip(labels, runs)]
 
 
@@ -61,8 +68,15 @@ def check_labels(labels: list[str] | None, n_runs: int) -> None:
         raise UsageError(f"--label number {blank[0]} is blank; name each run")
 
 
-def report_rows(paths: list[str], *, fmt: str = "md", resamples: int | None = None, tasks_dir: str | None = None,
-                allow_mixed: bool = False, labels: list[str] | None = None) -> tuple[TaskSpec, list[tuple[str, dict]]]:
+def report_rows(
+    paths: list[str],
+    *,
+    fmt: str = "md",
+    resamples: int | None = None,
+    tasks_dir: str | None = None,
+    allow_mixed: bool = False,
+    labels: list[str] | None = None,
+) -> tuple[TaskSpec, list[tuple[str, dict]]]:
     """Validate the runs, recompute and record their summaries; (task, [(row label, summary)])."""
     check_format(fmt)  # before any summary is rewritten
     if resamples is not None and resamples < 1:
@@ -78,9 +92,18 @@ def report_rows(paths: list[str], *, fmt: str = "md", resamples: int | None = No
     return runs[0].spec, rows
 
 
-def report(paths: list[str], *, fmt: str = "md", resamples: int | None = None, tasks_dir: str | None = None,
-           allow_mixed: bool = False, labels: list[str] | None = None, ci: bool = True) -> str:
+def report(
+    paths: list[str],
+    *,
+    fmt: str = "md",
+    resamples: int | None = None,
+    tasks_dir: str | None = None,
+    allow_mixed: bool = False,
+    labels: list[str] | None = None,
+    ci: bool = True,
+) -> str:
     """The table `ts-eval report` prints (`labels`: one row name per run, in order; `ci`: 95% CIs beside means)."""
-    spec, rows = report_rows(paths, fmt=fmt, resamples=resamples, tasks_dir=tasks_dir, allow_mixed=allow_mixed,
-                             labels=labels)
+    spec, rows = report_rows(
+        paths, fmt=fmt, resamples=resamples, tasks_dir=tasks_dir, allow_mixed=allow_mixed, labels=labels
+    )
     return render_summaries(spec, rows, fmt, ci=ci)

@@ -67,8 +67,10 @@ def caveats(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
     for label, summary in runs:
         parts = summary.get("random_weights") or []
         if parts:
-            lines.append(f"Note: {label} ran with random weights or a stand-in model ({', '.join(parts)}): its numbers "
-                         "are meaningless; they only show that the pipeline runs.")
+            lines.append(
+                f"Note: {label} ran with random weights or a stand-in model ({', '.join(parts)}): its numbers "
+                "are meaningless; they only show that the pipeline runs."
+            )
     return lines
 
 
@@ -83,8 +85,9 @@ def _exact(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def render_summaries(spec: TaskSpec, runs: list[tuple[str, dict[str, Any]]], fmt: str, *, ci: bool = True,
-                     notes: bool = True) -> str:
+def render_summaries(
+    spec: TaskSpec, runs: list[tuple[str, dict[str, Any]]], fmt: str, *, ci: bool = True, notes: bool = True
+) -> str:
     """One row per (label, summary) under an `n` row; `ci` puts each group's 95% CI beside its mean. With `notes`,
     markdown and LaTeX end with the caveats (a LaTeX comment), so a pasted table keeps them."""
     check_format(fmt)
@@ -107,9 +110,15 @@ def render_summaries(spec: TaskSpec, runs: list[tuple[str, dict[str, Any]]], fmt
                 row[header] = _cell(stats, ci)
         row[STATUS] = status(summary)
         rows.append(row)
-    order = [RUN] + [name for header, _ in columns
-                     for name in ([header, f"{header} ci95 lo", f"{header} ci95 hi"] if fmt == "csv" and ci
-                                  else [header])] + [STATUS]
+    order = (
+        [RUN]
+        + [
+            name
+            for header, _ in columns
+            for name in ([header, f"{header} ci95 lo", f"{header} ci95 hi"] if fmt == "csv" and ci else [header])
+        ]
+        + [STATUS]
+    )
     table = pd.DataFrame(rows, columns=order).fillna("")
     if fmt == "csv":
         return table.to_csv(index=False)

@@ -45,8 +45,13 @@ OFFLINE_FILES = {
 # CLIPImageProcessor and CLIPVisionModel for the tower; the CLIP-T5 class for the model.
 PART_FILES = {
     "model": ("config.json", "generation_config.json"),
-    "tokenizer": ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "spiece.model",
-                  "config.json"),
+    "tokenizer": (
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "spiece.model",
+        "config.json",
+    ),
     "vision_tower": ("config.json", "preprocessor_config.json"),
 }
 PART_OPTIONS = {"model": "model_path", "tokenizer": "tokenizer_path", "vision_tower": "vision_tower_path"}
@@ -66,8 +71,9 @@ class Part:
         return {"repo": self.repo, "revision": self.revision, "sha256": dict(sorted(self.sha256.items()))}
 
 
-def find_part(kind: str, source: str, *, owner: str, what: str, hashes: HashCache,
-              cache_dir: str | None = None) -> Part:
+def find_part(
+    kind: str, source: str, *, owner: str, what: str, hashes: HashCache, cache_dir: str | None = None
+) -> Part:
     """`kind` (model, tokenizer, vision_tower) from a local folder as it is, or a Hub id in the cache."""
     source = os.path.expanduser(source)
     noun = kind.replace("_", " ")
@@ -76,21 +82,34 @@ def find_part(kind: str, source: str, *, owner: str, what: str, hashes: HashCach
         folder = Path(source).resolve()
         names = {p.name for p in folder.iterdir() if p.is_file()}
         if not _complete(kind, names):
-            raise UsageError(f"{owner}: {folder} is not a {noun} folder (it lacks {needs}); point "
-                             f"--scorer-arg {PART_OPTIONS[kind]} at a Hugging Face folder holding them")
+            raise UsageError(
+                f"{owner}: {folder} is not a {noun} folder (it lacks {needs}); point "
+                f"--scorer-arg {PART_OPTIONS[kind]} at a Hugging Face folder holding them"
+            )
         files = [n for n in PART_FILES[kind] if n in names]
         if kind != "tokenizer":
             files += weight_files(names, lambda n: (folder / n).read_text())
         match = _HF_SNAPSHOT.search(folder.as_posix())  # a snapshot of the Hugging Face cache keeps its identity
-        return Part(folder, f"{match['org']}/{match['name']}" if match else None, match["commit"] if match else None,
-                    folder_sha256(folder, files, hashes))
+        return Part(
+            folder,
+            f"{match['org']}/{match['name']}" if match else None,
+            match["commit"] if match else None,
+            folder_sha256(folder, files, hashes),
+        )
     if source.startswith(("/", ".", "~")) or source.count("/") != 1:
-        raise UsageError(f"{owner}: {noun} {source} does not exist; give a local folder or a Hugging Face id (org/name)")
+        raise UsageError(
+            f"{owner}: {noun} {source} does not exist; give a local folder or a Hugging Face id (org/name)"
+        )
     repo = hub.HubRepo(source, REVISIONS.get(source, "main"), flag=f"--scorer-arg {PART_OPTIONS[kind]}=DIR")
-    listed = set(hub.list_files(repo, cache_dir, what, enough=lambda names: _complete(kind, names),
-                                known=OFFLINE_FILES.get(source, ())))
+    listed = set(
+        hub.list_files(
+            repo, cache_dir, what, enough=lambda names: _complete(kind, names), known=OFFLINE_FILES.get(source, ())
+        )
+    )
     if not _complete(kind, listed):
-        raise UsageError(f"{owner}: {repo.repo} (revision {repo.revision}) is not a {noun} repository: it lacks {needs}")
+        raise UsageError(
+            f"{owner}: {repo.repo} (revision {repo.revision}) is not a {noun} repository: it lacks {needs}"
+        )
     wanted = [n for n in PART_FILES[kind] if n in listed]
     if kind != "tokenizer":  # an index names its shards: fetch it first
         wanted += weight_files(listed, lambda n: hub.fetch(repo, [n], cache_dir=cache_dir, what=what)[n].read_text())
@@ -111,7 +130,9 @@ def vision_tower_of(model_folder: Path, owner: str) -> str:
     try:
         return str(json.loads((model_folder / "config.json").read_text())["mm_vision_tower"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"{owner}: {model_folder}/config.json names no mm_vision_tower; is it a CLIP-T5 model?") from None
+        raise UsageError(
+            f"{owner}: {model_folder}/config.json names no mm_vision_tower; is it a CLIP-T5 model?"
+        ) from None
 
 
 def with_vision_tower(model_folder: Path, tower: Path, root: Path) -> Path:

@@ -44,12 +44,23 @@ class Variant:
 
 
 VARIANTS = {
-    "hessel": Variant("hessel", "Hessel et al. 2021 (jmhessel/clipscore, clipscore.py)", "ViT-B-32",
-                      "A photo depicts ", "2.5*max(cos,0)"),
-    "t2v-metrics": Variant("t2v-metrics", "t2v_metrics 3.0 CLIPScore (GenAI-Bench tables: openai:ViT-L-14-336)",
-                           "ViT-L-14-336", "", "cos"),
-    "torchmetrics": Variant("torchmetrics", "torchmetrics 1.x CLIPScore (transformers CLIPModel)",
-                            "openai/clip-vit-large-patch14", "", "max(100*cos,0)"),
+    "hessel": Variant(
+        "hessel",
+        "Hessel et al. 2021 (jmhessel/clipscore, clipscore.py)",
+        "ViT-B-32",
+        "A photo depicts ",
+        "2.5*max(cos,0)",
+    ),
+    "t2v-metrics": Variant(
+        "t2v-metrics", "t2v_metrics 3.0 CLIPScore (GenAI-Bench tables: openai:ViT-L-14-336)", "ViT-L-14-336", "", "cos"
+    ),
+    "torchmetrics": Variant(
+        "torchmetrics",
+        "torchmetrics 1.x CLIPScore (transformers CLIPModel)",
+        "openai/clip-vit-large-patch14",
+        "",
+        "max(100*cos,0)",
+    ),
 }
 
 
@@ -58,8 +69,11 @@ class CLIPScoreOptions:
     """CLIPScore as Hessel et al., t2v-metrics or torchmetrics compute it (the variant names the recipe)."""
 
     variant: str = option("hessel", "the recipe (see docs/clipscore.md)", choices=tuple(VARIANTS))
-    model: str = option("", "the CLIP ('' = the variant's): an open_clip name or local-dir:DIR; torchmetrics: a "
-                            "transformers CLIP id or folder")
+    model: str = option(
+        "",
+        "the CLIP ('' = the variant's): an open_clip name or local-dir:DIR; torchmetrics: a "
+        "transformers CLIP id or folder",
+    )
     pretrained: str = option("", "open_clip variants: a tag or weights file ('' = openai); 'random': speed tests")
     revision: str = option("main", "torchmetrics: the Hub revision of model")
     quick_gelu: str = option("auto", "open_clip variants: auto (QuickGELU for OpenAI's weights), true or false")
@@ -82,8 +96,10 @@ class CLIPScorer:
         model = opts.model or self.variant.model
         if self.variant.name == "torchmetrics":
             if opts.pretrained or opts.quick_gelu != "auto":
-                raise UsageError(f"{OWNER}: variant=torchmetrics takes a transformers CLIP as model=; pretrained= and "
-                                 "quick_gelu= are for the open_clip variants (its config sets the activation)")
+                raise UsageError(
+                    f"{OWNER}: variant=torchmetrics takes a transformers CLIP as model=; pretrained= and "
+                    "quick_gelu= are for the open_clip variants (its config sets the activation)"
+                )
             self.backend = _TransformersCLIP(model, opts.revision, self.device, opts.dtype, self.cache_dir)
         else:
             pretrained = opts.pretrained or (None if model.startswith(("local-dir:", "hf-hub:")) else OPENAI)
@@ -95,19 +111,33 @@ class CLIPScorer:
         return f"clipscore ({self.variant.name})"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": "2", "metric": self.metrics[0], "variant": self.variant.name,
-                "label": self.label, "reference": self.variant.reference, "prefix": self.variant.prefix,
-                "formula": self.variant.formula, **self.backend.describe(), "device": self.device.type}
+        return {
+            "name": self.name,
+            "version": "2",
+            "metric": self.metrics[0],
+            "variant": self.variant.name,
+            "label": self.label,
+            "reference": self.variant.reference,
+            "prefix": self.variant.prefix,
+            "formula": self.variant.formula,
+            **self.backend.describe(),
+            "device": self.device.type,
+        }
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
         values: list[float] = []
         for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start:start + self.batch_size]
-            values.extend(self.backend.score([r.image_path for r in chunk],
-                                             [self.variant.prefix + r.prompt.prompt for r in chunk]))
+            chunk = requests[start : start + self.batch_size]
+            values.extend(
+                self.backend.score(
+                    [r.image_path for r in chunk], [self.variant.prefix + r.prompt.prompt for r in chunk]
+                )
+            )
         metric = self.metrics[0]
-        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, metric, v, image_sha256=r.image_sha256)])
-                for r, v in zip(requests, values)]
+        return [
+            ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, metric, v, image_sha256=r.image_sha256)])
+            for r, v in zip(requests, values)
+        ]
 
 
 def _open_image(path: str):
@@ -142,18 +172,23 @@ class _OpenCLIP:
             import torch
 
             # Hessel's half precision is the model's own (OpenAI's fp16 CLIP); the others autocast
-            precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, "fp32") if self.hessel else "fp32"
+            precision = (
+                {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, "fp32") if self.hessel else "fp32"
+            )
             try:
-                self._loaded = load_clip(self.source, device=self.device, precision=precision,
-                                         cache_dir=self.cache_dir, owner=OWNER)
+                self._loaded = load_clip(
+                    self.source, device=self.device, precision=precision, cache_dir=self.cache_dir, owner=OWNER
+                )
             except UsageError:
                 raise
             except Exception as exc:  # download failures come in many types; the remedy is the same
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise UsageError(f"{OWNER}: could not load open_clip {self.source.model} (pretrained="
-                                 f"{self.source.pretrained}): {reason[:160]} -- connect to the internet once to "
-                                 f"download it, or download {weights_file_hint(self.source.model)} elsewhere and "
-                                 "pass --scorer-arg pretrained=/path/to/checkpoint") from None
+                raise UsageError(
+                    f"{OWNER}: could not load open_clip {self.source.model} (pretrained="
+                    f"{self.source.pretrained}): {reason[:160]} -- connect to the internet once to "
+                    f"download it, or download {weights_file_hint(self.source.model)} elsewhere and "
+                    "pass --scorer-arg pretrained=/path/to/checkpoint"
+                ) from None
         return self._loaded
 
     def score(self, paths: list[str], texts: list[str]) -> list[float]:
@@ -183,8 +218,8 @@ class _OpenCLIP:
 def hessel_clipscore(images: np.ndarray, captions: np.ndarray, w: float = 2.5) -> np.ndarray:
     """clipscore.py's `get_clip_score` with numpy >= 1.21: numpy normalisation in the features' own dtype
     (float16 on CUDA), then w * max(cos, 0)."""
-    images = images / np.sqrt(np.sum(images ** 2, axis=1, keepdims=True))
-    captions = captions / np.sqrt(np.sum(captions ** 2, axis=1, keepdims=True))
+    images = images / np.sqrt(np.sum(images**2, axis=1, keepdims=True))
+    captions = captions / np.sqrt(np.sum(captions**2, axis=1, keepdims=True))
     return w * np.clip(np.sum(images * captions, axis=1), 0, None)
 
 
@@ -201,8 +236,9 @@ class _TransformersCLIP:
         if self.local:
             files = weight_files([p.name for p in folder.iterdir()], lambda name: (folder / name).read_text())
             if not files or not (folder / "config.json").is_file():
-                raise UsageError(f"{OWNER}: model={model}: {folder} is not a saved transformers CLIP "
-                                 "(config.json and model weights)")
+                raise UsageError(
+                    f"{OWNER}: model={model}: {folder} is not a saved transformers CLIP (config.json and model weights)"
+                )
             # the files transformers loads: one sha256, or one per shard
             found = folder_sha256(folder, [f for f in files if not f.endswith(".index.json")], HashCache())
             self.weights_sha256 = next(iter(found.values())) if len(found) == 1 else found
@@ -215,10 +251,15 @@ class _TransformersCLIP:
 
     def describe(self) -> dict[str, Any]:
         short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}[str(self.dtype).removeprefix("torch.")]
-        return {"torchmetrics": _version("torchmetrics"), "transformers": _version("transformers"),
-                "model": str(Path(self.model_id).resolve()) if self.local else self.model_id,
-                "revision": None if self.local else self.revision, "weights_sha256": self.weights_sha256,
-                "quick_gelu": True, "precision": short if short == "fp32" else f"{short}-autocast"}
+        return {
+            "torchmetrics": _version("torchmetrics"),
+            "transformers": _version("transformers"),
+            "model": str(Path(self.model_id).resolve()) if self.local else self.model_id,
+            "revision": None if self.local else self.revision,
+            "weights_sha256": self.weights_sha256,
+            "quick_gelu": True,
+            "precision": short if short == "fp32" else f"{short}-autocast",
+        }
 
     def _load(self):
         if self._loaded is None:
@@ -233,9 +274,11 @@ class _TransformersCLIP:
                 model = CLIPModel.from_pretrained(self.model_id, **kwargs).to(self.device).eval()
                 processor = CLIPProcessor.from_pretrained(self.model_id, **kwargs)
             except (OSError, ValueError) as exc:
-                raise UsageError(f"{OWNER}: could not load transformers CLIP {self.model_id!r} "
-                                 f"({type(exc).__name__}); when offline, download it elsewhere and pass "
-                                 "--scorer-arg model=DIR") from None
+                raise UsageError(
+                    f"{OWNER}: could not load transformers CLIP {self.model_id!r} "
+                    f"({type(exc).__name__}); when offline, download it elsewhere and pass "
+                    "--scorer-arg model=DIR"
+                ) from None
             acts = {model.config.text_config.hidden_act, model.config.vision_config.hidden_act}
             if "openai" in self.model_id and acts != {"quick_gelu"}:
                 raise UsageError(f"{OWNER}: {self.model_id} is configured with {sorted(acts)}, not OpenAI's quick_gelu")

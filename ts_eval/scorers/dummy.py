@@ -17,7 +17,9 @@ from ts_eval.records import Sample, ScoredImage, ScoreRequest
 class DummyScorerOptions:
     """A fixed pseudo-random value per (image bytes, prompt), no pixels looked at: for smoke runs and tests."""
 
-    binary: bool | None = option(None, "values 0/1 instead of [0, 1) (unset: binary for tasks whose metric is `correct`)")
+    binary: bool | None = option(
+        None, "values 0/1 instead of [0, 1) (unset: binary for tasks whose metric is `correct`)"
+    )
     # accepted like every scorer's; no model runs, so it changes nothing
     dtype: str = option("auto", "accepted like every scorer's dtype; changes nothing here")
 
@@ -36,8 +38,16 @@ class DummyScorer:
         return {"name": self.name, "version": "1", "metric": self.metrics[0], "binary": self.binary}
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
-        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, self.metrics[0], self._value(r),
-                                    image_sha256=r.image_sha256)]) for r in requests]
+        return [
+            ScoredImage(
+                [
+                    Sample(
+                        r.prompt.prompt_id, r.sample_index, self.metrics[0], self._value(r), image_sha256=r.image_sha256
+                    )
+                ]
+            )
+            for r in requests
+        ]
 
     def _value(self, request: ScoreRequest) -> float:
         digest = hashlib.sha256(f"{request.image_sha256}\x1f{request.prompt.prompt}".encode()).digest()

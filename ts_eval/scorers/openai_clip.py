@@ -47,8 +47,12 @@ class CLIPSource:
     weights_sha256: str | None  # the weights' content (OpenAI's URLs carry it); None when unknown
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "pretrained": self.pretrained, "weights_sha256": self.weights_sha256,
-                "quick_gelu": self.quick_gelu}
+        return {
+            "model": self.model,
+            "pretrained": self.pretrained,
+            "weights_sha256": self.weights_sha256,
+            "quick_gelu": self.quick_gelu,
+        }
 
 
 @dataclass
@@ -112,12 +116,15 @@ def resolve_clip(model: str, pretrained: str | None, quick_gelu: str = "auto", *
         if not weights:
             raise UsageError(f"{owner}: model={model}: {folder} has no weights (*.safetensors, *.bin, *.pth)")
         declared = bool(json.loads(config.read_text())["model_cfg"].get("quick_gelu", False))
-        return CLIPSource(f"local-dir:{folder}", None, False, declared if force is None else force,
-                          HashCache().sha256(weights[0]))
+        return CLIPSource(
+            f"local-dir:{folder}", None, False, declared if force is None else force, HashCache().sha256(weights[0])
+        )
     name = model.replace("/", "-")  # open_clip accepts "ViT-L/14" for "ViT-L-14"
     if name not in open_clip.list_models():
-        raise UsageError(f"{owner}: unknown open_clip model {model!r}; use a name from open_clip.list_models() "
-                         "(e.g. ViT-L-14, ViT-B-32), hf-hub:ORG/REPO or local-dir:DIR")
+        raise UsageError(
+            f"{owner}: unknown open_clip model {model!r}; use a name from open_clip.list_models() "
+            "(e.g. ViT-L-14, ViT-B-32), hf-hub:ORG/REPO or local-dir:DIR"
+        )
     declared = bool((open_clip.get_model_config(name) or {}).get("quick_gelu", False))  # listed: has a config
     if pretrained == RANDOM:
         return CLIPSource(name, RANDOM, False, force is not False, None)
@@ -142,12 +149,14 @@ def resolve_clip(model: str, pretrained: str | None, quick_gelu: str = "auto", *
 
 def _refuse_gelu(force: bool | None, owner: str, what: str) -> None:
     if force is False:
-        raise UsageError(f"{owner}: quick_gelu=false with {what}; OpenAI trained them with QuickGELU and "
-                         "they load only with it")
+        raise UsageError(
+            f"{owner}: quick_gelu=false with {what}; OpenAI trained them with QuickGELU and they load only with it"
+        )
 
 
-def load_clip(source: CLIPSource, *, device, precision: str = "fp32", cache_dir: str | None = None,
-              owner: str) -> LoadedCLIP:
+def load_clip(
+    source: CLIPSource, *, device, precision: str = "fp32", cache_dir: str | None = None, owner: str
+) -> LoadedCLIP:
     """Build the CLIP `source` names. `precision` is open_clip's: `fp32` (autocast, if any, is the caller's),
     or `fp16`/`bf16` for a half-precision model like the one OpenAI's `clip.load` gives on CUDA."""
     open_clip = import_open_clip()
@@ -163,16 +172,25 @@ def load_clip(source: CLIPSource, *, device, precision: str = "fp32", cache_dir:
                 # the architecture comes from the state dict, with QuickGELU, as in OpenAI's own loader
                 model = open_clip.load_openai_model(path, precision=precision, device=device, cache_dir=cache_dir)
         except (RuntimeError, KeyError, pickle.UnpicklingError) as exc:
-            raise UsageError(f"{owner}: {path} is not a CLIP checkpoint in OpenAI's format "
-                             f"({type(exc).__name__}: {str(exc).strip()[:120]})") from None
+            raise UsageError(
+                f"{owner}: {path} is not a CLIP checkpoint in OpenAI's format "
+                f"({type(exc).__name__}: {str(exc).strip()[:120]})"
+            ) from None
         # open_clip's visual towers set image_size to an int or an (h, w) pair; its annotation is looser
-        preprocess = open_clip.image_transform(model.visual.image_size,  # pyright: ignore[reportArgumentType]
-                                               is_train=False)
+        preprocess = open_clip.image_transform(
+            model.visual.image_size,  # pyright: ignore[reportArgumentType]
+            is_train=False,
+        )
     else:
         pretrained = None if source.pretrained == RANDOM else source.pretrained
         model, _, preprocess = open_clip.create_model_and_transforms(
-            source.model, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir,
-            force_quick_gelu=bool(source.quick_gelu))
+            source.model,
+            pretrained=pretrained,
+            device=device,
+            precision=precision,
+            cache_dir=cache_dir,
+            force_quick_gelu=bool(source.quick_gelu),
+        )
     built = uses_quick_gelu(model)
     if source.quick_gelu is not None and built != source.quick_gelu:
         raise RuntimeError(f"{owner}: built {source.model} with quick_gelu={built}, expected {source.quick_gelu}")
@@ -181,8 +199,11 @@ def load_clip(source: CLIPSource, *, device, precision: str = "fp32", cache_dir:
 
 def activations(model) -> list[str]:
     """The activation class of each transformer block's MLP (open_clip's `mlp.gelu`), block by block."""
-    return [type(module.mlp.gelu).__name__ for module in model.modules()
-            if hasattr(module, "mlp") and hasattr(module.mlp, "gelu")]
+    return [
+        type(module.mlp.gelu).__name__
+        for module in model.modules()
+        if hasattr(module, "mlp") and hasattr(module.mlp, "gelu")
+    ]
 
 
 def uses_quick_gelu(model) -> bool:

@@ -14,8 +14,10 @@ from ts_eval.tiny import TinyModel, build_once
 # Text the tiny T5 vocabulary is trained on: the prompt template, and every printable ASCII character so
 # any prompt tokenizes into real pieces rather than one unknown token.
 _VOCAB_TEXT = [
-    ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
-     "detailed, and polite answers to the user's questions."),
+    (
+        "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+        "detailed, and polite answers to the user's questions."
+    ),
     'USER: Does this figure show "a red square"? Please answer yes or no. ASSISTANT: Yes',
     "a dog and a cat in the snow, three blue birds on a wooden fence, no people",
     " ".join(chr(c) for c in range(33, 127)),
@@ -28,8 +30,13 @@ def build_tiny_clip_t5(root: str | Path, seed: int = 0) -> TinyModel:
     Its args are scorer 'vqascore''s `model_path` and `tokenizer_path`.
     """
     root = Path(root)
-    return build_once(root, {"model_path": str(root / "model"), "tokenizer_path": str(root / "tokenizer")},
-                      _save_clip_t5, model="tiny random CLIP-T5", seed=seed)
+    return build_once(
+        root,
+        {"model_path": str(root / "model"), "tokenizer_path": str(root / "tokenizer")},
+        _save_clip_t5,
+        model="tiny random CLIP-T5",
+        seed=seed,
+    )
 
 
 def _save_clip_t5(root: Path) -> None:
@@ -47,21 +54,44 @@ def _save_clip_t5(root: Path) -> None:
     tokenizer_dir, vision_dir = root / "tokenizer", root / "vision"
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_VOCAB_TEXT), model_prefix=str(tokenizer_dir / "spiece"), vocab_size=160,
-        hard_vocab_limit=False, character_coverage=1.0, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+        sentence_iterator=iter(_VOCAB_TEXT),
+        model_prefix=str(tokenizer_dir / "spiece"),
+        vocab_size=160,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2,
+    )
     T5Tokenizer(str(tokenizer_dir / "spiece.model"), extra_ids=0, legacy=True).save_pretrained(tokenizer_dir)
     vocab_size = len(T5Tokenizer.from_pretrained(tokenizer_dir))
 
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=32, patch_size=8)
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
     CLIPVisionModel(vision).save_pretrained(vision_dir)
     processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     processor.save_pretrained(vision_dir)
     config = CLIPT5Config(
-        vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-        feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0,
-        eos_token_id=1, mm_vision_tower=str(vision_dir), mm_hidden_size=32, mm_projector_type="mlp2x_gelu",
-        mm_vision_select_layer=-2, mm_vision_select_feature="patch")
+        vocab_size=vocab_size,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+        mm_vision_tower=str(vision_dir),
+        mm_hidden_size=32,
+        mm_projector_type="mlp2x_gelu",
+        mm_vision_select_layer=-2,
+        mm_vision_select_feature="patch",
+    )
     # safetensors refuses T5's shared embedding tensors
     CLIPT5ForConditionalGeneration(config).save_pretrained(root / "model", safe_serialization=False)
 
@@ -75,8 +105,9 @@ TINY_OPEN_CLIP = {
 
 def build_tiny_open_clip(root: str | Path, seed: int = 0) -> TinyModel:
     """A tiny open_clip CLIP in open_clip's local-dir layout in `root`; args: `model` = `local-dir:ROOT`."""
-    return build_once(root, {"model": f"local-dir:{root}"}, _save_open_clip, model="tiny random open_clip CLIP",
-                      seed=seed)
+    return build_once(
+        root, {"model": f"local-dir:{root}"}, _save_open_clip, model="tiny random open_clip CLIP", seed=seed
+    )
 
 
 def _save_open_clip(root: Path) -> None:
@@ -105,8 +136,9 @@ def build_tiny_openai_clip(root: str | Path, seed: int = 0) -> TinyModel:
     (`load_openai_model`).
     """
     root = Path(root)
-    return build_once(root, {"pretrained": str(root / OPENAI_ARCHIVE)}, _save_openai_clip,
-                      model="tiny random OpenAI CLIP", seed=seed)
+    return build_once(
+        root, {"pretrained": str(root / OPENAI_ARCHIVE)}, _save_openai_clip, model="tiny random OpenAI CLIP", seed=seed
+    )
 
 
 def _save_openai_clip(root: Path) -> None:
@@ -134,8 +166,9 @@ def build_tiny_transformers_clip(root: str | Path, seed: int = 0) -> TinyModel:
     so token ids equal open_clip's. The text config keeps eos_token_id=2 like OpenAI's hub configs, which
     makes transformers pool at the highest token id, as it does for the real models.
     """
-    return build_once(root, {"model": str(root)}, _save_transformers_clip, model="tiny random transformers CLIP",
-                      seed=seed)
+    return build_once(
+        root, {"model": str(root)}, _save_transformers_clip, model="tiny random transformers CLIP", seed=seed
+    )
 
 
 def _save_transformers_clip(root: Path) -> None:
@@ -154,7 +187,7 @@ def _save_transformers_clip(root: Path) -> None:
 
     bpe = Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz"
     with gzip.open(bpe) as handle:
-        merges = handle.read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+        merges = handle.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     byte_chars = list(open_clip.tokenizer.bytes_to_unicode().values())
     vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m.split()) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
@@ -163,10 +196,20 @@ def _save_transformers_clip(root: Path) -> None:
     tokenizer = CLIPTokenizer(str(root / "vocab.json"), str(root / "merges.txt"))
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(root)
-    text = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=2,
-                          pad_token_id=1)
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=32, patch_size=8)
-    CLIPModel(CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(),
-                         projection_dim=32)).save_pretrained(root)
+    text = CLIPTextConfig(
+        vocab_size=49408,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    CLIPModel(
+        CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=32)
+    ).save_pretrained(root)

@@ -52,9 +52,12 @@ class VQAScoreOptions:
     dtype: str = option("bf16", "bf16 (official) or fp32")
     cache_dir: str = option("", "Hugging Face cache for downloads ('' = the default one)")
 
+
 # Size of each official model (from t2v-metrics' authors), for the message shown when weights are missing.
-SIZES = {"clip-flant5-xxl": "11B parameters, about 22 GB in bf16",
-         "clip-flant5-xl": "3B parameters, about 7 GB in bf16"}
+SIZES = {
+    "clip-flant5-xxl": "11B parameters, about 22 GB in bf16",
+    "clip-flant5-xl": "3B parameters, about 7 GB in bf16",
+}
 
 
 class VQAScorer:
@@ -66,8 +69,10 @@ class VQAScorer:
         opts = parse_options(args, VQAScoreOptions, OWNER)
         self.batch_size = batch_size
         if opts.dtype not in DTYPES:
-            raise UsageError(f"{OWNER}: dtype={opts.dtype} is not supported; t2v-metrics runs CLIP-T5 in bf16 "
-                             f"(the official setting) and fp32 is offered for comparison: use dtype=bf16 or fp32")
+            raise UsageError(
+                f"{OWNER}: dtype={opts.dtype} is not supported; t2v-metrics runs CLIP-T5 in bf16 "
+                f"(the official setting) and fp32 is offered for comparison: use dtype=bf16 or fp32"
+            )
         self.dtype = opts.dtype
         self.model = opts.model
         self._cache_dir = os.path.expanduser(opts.cache_dir) or None
@@ -97,7 +102,9 @@ class VQAScorer:
         models = clip_t5.CLIP_T5_MODELS
         name = "clip-flant5-xxl" if self.model == TINY_RANDOM else self.model
         if name not in models:
-            raise UsageError(f"{OWNER}: unknown model {self.model!r}; choose one of: {', '.join([*models, TINY_RANDOM])}")
+            raise UsageError(
+                f"{OWNER}: unknown model {self.model!r}; choose one of: {', '.join([*models, TINY_RANDOM])}"
+            )
         entry = self._entry = models[name]
         if "model" not in self.parts:  # a CLIP-T5 name ts-eval does not know
             self.parts["model"] = self._part("model", entry["model"]["path"])
@@ -114,12 +121,21 @@ class VQAScorer:
         self._wrapper = None  # loaded on the first batch: a fully cached run never loads the 11B model
 
     def describe(self) -> dict[str, Any]:
-        described = {"name": self.name, "version": "2", "metric": self.metrics[0],
-                     "t2v_metrics": version("t2v-metrics"), "model": self.model,
-                     "weights": {k: part.describe() for k, part in self.parts.items()},
-                     "conversation": self.conversation, "image_aspect_ratio": self.image_aspect_ratio,
-                     "question_template": self.question_template, "answer_template": self.answer_template,
-                     "dtype": self.dtype, "autocast": self.autocast, "device": self.device.type}
+        described = {
+            "name": self.name,
+            "version": "2",
+            "metric": self.metrics[0],
+            "t2v_metrics": version("t2v-metrics"),
+            "model": self.model,
+            "weights": {k: part.describe() for k, part in self.parts.items()},
+            "conversation": self.conversation,
+            "image_aspect_ratio": self.image_aspect_ratio,
+            "question_template": self.question_template,
+            "answer_template": self.answer_template,
+            "dtype": self.dtype,
+            "autocast": self.autocast,
+            "device": self.device.type,
+        }
         if self.model == TINY_RANDOM:
             described["random_weights"] = True  # every table then says its numbers are meaningless
         return described
@@ -127,10 +143,12 @@ class VQAScorer:
     def score(self, requests: list[ScoreRequest]) -> list[ScoredImage]:
         values: list[float] = []
         for start in range(0, len(requests), self.batch_size):
-            values.extend(self._score_pairs(requests[start:start + self.batch_size]))
+            values.extend(self._score_pairs(requests[start : start + self.batch_size]))
         metric = self.metrics[0]
-        return [ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, metric, v, image_sha256=r.image_sha256)])
-                for r, v in zip(requests, values)]
+        return [
+            ScoredImage([Sample(r.prompt.prompt_id, r.sample_index, metric, v, image_sha256=r.image_sha256)])
+            for r, v in zip(requests, values)
+        ]
 
     def _part(self, kind: str, source: str) -> Part:
         size = SIZES.get(self.model, "") if kind == "model" else ""
@@ -154,8 +172,9 @@ class VQAScorer:
         else:
             # On CUDA, forward's own autocast is the official one; elsewhere it is inert, so the same bf16
             # autocast runs on this device.
-            autocast = (nullcontext() if self.device.type == "cuda"
-                        else torch.autocast(self.device.type, dtype=torch.bfloat16))
+            autocast = (
+                nullcontext() if self.device.type == "cuda" else torch.autocast(self.device.type, dtype=torch.bfloat16)
+            )
             with autocast:
                 probabilities = wrapper.forward(images, texts, **templates)
         return [float(p) for p in probabilities.float().cpu()]
@@ -169,19 +188,23 @@ class VQAScorer:
         # and nothing below reaches the network.
         from ts_eval.cache import default_cache_dir
 
-        model_folder = with_vision_tower(self.parts["model"].folder, self.parts["vision_tower"].folder,
-                                         default_cache_dir() / "clip-t5-folders")
+        model_folder = with_vision_tower(
+            self.parts["model"].folder, self.parts["vision_tower"].folder, default_cache_dir() / "clip-t5-folders"
+        )
         key = f"{self.model}@ts-eval:{model_folder}"
         clip_t5.CLIP_T5_MODELS[key] = {
             "tokenizer": {**self._entry["tokenizer"], "path": str(self.parts["tokenizer"].folder)},
-            "model": {**self._entry["model"], "path": str(model_folder)}}
+            "model": {**self._entry["model"], "path": str(model_folder)},
+        }
         try:
             wrapper = clip_t5.CLIPT5Model(key, device=str(self.device), cache_dir=str(model_folder))
         except (OSError, ValueError, KeyError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"{OWNER}: could not load {self.model} from {self.parts['model'].folder} (tokenizer "
-                             f"{self.parts['tokenizer'].folder}, vision tower {self.parts['vision_tower'].folder}): "
-                             f"{reason}") from None
+            raise UsageError(
+                f"{OWNER}: could not load {self.model} from {self.parts['model'].folder} (tokenizer "
+                f"{self.parts['tokenizer'].folder}, vision tower {self.parts['vision_tower'].folder}): "
+                f"{reason}"
+            ) from None
         finally:
             del clip_t5.CLIP_T5_MODELS[key]
         if self.dtype == "fp32":
@@ -194,7 +217,9 @@ def _check_template(key: str, template: str, *, needs_prompt: bool) -> None:
     try:
         template.format("prompt")
     except (IndexError, KeyError, ValueError):
-        raise UsageError(f"{OWNER}: {key}={template!r} is not a format string with at most one '{{}}' "
-                         "(write other braces as '{{' and '}}')") from None
+        raise UsageError(
+            f"{OWNER}: {key}={template!r} is not a format string with at most one '{{}}' "
+            "(write other braces as '{{' and '}}')"
+        ) from None
     if needs_prompt and "{}" not in template:
         raise UsageError(f"{OWNER}: {key}={template!r} must contain '{{}}' where the prompt goes")

@@ -25,15 +25,20 @@ def verified_sha256(paths: list[Path]) -> dict[Path, str]:
     if db is not None:
         wanted = list(keys.values())
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            known.update(db.execute(f"SELECT key, sha256 FROM hashes WHERE key IN ({','.join('?' * len(chunk))})",
-                                    chunk).fetchall())
+            chunk = wanted[start : start + 500]
+            known.update(
+                db.execute(
+                    f"SELECT key, sha256 FROM hashes WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+            )
     out = {p: known.get(k) or sha256_file(p) for p, k in keys.items()}
     if db is not None:
         try:
             with db:
-                db.executemany("INSERT OR REPLACE INTO hashes (key, sha256) VALUES (?, ?)",
-                               [(keys[p], out[p]) for p in paths if keys[p] not in known])
+                db.executemany(
+                    "INSERT OR REPLACE INTO hashes (key, sha256) VALUES (?, ?)",
+                    [(keys[p], out[p]) for p in paths if keys[p] not in known],
+                )
         except sqlite3.Error:
             pass
         db.close()

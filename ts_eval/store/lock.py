@@ -32,10 +32,16 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise UsageError(f"{self.path.parent} is being written by another ts-eval process ({self.holder()}); "
-                             "wait for it to finish or choose another --out") from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": now(),
-                  "command": " ".join(sys.argv[:8])[:300]}
+            raise UsageError(
+                f"{self.path.parent} is being written by another ts-eval process ({self.holder()}); "
+                "wait for it to finish or choose another --out"
+            ) from None
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": now(),
+            "command": " ".join(sys.argv[:8])[:300],
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         self._fd = fd

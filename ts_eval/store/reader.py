@@ -77,8 +77,10 @@ class Run:
     def samples_frame(self):
         import pandas as pd
 
-        return pd.DataFrame([(s.prompt_id, s.sample_index, s.metric, s.value) for s in self.samples],
-                            columns=["prompt_id", "sample_index", "metric", "value"])
+        return pd.DataFrame(
+            [(s.prompt_id, s.sample_index, s.metric, s.value) for s in self.samples],
+            columns=["prompt_id", "sample_index", "metric", "value"],
+        )
 
 
 def run_metrics(manifest: dict[str, Any], spec: TaskSpec) -> tuple[str, ...]:
@@ -89,8 +91,9 @@ def run_metrics(manifest: dict[str, Any], spec: TaskSpec) -> tuple[str, ...]:
     return ((manifest.get("scorer") or {}).get("metric") or spec.metric,)
 
 
-def read_run(path: str | Path, *, need: Need = "scores", tasks_dir: str | None = None,
-             spec: TaskSpec | None = None) -> Run:
+def read_run(
+    path: str | Path, *, need: Need = "scores", tasks_dir: str | None = None, spec: TaskSpec | None = None
+) -> Run:
     """Validate and load a run directory up to what the caller needs:
 
     - `prompts`: manifest and prompts;
@@ -111,22 +114,28 @@ def read_run(path: str | Path, *, need: Need = "scores", tasks_dir: str | None =
         raise RunDamaged(f"{where}: manifest.json has no valid settings.n_samples; the run is damaged")
     spec = spec or load_task(task["name"], tasks_dir)
     if task.get("version") not in (None, spec.version):
-        raise UsageError(f"{where} was made with {spec.name} task version {task.get('version')}; this ts-eval "
-                         f"evaluates version {spec.version}: re-run it")
+        raise UsageError(
+            f"{where} was made with {spec.name} task version {task.get('version')}; this ts-eval "
+            f"evaluates version {spec.version}: re-run it"
+        )
     check = _Checker(run_dir, manifest)
     prompts = check.prompts()
     keys = image_keys(prompts, n_samples)
     imported = bool(manifest.get("imported"))
-    images = [] if need == "prompts" or imported else check.images(keys, task["name"], settings,
-                                                                   files_required=need == "images")
+    images = (
+        []
+        if need == "prompts" or imported
+        else check.images(keys, task["name"], settings, files_required=need == "images")
+    )
     samples: list[Sample] = []
     # For rescore, detections.jsonl is the input (hand-built or edited ones are judged); for scores it must be
     # what the scorer wrote, or the samples no longer follow from it.
     detections = check.detections(keys, as_input=need == "detections") if need in ("detections", "scores") else None
     if need == "scores":
         metrics = run_metrics(manifest, spec)
-        samples = check.samples(keys, metrics, {(r.prompt_id, r.sample_index): r for r in images},
-                                {p.prompt_id: p.prompt for p in prompts})
+        samples = check.samples(
+            keys, metrics, {(r.prompt_id, r.sample_index): r for r in images}, {p.prompt_id: p.prompt for p in prompts}
+        )
     return Run(run_dir.path, manifest, spec, prompts, images, samples, detections)
 
 
@@ -180,10 +189,12 @@ class _Checker:
         return prompts
 
     # -- images --------------------------------------------------------------------------------------
-    def images(self, keys: list[ImageKey], task: str, settings: dict[str, Any], *,
-               files_required: bool) -> list[ImageRecord]:
-        fix = ("re-run the command that made it (settings in manifest.json): only missing or damaged images are "
-               "made again")
+    def images(
+        self, keys: list[ImageKey], task: str, settings: dict[str, Any], *, files_required: bool
+    ) -> list[ImageRecord]:
+        fix = (
+            "re-run the command that made it (settings in manifest.json): only missing or damaged images are made again"
+        )
         if not self.run.file(IMAGES).is_file():
             if not files_required and not self.scored:
                 return []
@@ -194,19 +205,24 @@ class _Checker:
         run_seed = settings.get("seed")
         for number, row in enumerate(self._rows(IMAGES, fix), start=1):
             try:
-                record = ImageRecord(row["prompt_id"], int(row["sample_index"]), int(row["seed"]), str(row["path"]),
-                                     str(row["sha256"]))
+                record = ImageRecord(
+                    row["prompt_id"], int(row["sample_index"]), int(row["seed"]), str(row["path"]), str(row["sha256"])
+                )
             except (KeyError, TypeError, ValueError):
-                raise self._fail(f"{IMAGES} line {number} lacks prompt_id, sample_index, seed, path or sha256",
-                                 fix) from None
+                raise self._fail(
+                    f"{IMAGES} line {number} lacks prompt_id, sample_index, seed, path or sha256", fix
+                ) from None
             key = (record.prompt_id, record.sample_index)
             if key not in expected:
                 raise self._fail(f"{IMAGES} line {number} lists image {_name(key)}, which this run does not have", fix)
             if key in found:
                 raise self._fail(f"{IMAGES} lists image {_name(key)} twice", fix)
             if isinstance(run_seed, int) and record.seed != image_seed(task, key[0], key[1], run_seed):
-                raise self._fail(f"image {_name(key)} was made with seed {record.seed}, not the one run seed "
-                                 f"{run_seed} gives (images from another run were mixed in)", fix)
+                raise self._fail(
+                    f"image {_name(key)} was made with seed {record.seed}, not the one run seed "
+                    f"{run_seed} gives (images from another run were mixed in)",
+                    fix,
+                )
             if record.path != self.run.image_relpath(key[0], key[1], image_format):
                 raise self._fail(f"{IMAGES} line {number} points at {record.path!r}", fix)
             found[key] = record
@@ -229,12 +245,20 @@ class _Checker:
         actual = verified_sha256(paths)
         for record, path in zip(records, paths):
             if actual[path] != record.sha256:
-                raise self._fail(f"image {_name((record.prompt_id, record.sample_index))} ({record.path}) does not "
-                                 f"match its sha256 in {IMAGES}", fix)
+                raise self._fail(
+                    f"image {_name((record.prompt_id, record.sample_index))} ({record.path}) does not "
+                    f"match its sha256 in {IMAGES}",
+                    fix,
+                )
 
     # -- scores --------------------------------------------------------------------------------------
-    def samples(self, keys: list[ImageKey], metrics: tuple[str, ...], images: dict[ImageKey, ImageRecord],
-                prompt_text: dict[str, str]) -> list[Sample]:
+    def samples(
+        self,
+        keys: list[ImageKey],
+        metrics: tuple[str, ...],
+        images: dict[ImageKey, ImageRecord],
+        prompt_text: dict[str, str],
+    ) -> list[Sample]:
         fix = f"run `ts-eval score {self.run.path}` to rebuild its scores (cached scores make this fast)"
         if not self.scored or not self.run.file(SAMPLES).is_file():
             raise UsageError(f"{self.run.path} holds no scores; run `ts-eval score {self.run.path}` first")
@@ -244,45 +268,60 @@ class _Checker:
             try:
                 sample = Sample.from_row(row)
             except (KeyError, TypeError, ValueError):
-                raise self._fail(f"{SAMPLES} line {number} lacks prompt_id, sample_index, metric or value",
-                                 fix) from None
+                raise self._fail(
+                    f"{SAMPLES} line {number} lacks prompt_id, sample_index, metric or value", fix
+                ) from None
             key = (sample.prompt_id, sample.sample_index)
             if key not in expected:
-                raise self._fail(f"{SAMPLES} line {number} scores image {_name(key)}, which this run does not have",
-                                 fix)
+                raise self._fail(
+                    f"{SAMPLES} line {number} scores image {_name(key)}, which this run does not have", fix
+                )
             if sample.metric not in metrics:
-                raise self._fail(f"{SAMPLES} line {number} has metric {sample.metric!r}; the run's scorer writes "
-                                 f"{', '.join(metrics)}", fix)
+                raise self._fail(
+                    f"{SAMPLES} line {number} has metric {sample.metric!r}; the run's scorer writes "
+                    f"{', '.join(metrics)}",
+                    fix,
+                )
             if (*key, sample.metric) in found:
                 raise self._fail(f"{SAMPLES} scores image {_name(key)} twice ({sample.metric})", fix)
             value = row.get("value")
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise self._fail(f"{SAMPLES} line {number}: value {value!r} is not a finite number", fix)
             if images and sample.image_sha256 != images[key].sha256:
-                raise self._fail(f"the score of image {_name(key)} was made for other image bytes "
-                                 f"({SAMPLES} line {number})", fix)
+                raise self._fail(
+                    f"the score of image {_name(key)} was made for other image bytes ({SAMPLES} line {number})", fix
+                )
             # The readable copies of the prompt text and image path must say what prompts.jsonl and
             # images.jsonl say (runs written before rows carried them have neither).
             if "prompt" in row and row["prompt"] != prompt_text[key[0]]:
                 raise self._fail(f"{SAMPLES} line {number} gives prompt {key[0]} another text than {PROMPTS}", fix)
             if "path" in row and images and row["path"] != images[key].path:
-                raise self._fail(f"{SAMPLES} line {number} gives image {_name(key)} the path {row['path']!r}, "
-                                 f"not {images[key].path!r} as in {IMAGES}", fix)
+                raise self._fail(
+                    f"{SAMPLES} line {number} gives image {_name(key)} the path {row['path']!r}, "
+                    f"not {images[key].path!r} as in {IMAGES}",
+                    fix,
+                )
             found[(*key, sample.metric)] = sample
         unscored = [k for k in keys if any((*k, m) not in found for m in metrics)]
         if unscored:
-            raise UsageError(f"{self.run.path}: missing samples: {len(unscored)} of {len(keys)} images have no score "
-                             f"yet, first {_name(unscored[0])}; run `ts-eval score {self.run.path}` to finish")
+            raise UsageError(
+                f"{self.run.path}: missing samples: {len(unscored)} of {len(keys)} images have no score "
+                f"yet, first {_name(unscored[0])}; run `ts-eval score {self.run.path}` to finish"
+            )
         return [found[(*k, m)] for k in keys for m in metrics]
 
     def detections(self, keys: list[ImageKey], as_input: bool) -> list[dict[str, Any]] | None:
-        fix = (f"these detections belong to another run, or run `ts-eval score {self.run.path}` to finish it" if as_input
-               else f"run `ts-eval rescore {self.run.path}` to judge them, or `ts-eval score {self.run.path} "
-                    "--overwrite` to detect again")
+        fix = (
+            f"these detections belong to another run, or run `ts-eval score {self.run.path}` to finish it"
+            if as_input
+            else f"run `ts-eval rescore {self.run.path}` to judge them, or `ts-eval score {self.run.path} "
+            "--overwrite` to detect again"
+        )
         if not self.run.file(DETECTIONS).is_file():
             if as_input:
-                raise UsageError(f"{self.run.file(DETECTIONS)} is missing; score the run first "
-                                 f"(`ts-eval score {self.run.path}`)")
+                raise UsageError(
+                    f"{self.run.file(DETECTIONS)} is missing; score the run first (`ts-eval score {self.run.path}`)"
+                )
             return None
         expected, found = set(keys), {}
         for number, row in enumerate(self._rows(DETECTIONS, fix, recorded_bytes=not as_input), start=1):
@@ -290,18 +329,21 @@ class _Checker:
                 key = (row["prompt_id"], int(row["sample_index"]))
                 row["detections"]
             except (KeyError, TypeError, ValueError):
-                raise self._fail(f"{DETECTIONS} line {number} lacks prompt_id, sample_index or detections",
-                                 fix) from None
+                raise self._fail(
+                    f"{DETECTIONS} line {number} lacks prompt_id, sample_index or detections", fix
+                ) from None
             if key not in expected:
-                raise self._fail(f"{DETECTIONS} line {number} lists image {_name(key)}, which this run does not have",
-                                 fix)
+                raise self._fail(
+                    f"{DETECTIONS} line {number} lists image {_name(key)}, which this run does not have", fix
+                )
             if key in found:
                 raise self._fail(f"{DETECTIONS} line {number} repeats image {_name(key)}", fix)
             found[key] = row
         missing = [k for k in keys if k not in found]
         if missing:
-            raise self._fail(f"{DETECTIONS} has no detections for image {_name(missing[0])} ({len(missing)} images in "
-                             "all)", fix)
+            raise self._fail(
+                f"{DETECTIONS} has no detections for image {_name(missing[0])} ({len(missing)} images in all)", fix
+            )
         return [found[k] for k in keys]
 
 

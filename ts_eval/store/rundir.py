@@ -74,8 +74,9 @@ class RunDir:
         return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        write_atomic(self.file(MANIFEST), json_bytes({"format": FORMAT,
-                                                      **{k: v for k, v in manifest.items() if k != "format"}}))
+        write_atomic(
+            self.file(MANIFEST), json_bytes({"format": FORMAT, **{k: v for k, v in manifest.items() if k != "format"}})
+        )
 
     def update_manifest(self, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
         """Read, change in place, write back; only the run's lock holder calls this."""

@@ -18,6 +18,7 @@ def _ints(flag: str):
         if not values:
             raise argparse.ArgumentTypeError(f"{flag} needs at least one value")
         return values
+
     return parse
 
 
@@ -28,23 +29,35 @@ def _on_off(text: str) -> bool:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sweep", help="inference and training FLOPs, and latency, of the reference generator "
-                                            "per shuffle window")
+    p = subparsers.add_parser(
+        "sweep", help="inference and training FLOPs, and latency, of the reference generator per shuffle window"
+    )
     p.add_argument("--config", default="paper-2.7b", help="tiny, small, paper-2.7b or a config JSON")
     p.add_argument("--windows", type=_ints("--windows"), default=(1, 2, 4), help="shuffle windows, e.g. 1,2,4")
     p.add_argument("--resolutions", type=_ints("--resolutions"), default=(1024, 2048), help="pixels, e.g. 1024,2048")
     p.add_argument("--batch-sizes", type=_ints("--batch-sizes"), default=(1,), help="e.g. 1,8")
-    p.add_argument("--train-windows", type=_ints("--train-windows"), default=(1, 2, 4, 8),
-                   help="windows of the training-FLOPs table (the paper's Fig. 4: 1,2,4,8)")
+    p.add_argument(
+        "--train-windows",
+        type=_ints("--train-windows"),
+        default=(1, 2, 4, 8),
+        help="windows of the training-FLOPs table (the paper's Fig. 4: 1,2,4,8)",
+    )
     p.add_argument("--cfg", type=_on_off, default=True, help="on (default): cond + uncond rows; off")
     p.add_argument("--flops-only", action="store_true", help="count FLOPs on the meta device, time nothing")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the decode step (CUDA graphs on GPU); compile time is reported apart")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the decode step (CUDA graphs on GPU); compile time is reported apart",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (latency runs there)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), fp32, bf16")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per row (median); one warm-up run first")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: CPU timings are only stable single-threaded on a shared machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: CPU timings are only stable single-threaded on a shared machine)",
+    )
     p.add_argument("--text-tokens", type=int, default=64, help="prompt length in tokens, <bos> included")
     p.add_argument("--json", help="also write the results as JSON here (the table is printed either way)")
     p.add_argument("--markdown", help="output Markdown table")
@@ -67,13 +80,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    options = SweepOptions(config=args.config, windows=args.windows, resolutions=args.resolutions,
-                           batch_sizes=args.batch_sizes, train_windows=args.train_windows, cfg=args.cfg,
-                           flops_only=args.flops_only, compile=args.compile, device=args.device,
-                           dtype=args.dtype, repeats=args.repeats, text_tokens=args.text_tokens, progress=not args.quiet)
+    options = SweepOptions(
+        config=args.config,
+        windows=args.windows,
+        resolutions=args.resolutions,
+        batch_sizes=args.batch_sizes,
+        train_windows=args.train_windows,
+        cfg=args.cfg,
+        flops_only=args.flops_only,
+        compile=args.compile,
+        device=args.device,
+        dtype=args.dtype,
+        repeats=args.repeats,
+        text_tokens=args.text_tokens,
+        progress=not args.quiet,
+    )
     result = run_sweep(options)
-    write_outputs(result, Path(args.json) if args.json else None, Path(args.markdown) if args.markdown else None,
-                  Path(args.plot) if args.plot else None)
+    write_outputs(
+        result,
+        Path(args.json) if args.json else None,
+        Path(args.markdown) if args.markdown else None,
+        Path(args.plot) if args.plot else None,
+    )
     print(markdown(result))
     disagreements = check_agreement(result)
     if disagreements:

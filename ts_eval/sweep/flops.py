@@ -82,18 +82,22 @@ def flop_terms(args: ModelArgs, window: int) -> FlopTerms:
     return FlopTerms(per_position, 4 * L * d, shuffle_in, shuffle_out, window * window * 2 * d * args.codebook_size)
 
 
-def analytic_flops(args: ModelArgs, window: int, image_tokens: int, prefill_len: int, cfg: bool,
-                   static_block: int | None = None) -> int:
+def analytic_flops(
+    args: ModelArgs, window: int, image_tokens: int, prefill_len: int, cfg: bool, static_block: int | None = None
+) -> int:
     """FLOPs of the whole sampling loop for one image (formula in the module docstring). With
     `static_block` (the padded prompt block the sampler uses): what the static-shape sampler executes, a
     prefill over the whole block and every decode step attending over the whole cache (block + n - 1 keys)."""
     t = flop_terms(args, window)
     n, p = image_tokens // (window * window), static_block or prefill_len
     keys = (n - 1) * (p + n - 1) if static_block else (n - 1) * p + n * (n - 1) // 2
-    total = (p * t.per_position + t.attention_per_key * p * p
-             + n * (t.shuffle_out + t.head)
-             + (n - 1) * (t.per_position + t.shuffle_in)
-             + t.attention_per_key * keys)
+    total = (
+        p * t.per_position
+        + t.attention_per_key * p * p
+        + n * (t.shuffle_out + t.head)
+        + (n - 1) * (t.per_position + t.shuffle_in)
+        + t.attention_per_key * keys
+    )
     return total * (2 if cfg else 1)
 
 
@@ -102,8 +106,12 @@ def analytic_training_flops(args: ModelArgs, window: int, image_tokens: int, pre
     t = flop_terms(args, window)
     n = image_tokens // (window * window)
     length = prefill_len + n - 1
-    forward = (length * t.per_position + t.attention_per_key * length * length + (n - 1) * t.shuffle_in
-               + n * (t.shuffle_out + t.head))
+    forward = (
+        length * t.per_position
+        + t.attention_per_key * length * length
+        + (n - 1) * t.shuffle_in
+        + n * (t.shuffle_out + t.head)
+    )
     return 3 * forward
 
 
@@ -125,7 +133,7 @@ def counted_flops(model, image_tokens: int, prefill_len: int, cfg: bool, every_s
     device = model.output.weight.device
     tokens, lengths = pack_prompts([[0] * prefill_len] * rows, device, bucket=1)
     codes = torch.zeros(1, window * window, dtype=torch.long, device=device)
-    side = int(image_tokens ** 0.5)
+    side = int(image_tokens**0.5)
     options = SamplingOptions(cfg_scale=2.0 if cfg else 1.0, temperature=0)
     model.setup_caches(rows, prefill_len + n - 1)
 
@@ -140,16 +148,26 @@ def counted_flops(model, image_tokens: int, prefill_len: int, cfg: bool, every_s
     finally:
         model.clear_caches()
     if every_step:
-        return {"prefill": first, "decode_step_first": steps.get(1, 0), "decode_slope": steps.get(2, 0) - steps.get(1, 0),
-                "total": first + sum(steps.values())}
+        return {
+            "prefill": first,
+            "decode_step_first": steps.get(1, 0),
+            "decode_slope": steps.get(2, 0) - steps.get(1, 0),
+            "total": first + sum(steps.values()),
+        }
     slope = steps[2] - steps[1] if 2 in steps else 0
     if n - 1 >= 1 and steps[n - 1] != steps[1] + (n - 2) * slope:
-        raise CheckFailed(f"decode-step FLOPs are not affine in position (step 1: {steps[1]}, step 2: "
-                          f"{steps.get(2)}, step {n - 1}: {steps[n - 1]}); the series sum would be wrong")
+        raise CheckFailed(
+            f"decode-step FLOPs are not affine in position (step 1: {steps[1]}, step 2: "
+            f"{steps.get(2)}, step {n - 1}: {steps[n - 1]}); the series sum would be wrong"
+        )
     decode_total = (n - 1) * steps.get(1, 0) + slope * (n - 1) * (n - 2) // 2
     # Per image: both the cond and the uncond row belong to it when CFG is on.
-    return {"prefill": first, "decode_step_first": steps.get(1, 0), "decode_slope": slope,
-            "total": first + decode_total}
+    return {
+        "prefill": first,
+        "decode_step_first": steps.get(1, 0),
+        "decode_slope": slope,
+        "total": first + decode_total,
+    }
 
 
 def counted_training_flops(model, image_tokens: int, prefill_len: int) -> int:

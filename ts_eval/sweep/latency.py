@@ -33,9 +33,20 @@ def _p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def time_generation(model, vq, *, batch_size: int, grid: tuple[int, int], prefill_len: int,
-                    options: SamplingOptions, repeats: int, warmup: int = 1, use_cache: bool = True,
-                    step_fn: StepFn | None = None, seed: int = 0) -> Timing:
+def time_generation(
+    model,
+    vq,
+    *,
+    batch_size: int,
+    grid: tuple[int, int],
+    prefill_len: int,
+    options: SamplingOptions,
+    repeats: int,
+    warmup: int = 1,
+    use_cache: bool = True,
+    step_fn: StepFn | None = None,
+    seed: int = 0,
+) -> Timing:
     """Generate `batch_size` images (prompts of `prefill_len - 1` fixed ids) `warmup + repeats` times and
     decode each image alone with `vq` (fp32), as the generator does."""
     device = model.output.weight.device
@@ -48,8 +59,17 @@ def time_generation(model, vq, *, batch_size: int, grid: tuple[int, int], prefil
     for run in range(warmup + repeats):
         started = time.perf_counter()
         clock = Clock(device)
-        codes = generate_codes(model, prompts, uncond, seeds, grid, options, use_cache=use_cache,
-                               step_fn=step_fn or decode_step, clock=clock)
+        codes = generate_codes(
+            model,
+            prompts,
+            uncond,
+            seeds,
+            grid,
+            options,
+            use_cache=use_cache,
+            step_fn=step_fn or decode_step,
+            clock=clock,
+        )
         with torch.no_grad():
             clock.mark("start")
             for c in codes:

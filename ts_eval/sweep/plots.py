@@ -44,12 +44,21 @@ def plot_inference(result: dict[str, Any], path: Path) -> None:
     resolutions = sorted({r["resolution"] for r in rows})
     for ax, (key, label, unit) in zip(axes[0], series):
         for window in windows:
-            points = sorted((r["resolution"], r[key] / unit, r["flops_end_to_end"] / unit) for r in rows if r["window"] == window)
+            points = sorted(
+                (r["resolution"], r[key] / unit, r["flops_end_to_end"] / unit) for r in rows if r["window"] == window
+            )
             line = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=_label(window))[0]
             if key == "flops_counted":  # end-to-end (+ VQ decode), dashed with hollow markers in the same colour
-                ax.plot([p[0] for p in points], [p[2] for p in points], ls="--", marker="o", mfc="none",
-                        color=line.get_color(), alpha=0.7,
-                        label="+ VQ decode (dashed, hollow)" if window == windows[-1] else None)
+                ax.plot(
+                    [p[0] for p in points],
+                    [p[2] for p in points],
+                    ls="--",
+                    marker="o",
+                    mfc="none",
+                    color=line.get_color(),
+                    alpha=0.7,
+                    label="+ VQ decode (dashed, hollow)" if window == windows[-1] else None,
+                )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(resolutions, [str(x) for x in resolutions])
@@ -62,8 +71,10 @@ def plot_inference(result: dict[str, Any], path: Path) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
     where = "" if timed else " (FLOPs only)"
-    fig.suptitle(f"Inference (KV-cache sampling){where} · {result['config']} · batch {batch} · "
-                 f"CFG {'on' if rows[0]['cfg'] else 'off'}" + (f"\n{result['device']}" if timed else ""))
+    fig.suptitle(
+        f"Inference (KV-cache sampling){where} · {result['config']} · batch {batch} · "
+        f"CFG {'on' if rows[0]['cfg'] else 'off'}" + (f"\n{result['device']}" if timed else "")
+    )
     _save(fig, path)
 
 
@@ -71,8 +82,9 @@ def plot_training(result: dict[str, Any], path: Path) -> None:
     """Fig. 4's layout: per resolution, bars of token number (thousands) and training FLOPs (T) per window."""
     rows = result["training_rows"]
     resolutions = sorted({r["resolution"] for r in rows})
-    fig, axes = plt.subplots(1, len(resolutions), figsize=(6 * len(resolutions), 4.2), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(resolutions), figsize=(6 * len(resolutions), 4.2), squeeze=False, layout="constrained"
+    )
     for ax, resolution in zip(axes[0], resolutions):
         cells = sorted((r for r in rows if r["resolution"] == resolution), key=lambda r: r["window"])
         x = list(range(len(cells)))
@@ -102,8 +114,12 @@ def plot_time_breakdown(result: dict[str, Any], path: Path) -> None:
     labels = [f"s={r['window']}\n{r['resolution']}" for r in rows]
     vq = [r["vq_decode_s"] for r in rows]
     # On CPU each image runs alone: prefill and step medians are per image, so scale the batch's share.
-    prefill = [r["batch_latency_s"] - r["vq_decode_s"] - (r["image_positions"] - 1) * r["decode_step_s"]
-               * (batch if result["settings"].get("batch_invariant") else 1) for r in rows]
+    prefill = [
+        r["batch_latency_s"]
+        - r["vq_decode_s"]
+        - (r["image_positions"] - 1) * r["decode_step_s"] * (batch if result["settings"].get("batch_invariant") else 1)
+        for r in rows
+    ]
     decode = [r["batch_latency_s"] - p - v for r, p, v in zip(rows, prefill, vq)]
     ax.bar(labels, prefill, label="prefill (+ overhead)")
     ax.bar(labels, decode, bottom=prefill, label="decode steps")

@@ -91,11 +91,22 @@ def kv_cache_bytes_per_image(args: ModelArgs, prefill_len: int, positions: int, 
     a time) exactly this."""
     length = cache_capacity(args.max_text_tokens, prompt_block(prefill_len), positions)
     rows = 2 if cfg else 1
-    return 2 * args.n_layers * rows * args.kv_heads * args.head_dim * length * torch.tensor([], dtype=dtype).element_size()
+    return (
+        2 * args.n_layers * rows * args.kv_heads * args.head_dim * length * torch.tensor([], dtype=dtype).element_size()
+    )
 
 
-def inference_row(args: ModelArgs, meta, meta_vq, window: int, resolution: int, batch: int, prefill_len: int,
-                  options: SweepOptions, cache_dtype) -> dict[str, Any]:
+def inference_row(
+    args: ModelArgs,
+    meta,
+    meta_vq,
+    window: int,
+    resolution: int,
+    batch: int,
+    prefill_len: int,
+    options: SweepOptions,
+    cache_dtype,
+) -> dict[str, Any]:
     grid = token_grid(args, resolution, window)
     image_tokens = grid[0] * grid[1]
     positions = image_tokens // (window * window)
@@ -103,15 +114,26 @@ def inference_row(args: ModelArgs, meta, meta_vq, window: int, resolution: int, 
     analytic = analytic_flops(args, window, image_tokens, prefill_len, options.cfg)
     vq_flops = counted_vq_flops(meta_vq, grid)
     return {
-        "window": window, "resolution": resolution, "batch_size": batch, "cfg": options.cfg,
-        "image_tokens": image_tokens, "image_positions": positions, "text_tokens": options.text_tokens,
-        "params": param_count(meta), "shuffle_params": shuffle_param_count(meta), "vq_params": param_count(meta_vq),
-        "flops_analytic": analytic, "flops_counted": counted["total"],
+        "window": window,
+        "resolution": resolution,
+        "batch_size": batch,
+        "cfg": options.cfg,
+        "image_tokens": image_tokens,
+        "image_positions": positions,
+        "text_tokens": options.text_tokens,
+        "params": param_count(meta),
+        "shuffle_params": shuffle_param_count(meta),
+        "vq_params": param_count(meta_vq),
+        "flops_analytic": analytic,
+        "flops_counted": counted["total"],
         "flops_rel_diff": (counted["total"] - analytic) / analytic,
-        "flops_static": analytic_flops(args, window, image_tokens, prefill_len, options.cfg,
-                                       static_block=prompt_block(prefill_len)),
-        "flops_prefill": counted["prefill"], "flops_decode_step_first": counted["decode_step_first"],
-        "vq_decode_flops": vq_flops, "flops_end_to_end": counted["total"] + vq_flops,
+        "flops_static": analytic_flops(
+            args, window, image_tokens, prefill_len, options.cfg, static_block=prompt_block(prefill_len)
+        ),
+        "flops_prefill": counted["prefill"],
+        "flops_decode_step_first": counted["decode_step_first"],
+        "vq_decode_flops": vq_flops,
+        "flops_end_to_end": counted["total"] + vq_flops,
         "kv_cache_bytes_per_image": kv_cache_bytes_per_image(args, prefill_len, positions, options.cfg, cache_dtype),
     }
 
@@ -122,9 +144,16 @@ def training_row(args: ModelArgs, meta, window: int, resolution: int, prefill_le
     positions = image_tokens // (window * window)
     counted = counted_training_flops(meta, image_tokens, prefill_len)
     analytic = analytic_training_flops(args, window, image_tokens, prefill_len)
-    return {"window": window, "resolution": resolution, "image_tokens": image_tokens, "image_positions": positions,
-            "sequence_length": prefill_len + positions - 1, "train_flops_analytic": analytic,
-            "train_flops_counted": counted, "train_flops_rel_diff": (counted - analytic) / analytic}
+    return {
+        "window": window,
+        "resolution": resolution,
+        "image_tokens": image_tokens,
+        "image_positions": positions,
+        "sequence_length": prefill_len + positions - 1,
+        "train_flops_analytic": analytic,
+        "train_flops_counted": counted,
+        "train_flops_rel_diff": (counted - analytic) / analytic,
+    }
 
 
 def run_sweep(options: SweepOptions) -> dict[str, Any]:
@@ -142,13 +171,24 @@ def run_sweep(options: SweepOptions) -> dict[str, Any]:
         bar.set_postfix_str(f"inference s={window} {resolution}px b={batch}")
         # FLOPs-only sweeps describe the model on its accelerator: the cache in the model's dtype
         kv_dtype = dtype if options.flops_only else cache_dtype(device.type, dtype)
-        row = inference_row(args, meta_models[window], meta_vq, window, resolution, batch, prefill_len, options, kv_dtype)
+        row = inference_row(
+            args, meta_models[window], meta_vq, window, resolution, batch, prefill_len, options, kv_dtype
+        )
         if not options.flops_only:
             model = build_model(args, window, device, dtype, seed=options.seed)
             step_fn = compile_decode_step(device) if options.compile else decode_step
-            timing = time_generation(model, real_vq, batch_size=batch, grid=token_grid(args, resolution, window),
-                                     prefill_len=prefill_len, options=sampling, repeats=options.repeats,
-                                     warmup=options.warmup, step_fn=step_fn, seed=options.seed)
+            timing = time_generation(
+                model,
+                real_vq,
+                batch_size=batch,
+                grid=token_grid(args, resolution, window),
+                prefill_len=prefill_len,
+                options=sampling,
+                repeats=options.repeats,
+                warmup=options.warmup,
+                step_fn=step_fn,
+                seed=options.seed,
+            )
             row.update(asdict(timing))
             del model
         rows.append(row)
@@ -166,9 +206,16 @@ def run_sweep(options: SweepOptions) -> dict[str, Any]:
         "device": "meta (FLOPs only)" if options.flops_only else _device_name(device),
         "dtype": str(dtype).removeprefix("torch."),
         "torch": torch.__version__,
-        "settings": {"cfg_scale": sampling.cfg_scale, "cfg_schedule": sampling.cfg_schedule, "top_k": sampling.top_k,
-                     "repeats": options.repeats, "warmup": options.warmup, "prefill_len": prefill_len,
-                     "compile": options.compile, "batch_invariant": device.type == "cpu"},
+        "settings": {
+            "cfg_scale": sampling.cfg_scale,
+            "cfg_schedule": sampling.cfg_schedule,
+            "top_k": sampling.top_k,
+            "repeats": options.repeats,
+            "warmup": options.warmup,
+            "prefill_len": prefill_len,
+            "compile": options.compile,
+            "batch_invariant": device.type == "cpu",
+        },
         "rows": rows,
         "training_rows": training_rows,
     }
@@ -176,16 +223,24 @@ def run_sweep(options: SweepOptions) -> dict[str, Any]:
 
 def check_agreement(result: dict[str, Any], tolerance: float = TOLERANCE) -> list[str]:
     """Rows whose counted and analytic FLOPs differ by more than `tolerance`."""
-    inference = [f"inference s={r['window']} {r['resolution']}px: counted {r['flops_counted']:.4g} vs analytic "
-                 f"{r['flops_analytic']:.4g}" for r in result["rows"] if abs(r["flops_rel_diff"]) > tolerance]
-    training = [f"training s={r['window']} {r['resolution']}px: counted {r['train_flops_counted']:.4g} vs analytic "
-                f"{r['train_flops_analytic']:.4g}" for r in result.get("training_rows", [])
-                if abs(r["train_flops_rel_diff"]) > tolerance]
+    inference = [
+        f"inference s={r['window']} {r['resolution']}px: counted {r['flops_counted']:.4g} vs analytic "
+        f"{r['flops_analytic']:.4g}"
+        for r in result["rows"]
+        if abs(r["flops_rel_diff"]) > tolerance
+    ]
+    training = [
+        f"training s={r['window']} {r['resolution']}px: counted {r['train_flops_counted']:.4g} vs analytic "
+        f"{r['train_flops_analytic']:.4g}"
+        for r in result.get("training_rows", [])
+        if abs(r["train_flops_rel_diff"]) > tolerance
+    ]
     return inference + training
 
 
-def write_outputs(result: dict[str, Any], json_path: Path | None, markdown_path: Path | None,
-                  plot_dir: Path | None) -> None:
+def write_outputs(
+    result: dict[str, Any], json_path: Path | None, markdown_path: Path | None, plot_dir: Path | None
+) -> None:
     from ts_eval.store import write_atomic, write_json
 
     if json_path is not None:

@@ -52,8 +52,10 @@ def resolve_data(spec: TaskSpec, variant: str | None, data_dir: str | Path | Non
         observed[name] = sha256_file(path)
         pinned = wanted[name].sha256
         if pinned and observed[name] != pinned:
-            raise UsageError(f"{path}: sha256 {observed[name][:12]}... does not match the pinned "
-                             f"{pinned[:12]}... for {spec.name} {variant_name}; re-download it or use the official file")
+            raise UsageError(
+                f"{path}: sha256 {observed[name][:12]}... does not match the pinned "
+                f"{pinned[:12]}... for {spec.name} {variant_name}; re-download it or use the official file"
+            )
         if not pinned:
             log.warning("%s has no pinned sha256 in %s; observed %s", path.name, spec.path.name, observed[name])
     source = {**variant_spec.source, "variant": variant_name, "origin": origin, "sha256": observed}
@@ -79,7 +81,8 @@ def _download(spec: TaskSpec, variant_name: str, variant_spec: Variant, filename
     """The files from the Hugging Face cache at the pinned revision, downloading them if the Hub answers."""
     src = variant_spec.source
     if "hf_dataset" not in src:
-        raise UsageError(f"{spec.name} {variant_name}: no download source; pass --data DIR holding "
-                         f"{', '.join(filenames)}")
+        raise UsageError(
+            f"{spec.name} {variant_name}: no download source; pass --data DIR holding {', '.join(filenames)}"
+        )
     repo = hub.HubRepo(src["hf_dataset"], src.get("revision", "main"), repo_type="dataset", flag="--data DIR")
     return hub.fetch(repo, filenames, what=f"{spec.name} {variant_name}")

@@ -29,8 +29,10 @@ def load_prompts(files: DataFiles) -> list[Prompt]:
     texts = _read_prompts_txt(files) if prompts_file == "prompts.txt" else _read_genai_image_json(files)
     _check_count(files, prompts_file, "all", len(texts))
     tags = _read_skills(files, n_prompts=len(texts))
-    prompts = [Prompt(prompt_id=prompt_id(i), prompt=text, tags=tuple(tags.get(i, ())))
-               for i, text in enumerate(texts, start=1)]
+    prompts = [
+        Prompt(prompt_id=prompt_id(i), prompt=text, tags=tuple(tags.get(i, ())))
+        for i, text in enumerate(texts, start=1)
+    ]
     for tag in files.expected:
         if tag != "all":
             _check_count(files, "genai_skills.json", tag, sum(tag in p.tags for p in prompts))
@@ -42,8 +44,10 @@ def _check_count(files: DataFiles, name: str, key: str, found: int) -> None:
     wanted = files.expected.get(key)
     if wanted is not None and found != wanted:
         what = "prompts" if key == "all" else f"prompts tagged '{key}'"
-        raise UsageError(f"{files[name]}: {found} {what}, but GenAI-Bench {files.source.get('variant', '')} has "
-                         f"{wanted}; use the official file (or pass --data DIR holding it)")
+        raise UsageError(
+            f"{files[name]}: {found} {what}, but GenAI-Bench {files.source.get('variant', '')} has "
+            f"{wanted}; use the official file (or pass --data DIR holding it)"
+        )
 
 
 def _read_prompts_txt(files: DataFiles) -> list[str]:
@@ -74,8 +78,10 @@ def _read_genai_image_json(files: DataFiles) -> list[str]:
         raise UsageError(f"{path}: prompt ids must run 1..{len(ids)} without gaps")
     bad = next((i for i, text in zip(ids, prompts) if not isinstance(text, str) or not text.strip()), None)
     if bad is not None:
-        raise UsageError(f"{path}: prompt {bad} is {'blank' if isinstance(data[bad]['prompt'], str) else 'not text'}; "
-                         "every prompt must be non-empty text")
+        raise UsageError(
+            f"{path}: prompt {bad} is {'blank' if isinstance(data[bad]['prompt'], str) else 'not text'}; "
+            "every prompt must be non-empty text"
+        )
     return prompts
 
 
@@ -112,8 +118,9 @@ def group_members(prompts: list[Prompt], group: str) -> list[str]:
     return [p.prompt_id for p in prompts if group in p.tags]
 
 
-def summarize(spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = 1000,
-              seed: int = 0) -> dict[str, Any]:
+def summarize(
+    spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """Per official group: mean over prompts, number of prompts, bootstrap 95% CI over prompts."""
     scores = prompt_scores(samples, spec.metric)
     groups = {}

@@ -71,10 +71,12 @@ class Table:
 
 def parse_source(text: str) -> Source:
     if not isinstance(text, str) or not text.strip():
-        raise UsageError("--prompts needs a SOURCE: a .txt, .csv, .tsv or .jsonl file, a dataset folder, or "
-                         "hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN]")
+        raise UsageError(
+            "--prompts needs a SOURCE: a .txt, .csv, .tsv or .jsonl file, a dataset folder, or "
+            "hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN]"
+        )
     if text.startswith(HUB):
-        rest, _, column = text[len(HUB):].partition("#")
+        rest, _, column = text[len(HUB) :].partition("#")
         rest, _, split = rest.partition(":")
         name, _, revision = rest.partition("@")
         if not _HUB_NAME.fullmatch(name):
@@ -102,6 +104,7 @@ def parse_source(text: str) -> Source:
 
 # -- reading ---------------------------------------------------------------------------------------
 
+
 def _read_file(source: Source) -> Table:
     path = Path(source.location)
     suffix = path.suffix.lower()
@@ -113,11 +116,11 @@ def _read_file(source: Source) -> Table:
         raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if suffix == ".txt":
         if source.column:
-            raise UsageError(f"--prompts {source.text}: a .txt file has one prompt a line and no columns; drop "
-                             f"'#{source.column}'")
+            raise UsageError(
+                f"--prompts {source.text}: a .txt file has one prompt a line and no columns; drop '#{source.column}'"
+            )
         lines = text.rstrip("\n\r\t ").splitlines()  # blank lines at the end of a file are not prompts
-        return Table([{PROMPT_COLUMN: line} for line in lines], [PROMPT_COLUMN],
-                     lambda i: f"line {i + 1}", str(path))
+        return Table([{PROMPT_COLUMN: line} for line in lines], [PROMPT_COLUMN], lambda i: f"line {i + 1}", str(path))
     if suffix == ".jsonl":
         rows = read_jsonl(path)
         bad = next((n for n, row in enumerate(rows, start=1) if not isinstance(row, dict)), None)
@@ -176,10 +179,14 @@ def _load_dataset(source: Source):
             with _offline(datasets):  # a folder of data files (parquet, csv, json): read locally
                 return datasets.load_dataset(str(folder))
         except Exception as exc:  # datasets fails in many ways on a folder it cannot read; say so in one line
-            raise UsageError(f"--prompts {folder}: not a dataset folder `datasets` can read ({_one_line(exc)})") from None
+            raise UsageError(
+                f"--prompts {folder}: not a dataset folder `datasets` can read ({_one_line(exc)})"
+            ) from None
     revision = source.revision or "main"
-    fetch = (f"fetch it with `{hub.HubRepo(source.location, revision, 'dataset').fetch_command()}` and pass "
-             f"--prompts DIR{':' + source.split if source.split else ''}{'#' + source.column if source.column else ''}")
+    fetch = (
+        f"fetch it with `{hub.HubRepo(source.location, revision, 'dataset').fetch_command()}` and pass "
+        f"--prompts DIR{':' + source.split if source.split else ''}{'#' + source.column if source.column else ''}"
+    )
     reason = hub.unreachable_reason()
     try:
         if reason:
@@ -187,8 +194,9 @@ def _load_dataset(source: Source):
                 return datasets.load_dataset(source.location, revision=revision)
         return datasets.load_dataset(source.location, revision=revision)
     except Exception as exc:  # network, missing repository, a script dataset: one line and the way out
-        why = f"the Hub cannot be used ({reason}) and it is not in the local datasets cache" if reason \
-            else _one_line(exc)
+        why = (
+            f"the Hub cannot be used ({reason}) and it is not in the local datasets cache" if reason else _one_line(exc)
+        )
         raise UsageError(f"--prompts {source.text}: cannot load the dataset: {why}; {fetch}") from None
 
 
@@ -203,8 +211,10 @@ def _pick_split(found: Any, source: Source) -> tuple[Any, str | None]:
         if len(splits) == 1:
             return found[splits[0]], splits[0]
         column = f"#{source.column}" if source.column else ""
-        raise UsageError(f"--prompts {source.text}: the dataset has splits {', '.join(splits)}; choose one "
-                         f"with :SPLIT (e.g. {source.text.split('#')[0]}:{splits[0]}{column})")
+        raise UsageError(
+            f"--prompts {source.text}: the dataset has splits {', '.join(splits)}; choose one "
+            f"with :SPLIT (e.g. {source.text.split('#')[0]}:{splits[0]}{column})"
+        )
     if source.split not in splits:
         raise UsageError(f"--prompts {source.text}: unknown split '{source.split}'; choose one of: {', '.join(splits)}")
     return found[source.split], source.split
@@ -225,6 +235,7 @@ def _read_dataset(source: Source) -> tuple[Table, dict[str, Any]]:
 
 # -- prompts from rows -----------------------------------------------------------------------------
 
+
 def _text(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 
@@ -235,16 +246,19 @@ def build_prompts(table: Table, prompt_column: str, tag_columns: list[str] | Non
     if not table.rows:
         raise UsageError(f"{name}: holds no prompts")
     if prompt_column not in table.columns:
-        raise UsageError(f"{name}: no column '{prompt_column}' (columns: {', '.join(table.columns) or 'none'}); "
-                         f"name the prompt column with --prompts SOURCE#COLUMN")
+        raise UsageError(
+            f"{name}: no column '{prompt_column}' (columns: {', '.join(table.columns) or 'none'}); "
+            f"name the prompt column with --prompts SOURCE#COLUMN"
+        )
     id_column = next((c for c in ID_COLUMNS if c in table.columns and c != prompt_column), None)
     others = [c for c in table.columns if c not in (prompt_column, id_column)]
     if tag_columns is None:
         tag_columns = others
     unknown = [c for c in tag_columns if c not in others]
     if unknown:
-        raise UsageError(f"--prompt-tags: {name} has no tag column '{unknown[0]}'; choose from: "
-                         f"{', '.join(others) or 'none'}")
+        raise UsageError(
+            f"--prompt-tags: {name} has no tag column '{unknown[0]}'; choose from: {', '.join(others) or 'none'}"
+        )
     prompts: list[Prompt] = []
     seen: dict[str, int] = {}
     for i, row in enumerate(table.rows):
@@ -255,14 +269,22 @@ def build_prompts(table: Table, prompt_column: str, tag_columns: list[str] | Non
             raise UsageError(f"{name}: {table.where(i)}: the prompt is blank; every row needs one")
         prompt_id = _prompt_id(row.get(id_column) if id_column else None, i, name, table.where(i), id_column)
         if prompt_id in seen:
-            raise UsageError(f"{name}: {table.where(i)} repeats id {prompt_id!r} of {table.where(seen[prompt_id])}; "
-                             "ids must be unique")
+            raise UsageError(
+                f"{name}: {table.where(i)} repeats id {prompt_id!r} of {table.where(seen[prompt_id])}; "
+                "ids must be unique"
+            )
         seen[prompt_id] = i
         by_column = {column: _tags(row, column, name, table.where(i)) for column in tag_columns}
         tags = tuple(dict.fromkeys(tag for column_tags in by_column.values() for tag in column_tags))
         # metadata keeps which column each tag came from, so the table groups them column by column
-        prompts.append(Prompt(prompt_id=prompt_id, prompt=text, tags=tags,
-                              metadata={column: list(found) for column, found in by_column.items() if found}))
+        prompts.append(
+            Prompt(
+                prompt_id=prompt_id,
+                prompt=text,
+                tags=tags,
+                metadata={column: list(found) for column, found in by_column.items() if found},
+            )
+        )
     return prompts, list(tag_columns)
 
 
@@ -273,8 +295,10 @@ def _prompt_id(value: Any, index: int, name: str, where: str, column: str | None
         raise UsageError(f"{name}: {where}: {column} is {_text(value)}; ids are text or whole numbers")
     text = str(value).strip()
     if not SAFE_ID.fullmatch(text):
-        raise UsageError(f"{name}: {where}: {column} {text!r} is not a usable id (letters, digits, '.', '_' and '-', "
-                         "starting with a letter or digit; it names the prompt's image folder)")
+        raise UsageError(
+            f"{name}: {where}: {column} {text!r} is not a usable id (letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit; it names the prompt's image folder)"
+        )
     return text
 
 
@@ -286,8 +310,10 @@ def _tags(row: dict[str, Any], column: str, name: str, where: str) -> tuple[str,
         if item is None or (isinstance(item, str) and not item.strip()):
             continue
         if not isinstance(item, str):
-            raise UsageError(f"{name}: {where}: tag column '{column}' holds {_text(item)}; tag columns hold "
-                             "text or lists of text (choose them with --prompt-tags)")
+            raise UsageError(
+                f"{name}: {where}: tag column '{column}' holds {_text(item)}; tag columns hold "
+                "text or lists of text (choose them with --prompt-tags)"
+            )
         tag = item.strip()
         if tag == ALL:
             raise UsageError(f"{name}: {where}: '{ALL}' cannot be a tag (it is the group of every prompt)")
@@ -305,18 +331,22 @@ def tag_order(prompts: list[Prompt]) -> list[str]:
 
 def prompts_sha256(prompts: list[Prompt]) -> str:
     """The prompt set as loaded (ids, text, tags by column): equal sha256, equal prompts, whatever the format."""
-    text = "".join(json.dumps([p.prompt_id, p.prompt, p.metadata], ensure_ascii=False, sort_keys=True) + "\n"
-                   for p in prompts)
+    text = "".join(
+        json.dumps([p.prompt_id, p.prompt, p.metadata], ensure_ascii=False, sort_keys=True) + "\n" for p in prompts
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 # -- the task's interface --------------------------------------------------------------------------
 
+
 def load_source(text: str | None, tag_columns: list[str] | None) -> tuple[DataFiles, list[Prompt]]:
     """The prompts of `--prompts SOURCE` and what the manifest records about where they came from."""
     if text is None:
-        raise UsageError("the prompts task needs --prompts SOURCE (a .txt, .csv, .tsv or .jsonl file, a dataset "
-                         "folder, or hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN])")
+        raise UsageError(
+            "the prompts task needs --prompts SOURCE (a .txt, .csv, .tsv or .jsonl file, a dataset "
+            "folder, or hf://ORG/NAME[@REVISION][:SPLIT][#COLUMN])"
+        )
     source = parse_source(text)
     if source.kind == "file":
         path = Path(source.location)

@@ -43,6 +43,7 @@ def bundled_tasks_dir() -> Path:
 
 # -- the task's Python half -------------------------------------------------------------------------
 
+
 @runtime_checkable
 class TaskModule(Protocol):
     """Prompt loading and the official aggregation of one benchmark family (a module, or any object with these).
@@ -54,8 +55,9 @@ class TaskModule(Protocol):
 
     def load_prompts(self, files: Any) -> list[Prompt]: ...
 
-    def summarize(self, spec: TaskSpec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int,
-                  seed: int) -> dict[str, Any]: ...
+    def summarize(
+        self, spec: TaskSpec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int, seed: int
+    ) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -74,6 +76,7 @@ class UserPromptsTaskModule(TaskModule, Protocol):
 
 
 # -- the typed spec --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DataFile:
@@ -150,8 +153,9 @@ class TaskSpec:
         if not isinstance(module, wanted):
             needs = ["load_prompts", "summarize"] + (["load_source"] if self.user_prompts else [])
             missing = [name for name in needs if not callable(getattr(module, name, None))]
-            raise UsageError(f"task spec {self.path}: python: {self.python} lacks {', '.join(missing)} "
-                             "(see docs/extending.md)")
+            raise UsageError(
+                f"task spec {self.path}: python: {self.python} lacks {', '.join(missing)} (see docs/extending.md)"
+            )
         return module
 
     @property
@@ -161,8 +165,9 @@ class TaskSpec:
     def variant(self, name: str | None) -> tuple[str, Variant]:
         name = str(name) if name is not None else self.default_variant
         if name not in self.variants:
-            raise UsageError(f"unknown variant '{name}' for task {self.name}; choose one of: "
-                             f"{', '.join(self.variants)}")
+            raise UsageError(
+                f"unknown variant '{name}' for task {self.name}; choose one of: {', '.join(self.variants)}"
+            )
         return name, self.variants[name]
 
     def split_tag(self, split: str | None) -> tuple[str, str | None]:
@@ -214,6 +219,7 @@ class TaskSpec:
 
 
 # -- validation: one line naming the file and the key -------------------------------------------------
+
 
 class _Invalid(Exception):
     def __init__(self, key: str, problem: str):
@@ -269,15 +275,21 @@ def _variant(name: str, raw: Any) -> Variant:
 
 
 def _sections(raw: Any) -> dict[str, tuple[str, ...]]:
-    if not isinstance(raw, dict) or not raw or not all(
-            isinstance(v, list) and v and all(isinstance(g, str) for g in v) for v in raw.values()):
+    if (
+        not isinstance(raw, dict)
+        or not raw
+        or not all(isinstance(v, list) and v and all(isinstance(g, str) for g in v) for v in raw.values())
+    ):
         raise _Invalid("groups", "must map each section to a non-empty list of group names")
     return {str(k): tuple(v) for k, v in raw.items()}
 
 
 def _columns(raw: Any, groups: set[str]) -> tuple[Column, ...]:
-    if not isinstance(raw, list) or not raw or not all(
-            isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row) for row in raw):
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) for x in row) for row in raw)
+    ):
         raise _Invalid("table", "must be a list of [header, group] pairs")
     columns = tuple(Column(header, group) for header, group in raw)
     unknown = [c.group for c in columns if c.group not in groups]
@@ -297,8 +309,12 @@ def _scorer(raw: Any) -> ScorerChoice:
 def _value_range(raw: Any) -> tuple[float, float]:
     if raw is None:
         return 0.0, 1.0
-    if not isinstance(raw, list) or len(raw) != 2 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw) or raw[0] >= raw[1]:
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
+        or raw[0] >= raw[1]
+    ):
         raise _Invalid("value_range", "must be [low, high] with low < high")
     return float(raw[0]), float(raw[1])
 
@@ -340,16 +356,34 @@ def _parse(raw: dict[str, Any], path: Path) -> TaskSpec:
             raise _Invalid(key, "must be a mapping")
     without_recipe = raw.get("without_recipe")
     if without_recipe is not None and (not isinstance(without_recipe, str) or raw.get("official")):
-        raise _Invalid("without_recipe", "is the label of a task with no `official` recipe: text, and no "
-                                         "`official` key")
+        raise _Invalid(
+            "without_recipe", "is the label of a task with no `official` recipe: text, and no `official` key"
+        )
     title = raw.get("title", name)
     if not isinstance(title, str):
         raise _Invalid("title", "must be text")
-    return TaskSpec(name=name, version=version, path=path, raw=raw, python=python, metric=metric, title=title,
-                    default_n_samples=n_samples, scorer=_scorer(raw.get("scorer")), recipe=raw.get("official"),
-                    without_recipe=without_recipe, default_variant=default_variant, variants=variants,
-                    default_split=default_split, splits=splits, sections=sections, columns=columns,
-                    user_prompts=user_prompts, tag_groups=tag_groups, value_range=_value_range(raw.get("value_range")))
+    return TaskSpec(
+        name=name,
+        version=version,
+        path=path,
+        raw=raw,
+        python=python,
+        metric=metric,
+        title=title,
+        default_n_samples=n_samples,
+        scorer=_scorer(raw.get("scorer")),
+        recipe=raw.get("official"),
+        without_recipe=without_recipe,
+        default_variant=default_variant,
+        variants=variants,
+        default_split=default_split,
+        splits=splits,
+        sections=sections,
+        columns=columns,
+        user_prompts=user_prompts,
+        tag_groups=tag_groups,
+        value_range=_value_range(raw.get("value_range")),
+    )
 
 
 def _read(path: Path) -> TaskSpec:
@@ -363,6 +397,7 @@ def _read(path: Path) -> TaskSpec:
 
 
 # -- the task's Python half ------------------------------------------------------------------------
+
 
 def _import_task_module(python: str, spec_path: Path) -> ModuleType:
     """`python:` of a spec: a `.py` file relative to the YAML (loaded once per process), or a module name."""
@@ -384,19 +419,24 @@ def _import_task_module(python: str, spec_path: Path) -> ModuleType:
             loader_spec.loader.exec_module(module)
         except Exception as exc:  # the user's module may fail in any way: say which and why in one line
             del sys.modules[name]
-            raise UsageError(f"task spec {spec_path}: python: {file} fails to import "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise UsageError(
+                f"task spec {spec_path}: python: {file} fails to import "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
         return module
     try:
         return importlib.import_module(python)
     except ModuleNotFoundError as exc:
         if exc.name is None or not python.startswith(exc.name):
             raise  # the module exists; something it imports is missing
-        raise UsageError(f"task spec {spec_path}: python: no module named {python!r} (name an importable module, "
-                         "or a .py file next to the spec)") from None
+        raise UsageError(
+            f"task spec {spec_path}: python: no module named {python!r} (name an importable module, "
+            "or a .py file next to the spec)"
+        ) from None
 
 
 # -- where specs come from -------------------------------------------------------------------------
+
 
 def plugin_task_paths() -> list[tuple[Path, str]]:
     """(folder or .yaml file, origin) of every `ts_eval.tasks` entry point another package registers.
@@ -422,8 +462,10 @@ def plugin_task_paths() -> list[tuple[Path, str]]:
         except Exception as exc:  # another package's code may fail in any way: one line naming it
             raise UsageError(f"task plugin ({origin}) cannot be loaded: {type(exc).__name__}: {exc}") from None
         if not locations:
-            raise UsageError(f"task plugin ({origin}) is not a package folder; name a package holding *.yaml "
-                             "specs, or module:ATTR giving a folder or a .yaml file")
+            raise UsageError(
+                f"task plugin ({origin}) is not a package folder; name a package holding *.yaml "
+                "specs, or module:ATTR giving a folder or a .yaml file"
+            )
         found.append((Path(locations[0]), origin))
     return found
 

@@ -27,8 +27,9 @@ MODEL_FILE, VQ_FILE, CONFIG_FILE = "model.safetensors", "vq.safetensors", "confi
 def read_checkpoint_config(folder: Path) -> tuple[ModelArgs, int]:
     path = folder / CONFIG_FILE
     if not path.is_file():
-        raise UsageError(f"checkpoint {folder} has no {CONFIG_FILE}; a checkpoint is a folder with "
-                         f"{CONFIG_FILE} and {MODEL_FILE}")
+        raise UsageError(
+            f"checkpoint {folder} has no {CONFIG_FILE}; a checkpoint is a folder with {CONFIG_FILE} and {MODEL_FILE}"
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -70,16 +71,22 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_into(module: nn.Module, tensors: dict[str, torch.Tensor], path: Path, *, ignore_prefixes: tuple[str, ...] = ()) -> None:
+def load_into(
+    module: nn.Module, tensors: dict[str, torch.Tensor], path: Path, *, ignore_prefixes: tuple[str, ...] = ()
+) -> None:
     """Copy `tensors` into `module` after checking that every name and shape matches."""
     expected = module.state_dict()
     for name, target in expected.items():
         if name not in tensors:
-            raise UsageError(f"{path}: tensor '{name}' is missing (expected shape {list(target.shape)}); "
-                             "is this checkpoint for another config or window?")
+            raise UsageError(
+                f"{path}: tensor '{name}' is missing (expected shape {list(target.shape)}); "
+                "is this checkpoint for another config or window?"
+            )
         if tuple(tensors[name].shape) != tuple(target.shape):
-            raise UsageError(f"{path}: tensor '{name}' has shape {list(tensors[name].shape)}, the model expects "
-                             f"{list(target.shape)}; the checkpoint is for another config or window")
+            raise UsageError(
+                f"{path}: tensor '{name}' has shape {list(tensors[name].shape)}, the model expects "
+                f"{list(target.shape)}; the checkpoint is for another config or window"
+            )
     extra = sorted(n for n in tensors if n not in expected and not n.startswith(ignore_prefixes))
     if extra:
         raise UsageError(f"{path}: tensor '{extra[0]}' is not part of this model ({len(extra)} unexpected in all)")
@@ -95,8 +102,14 @@ def sha256_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(folder: Path, args: ModelArgs, window: int, model: nn.Module, vq: nn.Module | None = None,
-                    extra: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    folder: Path,
+    args: ModelArgs,
+    window: int,
+    model: nn.Module,
+    vq: nn.Module | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     from safetensors.torch import save
 
     folder.mkdir(parents=True, exist_ok=True)

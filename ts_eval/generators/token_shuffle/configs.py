@@ -100,7 +100,9 @@ class ModelArgs:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise UsageError(f"{where}: unknown model config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+            raise UsageError(
+                f"{where}: unknown model config field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+            )
         raw = dict(raw)
         vq_raw = dict(raw.pop("vq", {}) or {})
         vq_known = {f.name for f in fields(VQArgs)}
@@ -117,22 +119,44 @@ class ModelArgs:
 
 
 # num_res_blocks=0: one res block per decoder level, so the tiny VQ costs about as much as the tiny model.
-TINY_VQ = VQArgs(codebook_size=256, codebook_embed_dim=8, ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=0,
-                 z_channels=32)
-SMALL_VQ = VQArgs(codebook_size=4096, codebook_embed_dim=8, ch=64, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1,
-                  z_channels=128)
+TINY_VQ = VQArgs(
+    codebook_size=256, codebook_embed_dim=8, ch=32, ch_mult=(1, 1, 1, 1, 1), num_res_blocks=0, z_channels=32
+)
+SMALL_VQ = VQArgs(
+    codebook_size=4096, codebook_embed_dim=8, ch=64, ch_mult=(1, 1, 2, 2, 4), num_res_blocks=1, z_channels=128
+)
 
 CONFIGS: dict[str, ModelArgs] = {
     # Tests and smoke runs: 128×128 images, an 8×8 token grid, GQA exercised (4 query heads, 2 kv heads).
-    "tiny": ModelArgs(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=176, text_vocab_size=259,
-                      max_text_tokens=256, default_window=2, default_resolution=128, vq=TINY_VQ),
+    "tiny": ModelArgs(
+        dim=64,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        ffn_dim=176,
+        text_vocab_size=259,
+        max_text_tokens=256,
+        default_window=2,
+        default_resolution=128,
+        vq=TINY_VQ,
+    ),
     # CPU benchmarks: ~30M parameters, 256×256 images (16×16 tokens).
-    "small": ModelArgs(dim=512, n_layers=8, n_heads=8, ffn_dim=1408, text_vocab_size=259, max_text_tokens=256,
-                       default_window=2, default_resolution=256, vq=SMALL_VQ),
+    "small": ModelArgs(
+        dim=512,
+        n_layers=8,
+        n_heads=8,
+        ffn_dim=1408,
+        text_vocab_size=259,
+        max_text_tokens=256,
+        default_window=2,
+        default_resolution=256,
+        vq=SMALL_VQ,
+    ),
     # LlamaGen GPT-B's Transformer shape (768 wide, 12 layers, 12 heads, SwiGLU 2048) and VQ-16 at 256×256
     # (16×16 = 256 tokens): the CPU decode-speed benchmark's config, comparable with LlamaGen's own sampler.
-    "gpt-b": ModelArgs(dim=768, n_layers=12, n_heads=12, ffn_dim=2048, max_text_tokens=120, default_window=1,
-                       default_resolution=256),
+    "gpt-b": ModelArgs(
+        dim=768, n_layers=12, n_heads=12, ffn_dim=2048, max_text_tokens=120, default_window=1, default_resolution=256
+    ),
     "paper-2.7b": ModelArgs(),
 }
 
@@ -145,8 +169,9 @@ def load_config(name_or_path: str) -> ModelArgs:
     if path.is_dir():
         path = path / "config.json"
     if not path.suffix == ".json" or not path.is_file():
-        raise UsageError(f"unknown model config '{name_or_path}'; choose one of: {', '.join(CONFIGS)} "
-                         "or give a config JSON file")
+        raise UsageError(
+            f"unknown model config '{name_or_path}'; choose one of: {', '.join(CONFIGS)} or give a config JSON file"
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -46,17 +46,29 @@ def token_grid(args: ModelArgs, resolution: int, window: int) -> tuple[int, int]
     """Check resolution and window against the VQ stride and the token grid; returns the grid (H, W)."""
     stride = args.vq.downsample
     if resolution < stride or resolution % stride:
-        raise UsageError(f"resolution {resolution} is not a multiple of the VQ stride {stride}; "
-                         f"use e.g. {max(stride, resolution // stride * stride)}")
+        raise UsageError(
+            f"resolution {resolution} is not a multiple of the VQ stride {stride}; "
+            f"use e.g. {max(stride, resolution // stride * stride)}"
+        )
     side = resolution // stride
     if side % window:
-        raise UsageError(f"window {window} does not divide the {side}x{side} token grid of a {resolution}px image; "
-                         f"choose a window that divides {side} or another resolution")
+        raise UsageError(
+            f"window {window} does not divide the {side}x{side} token grid of a {resolution}px image; "
+            f"choose a window that divides {side} or another resolution"
+        )
     return side, side
 
 
-def build_model(args: ModelArgs, window: int, device, dtype, *, seed: int = 0,
-                weights: dict[str, torch.Tensor] | None = None, where: Path | None = None) -> TokenShuffleTransformer:
+def build_model(
+    args: ModelArgs,
+    window: int,
+    device,
+    dtype,
+    *,
+    seed: int = 0,
+    weights: dict[str, torch.Tensor] | None = None,
+    where: Path | None = None,
+) -> TokenShuffleTransformer:
     """Build on the meta device (no memory), then materialise on `device` with random or given weights."""
     with torch.device("meta"):
         model = TokenShuffleTransformer(args, window)
@@ -97,8 +109,9 @@ def build_vq(args: ModelArgs, device, *, seed: int = 0, path: Path | None = None
     if path is None:
         init_weights(vq, seed)
     else:  # LlamaGen files hold the encoder too; the decoder needs none of it
-        ckpt.load_into(vq, ckpt.read_tensors(path), path,
-                       ignore_prefixes=("encoder.", "quant_conv.", "quantize.codebook_used"))
+        ckpt.load_into(
+            vq, ckpt.read_tensors(path), path, ignore_prefixes=("encoder.", "quant_conv.", "quantize.codebook_used")
+        )
     return vq.to(dtype=torch.float32).eval()
 
 
@@ -113,11 +126,15 @@ class TokenShuffleGenerator:
         checkpoint = Path(opts.checkpoint) if opts.checkpoint else None
         if checkpoint is not None:
             if not checkpoint.is_dir():
-                raise UsageError(f"checkpoint {checkpoint} is not a folder; a checkpoint is a folder with "
-                                 f"{ckpt.CONFIG_FILE} and {ckpt.MODEL_FILE}")
+                raise UsageError(
+                    f"checkpoint {checkpoint} is not a folder; a checkpoint is a folder with "
+                    f"{ckpt.CONFIG_FILE} and {ckpt.MODEL_FILE}"
+                )
             ckpt_args, ckpt_window = ckpt.read_checkpoint_config(checkpoint)
         self.config_name = opts.config or ("checkpoint" if checkpoint else "tiny")
-        self.args: ModelArgs = load_config(opts.config) if opts.config else (ckpt_args if checkpoint else CONFIGS["tiny"])
+        self.args: ModelArgs = (
+            load_config(opts.config) if opts.config else (ckpt_args if checkpoint else CONFIGS["tiny"])
+        )
         default_window = ckpt_window if checkpoint else self.args.default_window
         self.window = default_window if opts.window is None else opts.window
         if self.window < 1:
@@ -129,17 +146,28 @@ class TokenShuffleGenerator:
         check_schedule(opts.cfg_schedule)
         if opts.cfg < 1.0 and opts.cfg != 0:
             raise UsageError(f"cfg={opts.cfg} must be 1 (off) or more")
-        for key, ok in (("temperature", opts.temperature >= 0), ("top_k", opts.top_k >= 0),
-                        ("top_p", 0 < opts.top_p <= 1), ("batch_size", opts.batch_size >= 1)):
+        for key, ok in (
+            ("temperature", opts.temperature >= 0),
+            ("top_k", opts.top_k >= 0),
+            ("top_p", 0 < opts.top_p <= 1),
+            ("batch_size", opts.batch_size >= 1),
+        ):
             if not ok:
                 raise UsageError(f"model 'reference': {key}={getattr(opts, key)} is out of range")
-        self.sampling = SamplingOptions(cfg_scale=opts.cfg if opts.cfg else 1.0, cfg_schedule=opts.cfg_schedule,
-                                        temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p)
+        self.sampling = SamplingOptions(
+            cfg_scale=opts.cfg if opts.cfg else 1.0,
+            cfg_schedule=opts.cfg_schedule,
+            temperature=opts.temperature,
+            top_k=opts.top_k,
+            top_p=opts.top_p,
+        )
         self.batch_size = opts.batch_size
         self.use_cache = opts.kv_cache
         self.compile = opts.compile
         if self.compile and not self.use_cache:
-            raise UsageError("model 'reference': compile=true needs kv-cache=true (only the cached decode step is compiled)")
+            raise UsageError(
+                "model 'reference': compile=true needs kv-cache=true (only the cached decode step is compiled)"
+            )
         self.init_seed = opts.init_seed
         self.tokenizer = load_tokenizer(opts.tokenizer or self.args.tokenizer, self.args.text_vocab_size)
 
@@ -150,8 +178,15 @@ class TokenShuffleGenerator:
                 raise UsageError(f"checkpoint {checkpoint} was trained with window {ckpt_window}, not {self.window}")
             weights = ckpt.read_tensors(checkpoint / ckpt.MODEL_FILE)
             weights_files.append(checkpoint / ckpt.MODEL_FILE)
-        self.model = build_model(self.args, self.window, self.device, self.dtype, seed=self.init_seed,
-                                 weights=weights, where=checkpoint / ckpt.MODEL_FILE if checkpoint else None)
+        self.model = build_model(
+            self.args,
+            self.window,
+            self.device,
+            self.dtype,
+            seed=self.init_seed,
+            weights=weights,
+            where=checkpoint / ckpt.MODEL_FILE if checkpoint else None,
+        )
         vq_path = Path(opts.vq) if opts.vq else None
         if vq_path is None and checkpoint is not None and (checkpoint / ckpt.VQ_FILE).is_file():
             vq_path = checkpoint / ckpt.VQ_FILE
@@ -162,11 +197,21 @@ class TokenShuffleGenerator:
         self.step_fn = compile_decode_step(self.device) if self.compile else decode_step
 
     def describe(self) -> dict[str, Any]:
-        config = {"config": self.config_name, "model": self.args.to_dict(), "window": self.window,
-                  "resolution": self.resolution, "tokenizer": self.tokenizer.name, "sampling": asdict(self.sampling),
-                  "sampler": SAMPLER, "dtype": str(self.dtype).removeprefix("torch."), "vq_dtype": "float32",
-                  "device_type": self.device.type, "kv_cache": self.use_cache, "compile": self.compile,
-                  "init_seed": None if self.weights_sha256 else self.init_seed}
+        config = {
+            "config": self.config_name,
+            "model": self.args.to_dict(),
+            "window": self.window,
+            "resolution": self.resolution,
+            "tokenizer": self.tokenizer.name,
+            "sampling": asdict(self.sampling),
+            "sampler": SAMPLER,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "vq_dtype": "float32",
+            "device_type": self.device.type,
+            "kv_cache": self.use_cache,
+            "compile": self.compile,
+            "init_seed": None if self.weights_sha256 else self.init_seed,
+        }
         if self.device.type == "cuda":
             # GPU matmul kernels change with the batch's shape, so there an image depends on its batch: the
             # batch size is part of the run's identity (a resume with another one is refused). On CPU each
@@ -184,9 +229,17 @@ class TokenShuffleGenerator:
 
     @torch.no_grad()
     def generate_codes(self, requests: list[ImageRequest], **kwargs) -> torch.Tensor:
-        return generate_codes(self.model, [self.prompt_ids(r.prompt) for r in requests], self.prompt_ids(""),
-                              [r.seed for r in requests], self.grid, self.sampling, use_cache=self.use_cache,
-                              step_fn=self.step_fn, **kwargs)
+        return generate_codes(
+            self.model,
+            [self.prompt_ids(r.prompt) for r in requests],
+            self.prompt_ids(""),
+            [r.seed for r in requests],
+            self.grid,
+            self.sampling,
+            use_cache=self.use_cache,
+            step_fn=self.step_fn,
+            **kwargs,
+        )
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> list[Image.Image]:

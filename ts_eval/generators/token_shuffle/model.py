@@ -69,8 +69,9 @@ class KVCache(nn.Module):
         self.k_cache[:, :, :t] = k
         self.v_cache[:, :, :t] = v
 
-    def write_at(self, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                 length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def write_at(
+        self, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor, length: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """k, v (R, Hkv, 1, hd) -> cache index positions[r] of row r; returns the first `length` positions."""
         self.k_cache[self.row_index, :, positions] = k[:, :, 0]
         self.v_cache[self.row_index, :, positions] = v[:, :, 0]
@@ -117,8 +118,9 @@ class Attention(nn.Module):
         elif cache == "step":
             assert self.kv_cache is not None, "setup_caches() before a cached forward"
             k, v = self.kv_cache.write_at(write_pos, k, v, mask.shape[-1])
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           enable_gqa=self.kv_heads != self.n_heads).to(x.dtype)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=self.kv_heads != self.n_heads
+        ).to(x.dtype)
         return linear(y.transpose(1, 2).reshape(r, t, q_size), self.wo.weight)
 
 
@@ -175,7 +177,7 @@ class TokenShuffleTransformer(nn.Module):
         """Recompute non-persistent buffers (needed after `to_empty`)."""
         half = self.args.head_dim // 2
         exponents = torch.arange(half, dtype=torch.float32, device=self.inv_freq.device) / half
-        self.inv_freq = (1.0 / (self.args.rope_base ** exponents)).to(self.inv_freq.device)
+        self.inv_freq = (1.0 / (self.args.rope_base**exponents)).to(self.inv_freq.device)
 
     # -- caches ----------------------------------------------------------------------------------------
     def setup_caches(self, rows: int, length: int) -> None:
@@ -191,8 +193,7 @@ class TokenShuffleTransformer(nn.Module):
                 cache.k_cache.zero_()
                 cache.v_cache.zero_()
             else:
-                attention.kv_cache = KVCache(rows, self.args.kv_heads, length, self.args.head_dim, dtype,
-                                             weight.device)
+                attention.kv_cache = KVCache(rows, self.args.kv_heads, length, self.args.head_dim, dtype, weight.device)
 
     def clear_caches(self) -> None:
         for attention in self._attentions():
@@ -212,8 +213,14 @@ class TokenShuffleTransformer(nn.Module):
         emb = self.tok_embeddings(codes + self.args.image_offset)
         return emb.squeeze(-2) if self.shuffle_in is None else self.shuffle_in(emb)
 
-    def backbone(self, x: torch.Tensor, rope_pos: torch.Tensor, mask: torch.Tensor | None, cache: str = "none",
-                 write_pos: torch.Tensor | None = None) -> torch.Tensor:
+    def backbone(
+        self,
+        x: torch.Tensor,
+        rope_pos: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: str = "none",
+        write_pos: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Transformer layers + final norm. rope_pos: (R, T); mask: (R, 1, T, keys) bool, None for "fill";
         cache: "none", "fill" (prefill) or "step" (decode, with write_pos (R,): each row's new cache index)."""
         cos, sin = rope_angles(rope_pos, self.inv_freq)
@@ -224,7 +231,7 @@ class TokenShuffleTransformer(nn.Module):
     def image_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(R, T, d) -> (R, T, s², codebook): unshuffle, then the shared head over the codebook rows only."""
         sub = hidden.unsqueeze(-2) if self.shuffle_out is None else self.shuffle_out(hidden)
-        return linear(sub, self.output.weight[self.args.image_offset:])
+        return linear(sub, self.output.weight[self.args.image_offset :])
 
 
 def param_count(module: nn.Module) -> int:

@@ -15,8 +15,9 @@ SCHEDULES = ("constant", "linear", "half-linear", "drop-first", "sin", "sigmoid"
 class ReferenceOptions:
     """The reference Token-Shuffle model (arXiv 2504.17789): random weights unless checkpoint= is given."""
 
-    config: str | None = option(None, f"model size: {' | '.join(CONFIGS)} or a config JSON (unset: the "
-                                      "checkpoint's, else tiny)")
+    config: str | None = option(
+        None, f"model size: {' | '.join(CONFIGS)} or a config JSON (unset: the checkpoint's, else tiny)"
+    )
     window: int | None = option(None, "shuffle window s: s*s tokens per position (unset: the config's or checkpoint's)")
     checkpoint: str | None = option(None, "folder with config.json and model weights (see checkpoint.py)")
     vq: str | None = option(None, "VQ decoder weights: safetensors or LlamaGen's vq_ds16_t2i.pt")

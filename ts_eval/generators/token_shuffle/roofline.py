@@ -17,10 +17,24 @@ from ts_eval.generators.token_shuffle.model import TokenShuffleTransformer, cach
 # Peak HBM bandwidth (bytes/s) from the vendors' data sheets, matched against torch.cuda.get_device_name;
 # the first matching entry wins, so specific names come before generic ones.
 PEAK_BANDWIDTH = [
-    ("H200", 4.8e12), ("GH200", 4.0e12), ("H100 NVL", 3.9e12), ("H100 PCIe", 2.0e12), ("H100", 3.35e12),
-    ("B200", 8.0e12), ("A100-SXM4-80GB", 2.039e12), ("A100 80GB PCIe", 1.935e12), ("A100", 1.555e12),
-    ("L40S", 0.864e12), ("L40", 0.864e12), ("A10G", 0.6e12), ("A10", 0.6e12), ("L4", 0.3e12),
-    ("RTX 4090", 1.008e12), ("RTX 6000 Ada", 0.96e12), ("V100", 0.9e12), ("T4", 0.32e12),
+    ("H200", 4.8e12),
+    ("GH200", 4.0e12),
+    ("H100 NVL", 3.9e12),
+    ("H100 PCIe", 2.0e12),
+    ("H100", 3.35e12),
+    ("B200", 8.0e12),
+    ("A100-SXM4-80GB", 2.039e12),
+    ("A100 80GB PCIe", 1.935e12),
+    ("A100", 1.555e12),
+    ("L40S", 0.864e12),
+    ("L40", 0.864e12),
+    ("A10G", 0.6e12),
+    ("A10", 0.6e12),
+    ("L4", 0.3e12),
+    ("RTX 4090", 1.008e12),
+    ("RTX 6000 Ada", 0.96e12),
+    ("V100", 0.9e12),
+    ("T4", 0.32e12),
 ]
 
 

@@ -58,7 +58,7 @@ def pack_prompts(rows: list[list[int]], device, bucket: int = PROMPT_BUCKET) -> 
     length = prompt_block(max(len(r) for r in rows), bucket)
     tokens = torch.zeros(len(rows), length, dtype=torch.long)
     for i, row in enumerate(rows):
-        tokens[i, :len(row)] = torch.tensor(row, dtype=torch.long)
+        tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
     return tokens.to(device), lengths.to(device)
 
@@ -71,8 +71,9 @@ def prefill(model: TokenShuffleTransformer, tokens: torch.Tensor, lengths: torch
     return model.image_logits(last[:, None])[:, 0]
 
 
-def full_logits(model: TokenShuffleTransformer, tokens: torch.Tensor, lengths: torch.Tensor,
-                windows: torch.Tensor) -> torch.Tensor:
+def full_logits(
+    model: TokenShuffleTransformer, tokens: torch.Tensor, lengths: torch.Tensor, windows: torch.Tensor
+) -> torch.Tensor:
     """No cache: prompts (R, P) + windows (R, k, s²) in one forward; logits of windows 0..k: (R, k+1, s², V).
 
     Windows follow the padded prompt block; each row's windows take RoPE positions len, len+1, … and its
@@ -109,16 +110,30 @@ def token_scales(options: SamplingOptions, grid: tuple[int, int], window: int) -
     return grid_to_windows(scales[None], window)[0]
 
 
-def make_state(options: SamplingOptions, lengths: torch.Tensor, cache_length: int, grid: tuple[int, int],
-               window: int, seeds: list[int], vocab: int) -> DecodeState:
+def make_state(
+    options: SamplingOptions,
+    lengths: torch.Tensor,
+    cache_length: int,
+    grid: tuple[int, int],
+    window: int,
+    seeds: list[int],
+    vocab: int,
+) -> DecodeState:
     device = lengths.device
-    if grid[0] * grid[1] * vocab >= 2 ** 32:
-        raise UsageError(f"a {grid[0]}x{grid[1]} token grid with a {vocab}-code codebook exceeds the sampling "
-                         "noise counter (2^32 draws per image)")
+    if grid[0] * grid[1] * vocab >= 2**32:
+        raise UsageError(
+            f"a {grid[0]}x{grid[1]} token grid with a {vocab}-code codebook exceeds the sampling "
+            "noise counter (2^32 draws per image)"
+        )
     return DecodeState(
-        options=options, lengths=lengths, key_index=torch.arange(cache_length, device=device),
-        scales=token_scales(options, grid, window).to(device, torch.float32), noise_keys=key_tensor(seeds, device),
-        sub_tokens=torch.arange(window * window, device=device), codes=torch.arange(vocab, device=device))
+        options=options,
+        lengths=lengths,
+        key_index=torch.arange(cache_length, device=device),
+        scales=token_scales(options, grid, window).to(device, torch.float32),
+        noise_keys=key_tensor(seeds, device),
+        sub_tokens=torch.arange(window * window, device=device),
+        codes=torch.arange(vocab, device=device),
+    )
 
 
 def mix_cfg(logits: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -144,8 +159,9 @@ def pick_codes(logits: torch.Tensor, options: SamplingOptions, noise: torch.Tens
     return (logits + noise).argmax(-1)
 
 
-def sample_tokens(logits: torch.Tensor, options: SamplingOptions, noise_keys: torch.Tensor,
-                  token_index: torch.Tensor) -> torch.Tensor:
+def sample_tokens(
+    logits: torch.Tensor, options: SamplingOptions, noise_keys: torch.Tensor, token_index: torch.Tensor
+) -> torch.Tensor:
     """(B, T, V) fp32 logits of tokens `token_index` (T,) -> (B, T) codes, each image drawing with its keys."""
     codes = torch.arange(logits.shape[-1], device=logits.device)
     return pick_codes(logits, options, gumbel(noise_keys, token_index, codes))
@@ -161,19 +177,22 @@ def sample_window(logits: torch.Tensor, state: DecodeState, step: torch.Tensor) 
     return pick_codes(mixed, options, gumbel(state.noise_keys, token_index, state.codes))
 
 
-def decode_logits(model: TokenShuffleTransformer, state: DecodeState, fed: torch.Tensor,
-                  step: torch.Tensor) -> torch.Tensor:
+def decode_logits(
+    model: TokenShuffleTransformer, state: DecodeState, fed: torch.Tensor, step: torch.Tensor
+) -> torch.Tensor:
     """Feed window step-1 (B, s²) at cache index len + step - 1 of each row; logits of window `step` (R, s², V)."""
     rows = torch.cat([fed, fed]) if state.options.cfg else fed  # cond and uncond rows see the same image
     position = state.lengths + step - 1  # (R,)
     mask = (state.key_index[None, :] <= position[:, None])[:, None, None, :]
-    hidden = model.backbone(model.embed_windows(rows[:, None]), position[:, None], mask, cache="step",
-                            write_pos=position)
+    hidden = model.backbone(
+        model.embed_windows(rows[:, None]), position[:, None], mask, cache="step", write_pos=position
+    )
     return model.image_logits(hidden)[:, 0]
 
 
-def decode_step(model: TokenShuffleTransformer, state: DecodeState, fed: torch.Tensor,
-                step: torch.Tensor) -> torch.Tensor:
+def decode_step(
+    model: TokenShuffleTransformer, state: DecodeState, fed: torch.Tensor, step: torch.Tensor
+) -> torch.Tensor:
     """One step of the sampler: feed window step-1 (B, s²), return the codes of window `step` (B, s²)."""
     return sample_window(decode_logits(model, state, fed, step), state, step)
 
@@ -210,10 +229,20 @@ def image_prompt_rows(prompts: list[list[int]], uncond: list[int], start_of_imag
 
 
 @torch.no_grad()
-def generate_codes(model: TokenShuffleTransformer, prompts: list[list[int]], uncond: list[int], seeds: list[int],
-                   grid: tuple[int, int], options: SamplingOptions, *, use_cache: bool = True,
-                   step_fn: StepFn | None = None, batch_invariant: bool | None = None, clock: Clock | None = None,
-                   progress: bool = False) -> torch.Tensor:
+def generate_codes(
+    model: TokenShuffleTransformer,
+    prompts: list[list[int]],
+    uncond: list[int],
+    seeds: list[int],
+    grid: tuple[int, int],
+    options: SamplingOptions,
+    *,
+    use_cache: bool = True,
+    step_fn: StepFn | None = None,
+    batch_invariant: bool | None = None,
+    clock: Clock | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """Token rows (without <|start_of_image|>) -> VQ code grids (B, H, W).
 
     `step_fn` is `decode_step` or its compiled form. `batch_invariant` (default: on CPU) runs each image
@@ -227,8 +256,21 @@ def generate_codes(model: TokenShuffleTransformer, prompts: list[list[int]], unc
     s = model.window
     steps = (grid[0] // s) * (grid[1] // s) - 1
     bar = tqdm(total=steps * len(groups), desc="decode", unit="step", disable=not progress, leave=False)
-    codes = [_generate(model, [prompts[i] for i in group], uncond, [seeds[i] for i in group], grid, options,
-                       use_cache=use_cache, step_fn=step_fn or decode_step, clock=clock, bar=bar) for group in groups]
+    codes = [
+        _generate(
+            model,
+            [prompts[i] for i in group],
+            uncond,
+            [seeds[i] for i in group],
+            grid,
+            options,
+            use_cache=use_cache,
+            step_fn=step_fn or decode_step,
+            clock=clock,
+            bar=bar,
+        )
+        for group in groups
+    ]
     bar.close()
     return torch.cat(codes)
 
@@ -238,8 +280,16 @@ class Generation:
     0, each `advance` one more window; `codes` gives the grids. `generate_codes` runs one to the end; a
     benchmark may time a few steps, which cost the same at every position (static shapes)."""
 
-    def __init__(self, model: TokenShuffleTransformer, prompts: list[list[int]], uncond: list[int], seeds: list[int],
-                 grid: tuple[int, int], options: SamplingOptions, use_cache: bool = True):
+    def __init__(
+        self,
+        model: TokenShuffleTransformer,
+        prompts: list[list[int]],
+        uncond: list[int],
+        seeds: list[int],
+        grid: tuple[int, int],
+        options: SamplingOptions,
+        use_cache: bool = True,
+    ):
         device = model.output.weight.device
         self.model, self.grid, self.use_cache = model, grid, use_cache
         s = model.window
@@ -257,7 +307,9 @@ class Generation:
     def prefill(self) -> None:
         model, tokens, lengths = self.model, self.tokens, self.lengths
         if self.use_cache:
-            model.setup_caches(tokens.shape[0], cache_capacity(model.args.max_text_tokens, tokens.shape[1], self.n_windows))
+            model.setup_caches(
+                tokens.shape[0], cache_capacity(model.args.max_text_tokens, tokens.shape[1], self.n_windows)
+            )
             logits = prefill(model, tokens, lengths)
         else:
             logits = full_logits(model, tokens, lengths, self.windows[:, :0].repeat(self.copies, 1, 1))[:, -1]

@@ -39,8 +39,10 @@ class HFTokenizer:
         try:
             self._tok = AutoTokenizer.from_pretrained(name_or_path)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"tokenizer '{name_or_path}' could not be loaded ({str(exc).splitlines()[0]}); "
-                             "give a local folder with the tokenizer files") from None
+            raise UsageError(
+                f"tokenizer '{name_or_path}' could not be loaded ({str(exc).splitlines()[0]}); "
+                "give a local folder with the tokenizer files"
+            ) from None
         self.name = name_or_path
         self.vocab_size = len(self._tok)
 
@@ -54,8 +56,10 @@ class HFTokenizer:
 def load_tokenizer(name: str, text_vocab_size: int) -> TextTokenizer:
     tokenizer: TextTokenizer = ByteTokenizer() if name == "byte" else HFTokenizer(name)
     if tokenizer.vocab_size > text_vocab_size:
-        raise UsageError(f"tokenizer '{name}' has {tokenizer.vocab_size} ids but the model's text vocabulary "
-                         f"holds {text_vocab_size}; use a tokenizer that fits or a config with a larger text_vocab_size")
+        raise UsageError(
+            f"tokenizer '{name}' has {tokenizer.vocab_size} ids but the model's text vocabulary "
+            f"holds {text_vocab_size}; use a tokenizer that fits or a config with a larger text_vocab_size"
+        )
     return tokenizer
 
 

@@ -90,12 +90,21 @@ class Decoder(nn.Module):
         mult = args.ch_mult
         block_in = args.ch * mult[-1]
         self.conv_in = nn.Conv2d(args.z_channels, block_in, 3, padding=1)
-        self.mid = nn.ModuleList([ResnetBlock(block_in, block_in), AttnBlock(block_in), ResnetBlock(block_in, block_in)])
+        self.mid = nn.ModuleList(
+            [ResnetBlock(block_in, block_in), AttnBlock(block_in), ResnetBlock(block_in, block_in)]
+        )
         self.conv_blocks = nn.ModuleList()
         for level in reversed(range(len(mult))):
             block_out = args.ch * mult[level]
-            self.conv_blocks.append(_Level(block_in, block_out, args.num_res_blocks + 1,
-                                           with_attn=level == len(mult) - 1, with_upsample=level != 0))
+            self.conv_blocks.append(
+                _Level(
+                    block_in,
+                    block_out,
+                    args.num_res_blocks + 1,
+                    with_attn=level == len(mult) - 1,
+                    with_upsample=level != 0,
+                )
+            )
             block_in = block_out
         self.norm_out = _norm(block_in)
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)

@@ -42,8 +42,6 @@ class Chart:
     rows: list[ChartRow]
 
 
-
-
 def axis_max(top: float) -> float:
     """1 for scores in [0, 1]; else the next of 1, 2, 2.5, 5 x 10^k above `top`."""
     if top <= 1:
@@ -72,9 +70,17 @@ def build_chart(runs: list[ViewRun]) -> Chart:
             if g is None:
                 continue
             ci = f" {numbers.interval(*g.ci95)}" if g.ci95 else ""
-            bars.append(Bar(index, RUN_COLOURS[index % len(RUN_COLOURS)], y + index * BAR_H, x(g.mean) - LABEL_W,
-                            (x(g.ci95[0]), x(g.ci95[1])) if g.ci95 else None, f"{numbers.score(g.mean)}{ci}",
-                            f"{run.label} - {name}: {numbers.score(g.mean)}{ci.replace('[', '95% CI [')}, n={g.n}"))
+            bars.append(
+                Bar(
+                    index,
+                    RUN_COLOURS[index % len(RUN_COLOURS)],
+                    y + index * BAR_H,
+                    x(g.mean) - LABEL_W,
+                    (x(g.ci95[0]), x(g.ci95[1])) if g.ci95 else None,
+                    f"{numbers.score(g.mean)}{ci}",
+                    f"{run.label} - {name}: {numbers.score(g.mean)}{ci.replace('[', '95% CI [')}, n={g.n}",
+                )
+            )
         rows.append(ChartRow(name, y + BAR_H * len(runs) / 2, bars, name in ("all", "overall")))
         y += row_h
     ticks = [(x(vmax * i / 4), f"{vmax * i / 4:g}") for i in range(5)]

@@ -10,8 +10,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("view", help="an offline HTML page of one run's images and scores, or runs side by side")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (several: side by side on the same prompts)")
     p.add_argument("--out", default="view.html", help="HTML file to write; thumbnails go to <name>-thumbs/ beside it")
-    p.add_argument("--label", action="append", metavar="NAME", help="name of each run on the page, in order "
-                   "(repeatable; default: the run directory's name)")
+    p.add_argument(
+        "--label",
+        action="append",
+        metavar="NAME",
+        help="name of each run on the page, in order (repeatable; default: the run directory's name)",
+    )
     p.add_argument("--embed", action="store_true", help="put the thumbnails inside the HTML (one file to send)")
     p.set_defaults(func=cmd_view)
 

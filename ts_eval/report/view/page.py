@@ -113,8 +113,15 @@ def boxes_for(run: ViewRun, key: tuple[str, int], metadata: dict[str, Any]) -> l
 def _box(obj: DetectedObject, name: str, judged: bool) -> Box:
     x1, y1, x2, y2 = obj.box
     text = f"{name} {obj.score:.2f}" + (f" {obj.color}" if obj.color else "")
-    return Box(round(x1, 1), round(y1, 1), round(max(x2 - x1, 1.0), 1), round(max(y2 - y1, 1.0), 1), text,
-               box_colour(name), judged)
+    return Box(
+        round(x1, 1),
+        round(y1, 1),
+        round(max(x2 - x1, 1.0), 1),
+        round(max(y2 - y1, 1.0), 1),
+        text,
+        box_colour(name),
+        judged,
+    )
 
 
 def _verdict(value: float | None, binary: bool) -> tuple[str | None, str]:
@@ -156,8 +163,19 @@ def _run_cells(index: int, run: ViewRun, thumbs: dict[str, Thumbnail], page_dir:
             verdict, text = _verdict(value, binary)
             size = (thumb.width, thumb.height) if thumb else (1, 1)
             full = quote(posixpath.normpath(posixpath.join(root, image.path))) if image and thumb else None
-            tiles.append(Tile(key[1], thumb, full, value, verdict, text, sample.reason if sample else None,
-                              boxes_for(run, key, prompt.metadata) if thumb else [], *size))
+            tiles.append(
+                Tile(
+                    key[1],
+                    thumb,
+                    full,
+                    value,
+                    verdict,
+                    text,
+                    sample.reason if sample else None,
+                    boxes_for(run, key, prompt.metadata) if thumb else [],
+                    *size,
+                )
+            )
         scored = [t.value for t in tiles if t.value is not None]
         score = sum(scored) / len(scored) if scored else None
         if score is None:
@@ -173,8 +191,18 @@ def _run_cells(index: int, run: ViewRun, thumbs: dict[str, Thumbnail], page_dir:
 def _headers(runs: list[ViewRun]) -> list[RunHeader]:
     out = []
     for index, run in enumerate(runs):
-        out.append(RunHeader(run.label, RUN_COLOURS[index % len(RUN_COLOURS)], run.task, run.split, run.model,
-                             len(run.prompts), len(run.images), run.verdict))
+        out.append(
+            RunHeader(
+                run.label,
+                RUN_COLOURS[index % len(RUN_COLOURS)],
+                run.task,
+                run.split,
+                run.model,
+                len(run.prompts),
+                len(run.images),
+                run.verdict,
+            )
+        )
     return out
 
 
@@ -199,17 +227,33 @@ def render_view(runs: list[ViewRun], thumbs: dict[str, Thumbnail], page_dir: Pat
     tasks = sorted({run.task for run in runs})
     if len(tasks) > 1:
         raise UsageError(f"runs of different tasks cannot share a view: {', '.join(tasks)}")
-    env = jinja2.Environment(loader=jinja2.PackageLoader("ts_eval.report", "templates"), autoescape=True,
-                             finalize=_escape, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("ts_eval.report", "templates"),
+        autoescape=True,
+        finalize=_escape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     cards = build_cards(runs, thumbs, page_dir)
     tags = sorted({t for card in cards for t in card.tags})
-    tiles_per_card = sum(max((len(c.tiles) for card in cards if (c := card.cells[i])), default=1)
-                         for i in range(len(runs)))
+    tiles_per_card = sum(
+        max((len(c.tiles) for card in cards if (c := card.cells[i])), default=1) for i in range(len(runs))
+    )
     tile_px = WIDE_TILE_PX if tiles_per_card <= 2 else TILE_PX
     return env.get_template("view.html.j2").render(
-        title=f"{tasks[0]}: " + " vs ".join(run.label for run in runs), runs=_headers(runs), chart=build_chart(runs),
-        cards=cards, tags=tags, nonce=nonce or secrets.token_urlsafe(18), card_px=tiles_per_card * (tile_px + 8) + 18,
-        tile_px=tile_px, box_colours=BOX_COLOURS, has_boxes=any(run.detections for run in runs), metric=runs[0].metric)
+        title=f"{tasks[0]}: " + " vs ".join(run.label for run in runs),
+        runs=_headers(runs),
+        chart=build_chart(runs),
+        cards=cards,
+        tags=tags,
+        nonce=nonce or secrets.token_urlsafe(18),
+        card_px=tiles_per_card * (tile_px + 8) + 18,
+        tile_px=tile_px,
+        box_colours=BOX_COLOURS,
+        has_boxes=any(run.detections for run in runs),
+        metric=runs[0].metric,
+    )
 
 
 def thumbnail_sources(runs: list[ViewRun]) -> dict[str, Path]:
@@ -223,7 +267,8 @@ def write_view(runs: list[ViewRun], out: str | Path, *, embed: bool = False, pro
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
     page_dir = out.parent if str(out.parent) else Path(".")
-    thumbs = make_thumbnails(thumbnail_sources(runs), page_dir / f"{out.stem}-thumbs", page_dir, embed=embed,
-                             progress=progress)
+    thumbs = make_thumbnails(
+        thumbnail_sources(runs), page_dir / f"{out.stem}-thumbs", page_dir, embed=embed, progress=progress
+    )
     write_atomic(out, render_view(runs, thumbs, page_dir).encode("utf-8"))
     return out

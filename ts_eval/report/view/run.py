@@ -76,11 +76,16 @@ def load_view_run(path: str | Path, label: str | None = None, tasks_dir: str | N
         raise UsageError(f"{folder} is not a run directory (no such folder)")
     run = read_run(folder, tasks_dir=tasks_dir)
     summary = summarize(run)
-    groups = [GroupStat(name, float(g["mean"]), int(g["n"]), (float(g["ci95"][0]), float(g["ci95"][1])))
-              for name, g in summary["groups"].items()]
-    detections = {(row["prompt_id"], int(row["sample_index"])):
-                  objects_from_row(row["detections"], f"{run.path / DETECTIONS}: image {row['prompt_id']}")
-                  for row in run.detections or []}
+    groups = [
+        GroupStat(name, float(g["mean"]), int(g["n"]), (float(g["ci95"][0]), float(g["ci95"][1])))
+        for name, g in summary["groups"].items()
+    ]
+    detections = {
+        (row["prompt_id"], int(row["sample_index"])): objects_from_row(
+            row["detections"], f"{run.path / DETECTIONS}: image {row['prompt_id']}"
+        )
+        for row in run.detections or []
+    }
     scorer = run.scorer or {}
     try:
         judge = JudgeSettings(**scorer["judge"]) if isinstance(scorer.get("judge"), dict) else JudgeSettings()
@@ -95,6 +100,9 @@ def load_view_run(path: str | Path, label: str | None = None, tasks_dir: str | N
         prompts=[ViewPrompt(p.prompt_id, p.prompt, p.tags, p.metadata) for p in run.prompts],
         images=[ViewImage(r.prompt_id, r.sample_index, r.path, r.sha256) for r in run.images],
         samples=[ViewSample(s.prompt_id, s.sample_index, s.metric, s.value, s.reason) for s in run.samples],
-        detections=detections, judge=judge if detections else None,
-        split=summary.get("split"), model=summary.get("model"), verdict=summary["verdict"]["label"],
+        detections=detections,
+        judge=judge if detections else None,
+        split=summary.get("split"),
+        model=summary.get("model"),
+        verdict=summary["verdict"]["label"],
     )

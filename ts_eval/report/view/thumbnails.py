@@ -59,8 +59,9 @@ def _make(source: Path, target: Path) -> tuple[int, int] | None:
         return None
 
 
-def make_thumbnails(sources: dict[str, Path], folder: Path, page_dir: Path, *, embed: bool = False,
-                    progress: bool = True) -> dict[str, Thumbnail]:
+def make_thumbnails(
+    sources: dict[str, Path], folder: Path, page_dir: Path, *, embed: bool = False, progress: bool = True
+) -> dict[str, Thumbnail]:
     """sha256 -> thumbnail of each readable image in `sources`; files missing or unreadable are left out.
 
     Thumbnails land in `folder` as <sha256>-<size>.jpg; `src` is relative to `page_dir` (or a data: URI
@@ -70,16 +71,26 @@ def make_thumbnails(sources: dict[str, Path], folder: Path, page_dir: Path, *, e
     shas = list(sources)
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL decodes and resizes without the GIL
-        sizes = list(tqdm(pool.map(lambda s: _make(sources[s], folder / thumbnail_name(s)), shas), total=len(shas),
-                          desc="thumbnails", unit="img", disable=not progress))
+        sizes = list(
+            tqdm(
+                pool.map(lambda s: _make(sources[s], folder / thumbnail_name(s)), shas),
+                total=len(shas),
+                desc="thumbnails",
+                unit="img",
+                disable=not progress,
+            )
+        )
     relative = quote(Path(os.path.relpath(folder, page_dir)).as_posix())
     found: dict[str, Thumbnail] = {}
     for sha, size in zip(shas, sizes):
         if size is None:
             continue
         name = thumbnail_name(sha)
-        src = (f"data:image/jpeg;base64,{base64.b64encode((folder / name).read_bytes()).decode('ascii')}" if embed
-               else f"{relative}/{name}")
+        src = (
+            f"data:image/jpeg;base64,{base64.b64encode((folder / name).read_bytes()).decode('ascii')}"
+            if embed
+            else f"{relative}/{name}"
+        )
         found[sha] = Thumbnail(src, *size)
     wanted = {thumbnail_name(s) for s in shas}
     for stale in folder.glob(f"*-{SIZE}.jpg"):
