@@ -11,8 +11,8 @@ from pathlib import Path
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from ts_eval.cli import key_values
     from ts_eval.geneval.rescore import rescore
+    from ts_eval.options import key_values
     from ts_eval.report.tables import render_summaries as render
     from ts_eval.tasks import load_task
 
