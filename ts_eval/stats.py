@@ -25,7 +25,7 @@ def _resampled_means(values: np.ndarray, resamples: int, seed: int, weights: np.
 
 def bootstrap_ci(
     values, *, resamples: int = 1000, seed: int = 0, confidence: float = 0.95, weights=None
-) -> list[float]:
+) -> list[float]:  # 1000 = options.DEFAULT_RESAMPLES (stats sits below options)
     """Percentile bootstrap CI of the mean (resampling prompts with replacement, seeded).
 
     With `weights` (positive, one per value) it is the CI of the weighted mean: e.g. per-prompt shares

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ts_eval.options import DEFAULT_RESAMPLES
+
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     from ts_eval.geneval.rescore import rescore
@@ -76,7 +78,7 @@ def register(subparsers) -> None:
         metavar="K=V",
         help="judge setting: threshold, counting_threshold, max_objects, max_overlap, position_threshold",
     )
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="bootstrap resamples for the 95%% CIs")
     p.add_argument("--format", default="md", help="table format: md, csv, latex, json")
     p.add_argument("--tasks-dir")
     p.set_defaults(func=cmd_rescore)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ts_eval.errors import UsageError
 from ts_eval.geneval.rules import TAGS, check_metadata
+from ts_eval.options import DEFAULT_RESAMPLES
 from ts_eval.records import Prompt
 from ts_eval.stats import bootstrap_ci
 from ts_eval.tasks.data import DataFiles
@@ -100,7 +101,7 @@ def _group(
 
 
 def summarize(
-    spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = 1000, seed: int = 0
+    spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> dict[str, Any]:
     images = image_table(prompts, samples, spec.metric)
     per_prompt = images.groupby("prompt_id", sort=True).agg(

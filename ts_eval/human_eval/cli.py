@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ts_eval.errors import CheckFailed, UsageError
+from ts_eval.options import DEFAULT_RESAMPLES
 
 _ASPECTS = "text_alignment visual_flaws visual_appearance"
 
@@ -169,6 +170,8 @@ def register(subparsers) -> None:
     p.add_argument("study", help="study folder written by import / import-likert")
     p.add_argument("--format", choices=("json", "md", "csv"), default="md")
     p.add_argument("--plot", help="also write the stacked bar chart to this PNG")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument(
+        "--resamples", type=int, default=DEFAULT_RESAMPLES, help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})"
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.set_defaults(func=cmd_report)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ts_eval.human_eval.agreement import krippendorff_alpha
 from ts_eval.human_eval.study import OUTCOMES, Study
+from ts_eval.options import DEFAULT_RESAMPLES
 from ts_eval.stats import bootstrap_ci
 
 _SCORE = {"win": 1, "tie": 0, "lose": -1}  # ordinal: a tie sits between a win and a loss
@@ -46,7 +47,7 @@ def _aspect_summary(study: Study, aspect: str, resamples: int, seed: int) -> dic
     return summary
 
 
-def summarize(study: Study, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def summarize(study: Study, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict[str, Any]:
     return {
         "a": study.a,
         "b": study.b,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ts_eval.errors import UsageError
+from ts_eval.options import DEFAULT_RESAMPLES
 from ts_eval.records import Prompt
 from ts_eval.stats import bootstrap_ci
 from ts_eval.tasks.data import DataFiles
@@ -119,7 +120,7 @@ def group_members(prompts: list[Prompt], group: str) -> list[str]:
 
 
 def summarize(
-    spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = 1000, seed: int = 0
+    spec, prompts: list[Prompt], samples: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> dict[str, Any]:
     """Per official group: mean over prompts, number of prompts, bootstrap 95% CI over prompts."""
     scores = prompt_scores(samples, spec.metric)

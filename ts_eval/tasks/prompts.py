@@ -32,6 +32,7 @@ from typing import Any
 
 from ts_eval import hub
 from ts_eval.errors import UsageError
+from ts_eval.options import DEFAULT_RESAMPLES
 from ts_eval.records import Prompt
 from ts_eval.store.files import read_jsonl, sha256_file
 from ts_eval.tasks.data import DataFiles
@@ -367,7 +368,9 @@ def load_prompts(files: DataFiles) -> list[Prompt]:
     raise UsageError("the prompts task reads --prompts SOURCE, not task data files")
 
 
-def summarize(spec, prompts: list[Prompt], samples, *, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def summarize(
+    spec, prompts: list[Prompt], samples, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> dict[str, Any]:
     """Per tag (in order of first appearance) and `all`: mean over prompts, number of prompts, bootstrap 95% CI."""
     import numpy as np
 
