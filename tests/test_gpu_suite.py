@@ -14,6 +14,10 @@ pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inn
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The GenEval section builds transformers' Mask2Former (scipy) and an open_clip CLIP: the [geneval] extra.
+pytest.importorskip("scipy", reason="the GenEval section needs the [geneval] extra (scipy for Mask2Former)")
+pytest.importorskip("open_clip", reason="the GenEval section needs the [geneval] extra (open_clip)")
+
 
 @pytest.fixture
 def suite(monkeypatch):

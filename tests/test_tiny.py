@@ -85,6 +85,7 @@ def _open_clip(folder):
 
 def _hf(folder):
     pytest.importorskip("transformers")
+    pytest.importorskip("scipy", reason="transformers' Mask2Former needs scipy (the [geneval] extra)")
     from ts_eval.geneval.tiny import tiny_hf
 
     return tiny_hf(folder)
