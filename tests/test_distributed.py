@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -10,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from ts_eval.store.lock import LOCK
 
 pytestmark = pytest.mark.e2e  # real (tiny) backends end to end: outside the inner loop
 
@@ -47,6 +51,47 @@ def _start(cmd: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc), children first found by their parent's id."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while being read
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _kill_job(launcher: int) -> None:
+    """SIGKILL a torchrun job whole: torchrun starts each rank in a session of its own, so killing the
+    launcher's process group leaves the ranks running (and holding the run's lock)."""
+    for pid in [launcher, *_descendants(launcher)]:
+        with contextlib.suppress(ProcessLookupError):  # ended on its own meanwhile
+            os.kill(pid, signal.SIGKILL)
+
+
+def _wait_until_unlocked(run: Path, timeout: float = 60.0) -> None:
+    """Wait until no process of a killed job holds the run's lock: SIGKILL is delivered at once, but a rank
+    drops its flock only when the kernel has torn the process down, which on a busy machine takes a moment."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        fd = os.open(run / LOCK, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(0.05)
+        finally:
+            os.close(fd)
+    raise AssertionError(f"{run / LOCK} still held {timeout:.0f} s after SIGKILL")
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
@@ -102,8 +147,9 @@ def test_two_rank_run_killed_then_finished_by_one_process(tmp_path):
             break
         time.sleep(0.02)
     assert pair.poll() is None, "run ended before it could be killed"
-    os.killpg(pair.pid, signal.SIGKILL)
+    _kill_job(pair.pid)
     pair.wait()
+    _wait_until_unlocked(killed)
     assert not (killed / "images.jsonl").exists()
     finish = _start(_command(1, killed, *DUMMY, "--model-arg", "resolution=160"))
     assert finish.wait(timeout=300) == 0, finish.stderr.read()
