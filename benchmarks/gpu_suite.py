@@ -57,6 +57,7 @@ from ts_eval.generators.token_shuffle.roofline import (
 )
 from ts_eval.generators.token_shuffle.sampling import Generation, SamplingOptions, compile_decode_step, decode_step
 from ts_eval.generators.token_shuffle.timing import Clock, synchronize
+from ts_eval.geneval.tiny import TINY_MASK2FORMER, TINY_SWIN
 from ts_eval.store import write_atomic, write_json
 
 FORMAT = "ts-eval/gpu-suite@1"
@@ -178,26 +179,8 @@ SMOKE = Shapes(
     ),
     vqa_batches=(1, 2),
     vqa_text_tokens=8,
-    swin=dict(
-        embed_dim=16,
-        depths=[1, 1, 1, 1],
-        num_heads=[1, 1, 2, 2],
-        window_size=4,
-        image_size=64,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-    ),
-    mask2former=dict(
-        num_labels=80,
-        num_queries=8,
-        hidden_dim=32,
-        mask_feature_size=32,
-        feature_size=32,
-        encoder_layers=1,
-        decoder_layers=2,
-        encoder_feedforward_dim=64,
-        dim_feedforward=64,
-        num_attention_heads=2,
-    ),
+    swin=TINY_SWIN,
+    mask2former=TINY_MASK2FORMER,
     detector_size=(64, 64),
     color_clip={
         "embed_dim": 32,

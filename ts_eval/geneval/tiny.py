@@ -8,11 +8,33 @@ the real code paths: preprocessing, batching, forward, post-processing. Their ou
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ts_eval.tiny import TinyModel, build_once
 
 TINY_SIZE = (96, 64)  # test-time resize (long, short side) of the tiny detectors; the official one is (1333, 800)
 MMDET_CONFIG, MMDET_CHECKPOINT = "mask2former_tiny.py", "mask2former_tiny.pth"
+# The transformers Mask2Former's tiny shape (also what the GPU suite's CPU smoke run times).
+TINY_SWIN: dict[str, Any] = dict(
+    embed_dim=16,
+    depths=[1, 1, 1, 1],
+    num_heads=[1, 1, 2, 2],
+    window_size=4,
+    image_size=64,
+    out_features=["stage1", "stage2", "stage3", "stage4"],
+)
+TINY_MASK2FORMER: dict[str, Any] = dict(
+    num_labels=80,
+    num_queries=8,
+    hidden_dim=32,
+    mask_feature_size=32,
+    feature_size=32,
+    encoder_layers=1,
+    decoder_layers=2,
+    encoder_feedforward_dim=64,
+    dim_feedforward=64,
+    num_attention_heads=2,
+)
 
 
 def tiny_mmdet(folder: str | Path, seed: int = 0, scale: tuple[int, int] = TINY_SIZE) -> TinyModel:
@@ -86,26 +108,9 @@ def _save_hf(folder: Path) -> None:
         SwinConfig,
     )
 
-    swin = SwinConfig(
-        embed_dim=16,
-        depths=[1, 1, 1, 1],
-        num_heads=[1, 1, 2, 2],
-        window_size=4,
-        image_size=64,
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-    )
     config = Mask2FormerConfig(
-        backbone_config=swin,  # pyright: ignore[reportArgumentType]  # annotated Dict, takes a config
-        num_labels=80,
-        num_queries=8,
-        hidden_dim=32,
-        mask_feature_size=32,
-        feature_size=32,
-        encoder_layers=1,
-        decoder_layers=2,
-        encoder_feedforward_dim=64,
-        dim_feedforward=64,
-        num_attention_heads=2,
+        backbone_config=SwinConfig(**TINY_SWIN),  # pyright: ignore[reportArgumentType]  # annotated Dict, takes a config
+        **TINY_MASK2FORMER,
     )
     Mask2FormerForUniversalSegmentation(config).save_pretrained(folder)
     Mask2FormerImageProcessor(size={"shortest_edge": TINY_SIZE[1], "longest_edge": TINY_SIZE[0]}).save_pretrained(
